@@ -1,0 +1,73 @@
+#include "net/admin.h"
+
+#include "core/metrics.h"
+#include "core/shard_gather.h"
+#include "net/json.h"
+
+namespace runnel {
+namespace {
+
+struct Route {
+  std::string_view path;
+  void (*handle)(Reactor&, const NodeInfo&, const HttpRequest&, HttpResponder);
+};
+
+void handle_health(Reactor& reactor, const NodeInfo&, const HttpRequest&, HttpResponder responder) {
+  responder.respond(HttpResponse::json(200, fmt::format("{{\"status\":\"ok\",\"shard\":{}}}\n", reactor.shard())));
+}
+
+void handle_ready(Reactor&, const NodeInfo& node, const HttpRequest&, HttpResponder responder) {
+  if (node.ready.load(std::memory_order_acquire)) {
+    responder.respond(HttpResponse::json(200, "{\"ready\":true}\n"));
+  } else {
+    responder.respond(HttpResponse::json(503, "{\"ready\":false}\n"));
+  }
+}
+
+void handle_metrics(Reactor& reactor, const NodeInfo&, const HttpRequest&, HttpResponder responder) {
+  // Each shard copies its own registry; this shard merges and renders.
+  auto* pending = new HttpResponder(std::move(responder));
+  gather_from_shards<MetricsSnapshot>(
+      reactor, [](Reactor& shard) { return shard.metrics().snapshot(); },
+      [pending](std::vector<MetricsSnapshot> shards) {
+        std::unique_ptr<HttpResponder> owned(pending);
+        shards.push_back(collect_process_metrics());
+        HttpResponse response;
+        response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+        response.body = render_prometheus(shards);
+        owned->respond(std::move(response));
+      });
+}
+
+void handle_config(Reactor&, const NodeInfo& node, const HttpRequest&, HttpResponder responder) {
+  responder.respond(HttpResponse::json(200, config_to_json(node.config) + "\n"));
+}
+
+constexpr Route kRoutes[] = {
+    {"/health", handle_health},
+    {"/ready", handle_ready},
+    {"/metrics", handle_metrics},
+    {"/v1/config", handle_config},
+};
+
+}  // namespace
+
+HttpHandler make_admin_handler(Reactor& reactor, const NodeInfo& node) {
+  return [&reactor, &node](const HttpRequest& request, HttpResponder responder) {
+    for (const Route& route : kRoutes) {
+      if (request.path != route.path) continue;
+      if (request.method != "GET" && request.method != "HEAD") {
+        HttpResponse response = HttpResponse::error(405, "method_not_allowed",
+                                                    fmt::format("{} supports GET and HEAD", route.path));
+        response.headers.emplace_back("Allow", "GET, HEAD");
+        responder.respond(std::move(response));
+        return;
+      }
+      route.handle(reactor, node, request, std::move(responder));
+      return;
+    }
+    responder.respond(HttpResponse::error(404, "not_found", fmt::format("no route for {}", request.path)));
+  };
+}
+
+}  // namespace runnel
