@@ -136,6 +136,7 @@ Counter& MetricsRegistry::counter(std::string_view name, std::string_view help, 
   bool added = false;
   Series& s = family(name, help, MetricType::kCounter).find_or_add(std::move(labels), &added);
   if (added) s.counter = std::make_unique<Counter>();
+  RUNNEL_ASSERT(s.counter != nullptr);  // The series exists as a callback counter.
   return *s.counter;
 }
 
@@ -170,6 +171,15 @@ void MetricsRegistry::gauge_callback(std::string_view name, std::string_view hel
   s.read = std::move(read);
 }
 
+void MetricsRegistry::counter_callback(std::string_view name, std::string_view help,
+                                       std::function<double()> read, MetricLabels labels) {
+  RUNNEL_ASSERT(read != nullptr);
+  bool added = false;
+  Series& s = family(name, help, MetricType::kCounter).find_or_add(std::move(labels), &added);
+  RUNNEL_ASSERT(s.counter == nullptr);  // A plain counter already owns this series.
+  s.read = std::move(read);
+}
+
 MetricsSnapshot MetricsRegistry::snapshot() const {
   MetricsSnapshot snap;
   snap.shard = shard_;
@@ -186,7 +196,7 @@ MetricsSnapshot MetricsRegistry::snapshot() const {
       switch (f->type) {
         case MetricType::kCounter:
           // Exact up to 2^53; a counter that large has wrapped any rate anyway.
-          sample.value = static_cast<double>(s.counter->value());
+          sample.value = s.counter ? static_cast<double>(s.counter->value()) : s.read();
           break;
         case MetricType::kGauge:
           sample.value = s.gauge ? static_cast<double>(s.gauge->value()) : s.read();

@@ -126,6 +126,11 @@ class MetricsRegistry {
   void gauge_callback(std::string_view name, std::string_view help, std::function<double()> read,
                       MetricLabels labels = {});
 
+  // A counter read by calling `read` at snapshot time, for totals kept in
+  // another unit (e.g. microseconds shown as seconds). `read` must not decrease.
+  void counter_callback(std::string_view name, std::string_view help, std::function<double()> read,
+                        MetricLabels labels = {});
+
   MetricsSnapshot snapshot() const;
   int shard() const { return shard_; }
 

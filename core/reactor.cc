@@ -191,9 +191,9 @@ Status Reactor::init_ring() {
 }
 
 void Reactor::register_metrics() {
-  metrics_.gauge_callback("runnel_reactor_busy_seconds_total", "Time the loop spent running work.",
+  metrics_.counter_callback("runnel_reactor_busy_seconds_total", "Time the loop spent running work.",
                           [this] { return static_cast<double>(stats_->busy_us) * 1e-6; });
-  metrics_.gauge_callback("runnel_reactor_sleep_seconds_total", "Time the loop spent blocked waiting.",
+  metrics_.counter_callback("runnel_reactor_sleep_seconds_total", "Time the loop spent blocked waiting.",
                           [this] { return static_cast<double>(stats_->sleep_us) * 1e-6; });
   metrics_.gauge_callback("runnel_reactor_ready_tasks", "Tasks waiting to run.",
                           [this] { return static_cast<double>(ready_.size()); });
@@ -205,7 +205,7 @@ void Reactor::register_metrics() {
                           [this] { return static_cast<double>(ring_.sq.ring_entries); });
   metrics_.gauge_callback("runnel_io_uring_cq_entries", "Completion queue size.",
                           [this] { return static_cast<double>(ring_.cq.ring_entries); });
-  metrics_.gauge_callback("runnel_io_uring_cq_overflow_total", "CQEs the kernel had to hold back (CQ full).",
+  metrics_.counter_callback("runnel_io_uring_cq_overflow_total", "CQEs the kernel had to hold back (CQ full).",
                           [this] { return ring_ready_ ? static_cast<double>(*ring_.cq.koverflow) : 0.0; });
 }
 

@@ -283,7 +283,9 @@ void HttpConnection::on_sent(int res, uint32_t) {
 
 void HttpConnection::shut_down() {
   if (fd_ < 0 || closing_) return;
-  if (!handler_pending_ && !send_in_flight_ && pending_.empty() && !parser_->in_progress()) {
+  // A request still arriving is not in-flight work yet: drop it with the
+  // connection. One being answered finishes and goes out with Connection: close.
+  if (!handler_pending_ && !send_in_flight_ && pending_.empty()) {
     begin_close();
   } else {
     close_after_send_ = true;  // The answer in progress goes out with "Connection: close".

@@ -77,6 +77,10 @@ int HttpRequestParser::on_headers_complete(llhttp_t* p) {
   r.path = r.target.substr(0, q);
   r.query = q == std::string::npos ? std::string() : r.target.substr(q + 1);
   if (r.path.empty() || r.path[0] != '/') return s.fail(400, "request target must be an absolute path");
+  // We ignore Upgrade, as a server may (RFC 9110 7.8): the request is answered
+  // as plain HTTP/1.1. Left set, llhttp would take every later byte on the
+  // connection for another protocol and fail the next keep-alive request.
+  p->upgrade = 0;
   // Content-Length is known here; refuse an oversized body before reading it.
   if ((p->flags & F_CONTENT_LENGTH) && p->content_length > s.limits_.body_bytes_max) {
     return s.fail(413, "request body exceeds the limit of " + std::to_string(s.limits_.body_bytes_max) + " bytes");
