@@ -17,6 +17,7 @@ std::string_view error_code_name(ErrorCode code) {
     case ErrorCode::kUnsupported: return "unsupported";
     case ErrorCode::kTooLarge: return "too_large";
     case ErrorCode::kTimeout: return "timeout";
+    case ErrorCode::kCorrupt: return "corrupt";
   }
   return "unknown";
 }

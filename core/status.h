@@ -29,6 +29,7 @@ enum class ErrorCode : uint16_t {
   kUnsupported = 10,
   kTooLarge = 11,
   kTimeout = 12,
+  kCorrupt = 13,  // Stored or received bytes fail a checksum or are not what they claim to be.
 };
 
 // The lower-case name used in logs and JSON error bodies ("invalid_argument").

@@ -1,0 +1,189 @@
+#pragma once
+// A batch: the unit the log stores, checksums and indexes. One append of one
+// stream is one batch: a 72-byte header followed by the records' payload.
+// Byte layout (little-endian; storage/FORMAT.md has the prose):
+//
+//   off size field
+//    0   4  magic              "RNB1" (0x31424E52)
+//    4   4  payload_bytes      bytes of payload after the header
+//    8   8  header_checksum    XXH3-64 of all 72 bytes with this field zeroed, seeded
+//                              with the segment id (so a stale batch in a reused file fails)
+//   16   8  payload_checksum   XXH3-64 of the payload (made by the client, checked by the server)
+//   24   8  stream_id          internal stream id (names are never on disk here)
+//   32   8  base_seq           seq_num of the first record
+//   40   8  first_timestamp    effective timestamp of the first record (ms)
+//   48   8  last_timestamp     effective timestamp of the last record (ms)
+//   56   8  arrival_timestamp  server clock when the append arrived (ms)
+//   64   4  record_count       >= 1
+//   68   2  flags              kBatchFlag*
+//   70   2  reserved           0
+//
+// Payload: record_count records, each
+//   varint record_bytes (bytes of this record after this varint)
+//   varint timestamp (client's, ms; 0 = none given)
+//   varint header_count, then per header: varint name_len, name, varint value_len, value
+//   varint body_len, body
+// (varints are unsigned LEB128, at most 10 bytes).
+//
+// Effective timestamps are derived, never rewritten into the payload, so the
+// client's payload checksum stays valid end to end:
+//   eff[0] = first_timestamp
+//   eff[i] = arrival-flagged ? first_timestamp
+//                            : max(ts[i] != 0 ? ts[i] : arrival_timestamp, eff[i-1])
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/status.h"
+
+namespace runnel {
+
+inline constexpr uint32_t kBatchMagic = 0x31424E52;  // "RNB1" in file byte order.
+inline constexpr size_t kBatchHeaderBytes = 72;
+
+enum BatchFlags : uint16_t {
+  kBatchFlagNone = 0,
+  kBatchFlagArrivalTimestamps = 1,  // Every record's timestamp is first_timestamp.
+};
+
+struct BatchHeader {
+  uint32_t magic = kBatchMagic;
+  uint32_t payload_bytes = 0;
+  uint64_t header_checksum = 0;
+  uint64_t payload_checksum = 0;
+  uint64_t stream_id = 0;
+  uint64_t base_seq = 0;
+  uint64_t first_timestamp = 0;
+  uint64_t last_timestamp = 0;
+  uint64_t arrival_timestamp = 0;
+  uint32_t record_count = 0;
+  uint16_t flags = 0;
+  uint16_t reserved = 0;
+};
+static_assert(sizeof(BatchHeader) == kBatchHeaderBytes, "on-disk batch header layout changed");
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the on-disk format is little-endian");
+
+// Limits checked wherever a batch enters (wire, disk).
+struct BatchLimits {
+  uint32_t records_max = 1000;
+  uint32_t payload_bytes_max = 1024 * 1024 + 64 * 1024;  // 1 MiB of records plus encoding overhead.
+  uint32_t record_bytes_max = 1024 * 1024;
+  uint32_t headers_per_record_max = 64;
+};
+
+uint64_t payload_checksum(std::string_view payload);
+
+// Copies the first kBatchHeaderBytes of `bytes` into *header (memcpy, so the
+// bytes need no alignment). Fails with kInvalidArgument if there are fewer.
+// Checks nothing else: run verify_header on the result.
+Status decode_header(std::string_view bytes, BatchHeader* header);
+// Appends the kBatchHeaderBytes on-disk bytes of `header` to *out.
+void encode_header(const BatchHeader& header, std::string* out);
+
+// Sets header_checksum for a header that will live in segment `segment_id`.
+void seal_header(BatchHeader* header, uint64_t segment_id);
+
+// Checks magic, header checksum, and field sanity (count, sizes, timestamps
+// ordered). Does not look at the payload. Errors: kCorrupt for a wrong magic
+// or checksum (the bytes are not the batch they claim to be), kTooLarge for a
+// count or size above `limits`, kInvalidArgument for any other bad field.
+Status verify_header(const BatchHeader& header, uint64_t segment_id, const BatchLimits& limits);
+
+// Checks the payload checksum and that the payload decodes into exactly
+// header.record_count well-formed records within the limits. Errors:
+// kInvalidArgument if the size differs from payload_bytes or a record is
+// malformed, kCorrupt on a checksum mismatch, kTooLarge for a record above
+// `limits`. Does not check the header's timestamps against the records.
+Status verify_payload(const BatchHeader& header, std::string_view payload, const BatchLimits& limits);
+
+struct RecordHeader {
+  std::string_view name;
+  std::string_view value;
+};
+
+// A decoded record; views point into the payload.
+struct RecordView {
+  uint64_t timestamp = 0;  // The client's (0 = none), not the effective one.
+  uint32_t header_count = 0;
+  std::string_view headers;  // Encoded headers; walk them with HeaderIterator.
+  std::string_view body;
+};
+
+// Walks the records of a payload. Stops with an error status on malformed
+// input, including bytes left over after record_count records. Never reads
+// outside `payload`; every view it yields points into it.
+class RecordIterator {
+ public:
+  RecordIterator(std::string_view payload, uint32_t record_count, const BatchLimits& limits);
+  // False at the end or on error (then status() is not OK).
+  bool next(RecordView* record);
+  const Status& status() const { return status_; }
+
+ private:
+  std::string_view rest_;
+  uint32_t left_;
+  BatchLimits limits_;
+  Status status_;
+};
+
+class HeaderIterator {
+ public:
+  HeaderIterator(std::string_view encoded, uint32_t count) : rest_(encoded), left_(count) {}
+  bool next(RecordHeader* header);  // Assumes the record was validated by RecordIterator.
+
+ private:
+  std::string_view rest_;
+  uint32_t left_;
+};
+
+// Builds a payload (client side, tests, benchmarks).
+class PayloadBuilder {
+ public:
+  void add(uint64_t timestamp, const std::vector<std::pair<std::string, std::string>>& headers, std::string_view body);
+  void add(uint64_t timestamp, std::string_view body) { add(timestamp, {}, body); }
+  const std::string& bytes() const { return bytes_; }
+  uint32_t record_count() const { return count_; }
+  void clear() {
+    bytes_.clear();
+    count_ = 0;
+  }
+
+ private:
+  std::string bytes_;
+  std::string scratch_;
+  uint32_t count_ = 0;
+};
+
+// Effective timestamps of a batch's records, per the rule above. `out` gets
+// record_count entries. Fails if the payload does not decode, or if the
+// header's last_timestamp is not the last record's effective timestamp.
+Status effective_timestamps(const BatchHeader& header, std::string_view payload, const BatchLimits& limits,
+                            std::vector<uint64_t>* out);
+
+enum class TimestampMode : uint8_t {
+  kClientPrefer,   // The client's timestamp where given, else arrival time.
+  kClientRequire,  // Every record must carry a timestamp.
+  kArrival,        // Arrival time for every record.
+};
+
+// Server side of an append: sets arrival_timestamp, first/last_timestamp and
+// the arrival flag so that effective timestamps never go below
+// `previous_last_timestamp` (the stream's last effective timestamp) and never
+// decrease. Fails with kInvalidArgument under kClientRequire when a record has
+// no timestamp. The payload must already be verified. On error *header is
+// unchanged. On success the header must be sealed again (seal_header).
+Status stamp_batch(BatchHeader* header, std::string_view payload, uint64_t arrival_ms, uint64_t previous_last_timestamp,
+                   TimestampMode mode, const BatchLimits& limits);
+
+// LEB128 helpers, exposed for the codec tests.
+void put_varint(std::string* out, uint64_t value);
+// Reads a varint from the front of *in; false if truncated, longer than 10
+// bytes, or above UINT64_MAX (a 10th byte other than 0 or 1). On false, *in is
+// unchanged. Non-minimal encodings (e.g. 0x80 0x00 for 0) are accepted.
+bool get_varint(std::string_view* in, uint64_t* value);
+
+}  // namespace runnel

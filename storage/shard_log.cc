@@ -1,0 +1,956 @@
+#include "storage/shard_log.h"
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdlib>
+#include <cstring>
+
+#include "core/log.h"
+
+namespace runnel {
+namespace {
+
+constexpr uint64_t kBlock = kDmaAlignment;
+constexpr uint64_t kControlStreamId = 0;  // Batches the log writes for itself (skip markers).
+// Unacknowledged flushes may have landed up to this far past the first hole;
+// recovery zeroes at least this much after the point where writing resumes.
+constexpr uint64_t kZeroWindowFloorBytes = 32ull << 20;
+constexpr uint64_t kNoSpaceRetryUs = 1'000'000;
+
+uint64_t align_up(uint64_t v) { return (v + kBlock - 1) & ~(kBlock - 1); }
+uint64_t align_down(uint64_t v) { return v & ~(kBlock - 1); }
+
+// O_DIRECT needs block-aligned memory.
+struct AlignedFree {
+  void operator()(char* p) const { std::free(p); }
+};
+using AlignedBytes = std::unique_ptr<char, AlignedFree>;
+AlignedBytes aligned_alloc_bytes(size_t bytes) {
+  void* p = nullptr;
+  RUNNEL_ASSERT(::posix_memalign(&p, kBlock, bytes) == 0);
+  std::memset(p, 0, bytes);
+  return AlignedBytes(static_cast<char*>(p));
+}
+
+std::string segment_name(uint64_t id) { return fmt::format("{:020}.seg", id); }
+
+bool parse_segment_name(const std::string& name, uint64_t* id) {
+  if (name.size() != 24 || name.compare(20, 4, ".seg") != 0) return false;
+  uint64_t v = 0;
+  for (int i = 0; i < 20; i++) {
+    if (name[i] < '0' || name[i] > '9') return false;
+    v = v * 10 + static_cast<uint64_t>(name[i] - '0');
+  }
+  *id = v;
+  return true;
+}
+
+bool is_zero(const char* p, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    if (p[i] != 0) return false;
+  }
+  return true;
+}
+
+// A skip marker: a control batch saying that the bytes [void_from, here)
+// are the remains of a torn flush and hold nothing.
+std::string skip_marker_payload(uint64_t void_from) {
+  PayloadBuilder builder;
+  char body[8];
+  std::memcpy(body, &void_from, 8);
+  builder.add(0, std::string_view(body, 8));
+  return builder.bytes();
+}
+
+bool parse_skip_marker(const BatchHeader& header, std::string_view payload, const BatchLimits& limits,
+                       uint64_t* void_from) {
+  if (header.stream_id != kControlStreamId || header.record_count != 1) return false;
+  RecordIterator it(payload, 1, limits);
+  RecordView record;
+  if (!it.next(&record) || record.body.size() != 8) return false;
+  std::memcpy(void_from, record.body.data(), 8);
+  return true;
+}
+
+}  // namespace
+
+struct ShardLog::Segment {
+  uint64_t id = 0;
+  std::string path;
+  FileId fd = -1;
+  uint64_t durable_end = 0;  // Reads never go past this (block-aligned).
+  uint32_t flushes_in_flight = 0;
+  // Byte ranges recovery found bad (torn remains, corruption): reads jump over them.
+  std::vector<std::pair<uint64_t, uint64_t>> holes;
+
+  // End of the hole containing `offset`, or `offset` if none does.
+  uint64_t skip_hole(uint64_t offset) const {
+    for (const auto& [start, end] : holes) {
+      if (offset >= start && offset < end) return end;
+    }
+    return offset;
+  }
+};
+
+struct ShardLog::WriteBuffer {
+  struct Pending {
+    AppendCallback done;
+    AppendAck ack;
+    uint64_t stream_id = 0;
+    uint64_t offset = 0;  // Of the batch in the segment.
+    uint64_t bytes = 0;
+  };
+
+  AlignedBytes data;
+  size_t capacity = 0;
+  size_t used = 0;
+  Segment* segment = nullptr;
+  uint64_t offset = 0;  // Where the buffer goes in the segment (block-aligned).
+  std::vector<Pending> pending;
+  FileOp op;
+  bool started = false;
+  bool durable = false;
+  uint64_t started_us = 0;
+
+  size_t padded() const { return align_up(used); }
+  void reset() {
+    used = 0;
+    segment = nullptr;
+    offset = 0;
+    pending.clear();
+    started = durable = false;
+  }
+};
+
+struct ShardLog::StreamState {
+  struct IndexEntry {
+    uint64_t base_seq;
+    uint64_t segment_id;
+    uint64_t offset;
+    uint64_t first_timestamp;
+  };
+  uint64_t next_seq = 0;  // Assigned, durable or not.
+  uint64_t last_timestamp = 0;
+  uint64_t durable_next_seq = 0;
+  uint64_t durable_last_timestamp = 0;
+  uint64_t bytes_since_index = 0;
+  uint64_t log_position_at_index = 0;
+  std::vector<IndexEntry> index;
+};
+
+struct ShardLog::ReadOp {
+  ShardLog* log = nullptr;
+  FileOp op;
+  AlignedBytes buffer;
+  size_t capacity = 0;
+  ReadCallback done;
+  ReadResult result;
+  uint64_t stream_id = 0;
+  uint64_t next_seq = 0;
+  uint32_t max_records = 0;
+  uint32_t max_bytes = 0;
+  uint64_t records = 0;
+  uint64_t bytes = 0;
+  bool positioned = false;
+  uint64_t segment_id = 0;
+  uint64_t offset = 0;
+  uint64_t read_offset = 0;  // File offset of buffer[0].
+};
+
+ShardLog::ShardLog(Reactor* reactor, FileIo& io, const LogOptions& options)
+    : reactor_(reactor), io_(io), options_(options), limits_(options.limits) {
+  RUNNEL_ASSERT(options_.segment_bytes % kBlock == 0);
+  RUNNEL_ASSERT(options_.flushes_in_flight_max >= 1);
+  RUNNEL_ASSERT(options_.write_buffers >= options_.flushes_in_flight_max + 1);
+  // A buffer must hold the largest batch plus padding.
+  const size_t largest_batch = kBatchHeaderBytes + limits_.payload_bytes_max;
+  const size_t capacity = align_up(std::max<size_t>(options_.flush_bytes_max, largest_batch + kBlock));
+  RUNNEL_ASSERT(capacity <= options_.segment_bytes);
+  zero_window_bytes_ = std::max<uint64_t>(kZeroWindowFloorBytes, uint64_t{options_.write_buffers} * capacity);
+  for (uint32_t i = 0; i < options_.write_buffers; i++) {
+    auto buffer = std::make_unique<WriteBuffer>();
+    buffer->data = aligned_alloc_bytes(capacity);
+    buffer->capacity = capacity;
+    free_buffers_.push_back(buffer.get());
+    buffers_.push_back(std::move(buffer));
+  }
+  const size_t read_capacity = align_up(std::max<size_t>(options_.read_chunk_bytes, largest_batch + 2 * kBlock));
+  for (uint32_t i = 0; i < options_.reads_in_flight_max; i++) {
+    auto op = std::make_unique<ReadOp>();
+    op->log = this;
+    op->capacity = read_capacity;
+    free_read_ops_.push_back(op.get());
+    read_ops_.push_back(std::move(op));
+  }
+  if (reactor_ != nullptr) {
+    MetricsRegistry& m = reactor_->metrics();
+    appends_ = &m.counter("runnel_log_appends_total", "Batches appended and acknowledged.");
+    append_errors_ = &m.counter("runnel_log_append_errors_total", "Appends that failed.");
+    records_appended_ = &m.counter("runnel_log_records_appended_total", "Records appended and acknowledged.");
+    bytes_appended_ = &m.counter("runnel_log_bytes_appended_total", "Batch bytes appended and acknowledged.");
+    flushes_ = &m.counter("runnel_log_flushes_total", "Flushes (durable writes) completed.");
+    flush_bytes_ = &m.counter("runnel_log_flush_bytes_total", "Bytes written by flushes, padding included.");
+    reads_ = &m.counter("runnel_log_reads_total", "Reads served.");
+    corrupt_batches_ = &m.counter("runnel_log_corrupt_batches_total",
+                                  "Bad batches found by recovery or reads; never returned as data.");
+    flush_us_ = &m.histogram("runnel_log_flush_seconds", "Time from flush submission to durability.", 1e-6);
+    flush_batch_count_ = &m.histogram("runnel_log_flush_batches", "Batches per flush (group commit).", 1.0);
+  }
+}
+
+ShardLog::~ShardLog() {
+  for (auto& [id, segment] : segments_) {
+    if (segment->fd >= 0) (void)io_.close_sync(segment->fd);
+  }
+  if (next_ && next_->fd >= 0) (void)io_.close_sync(next_->fd);
+}
+
+std::string ShardLog::segment_path(uint64_t id) const { return options_.dir + "/" + segment_name(id); }
+
+Result<std::unique_ptr<ShardLog>> ShardLog::open(Reactor* reactor, FileIo& io, const LogOptions& options) {
+  std::unique_ptr<ShardLog> log(new ShardLog(reactor, io, options));
+  if (Status s = log->recover(); !s) return s;
+  return log;
+}
+
+// --- recovery -------------------------------------------------------------
+
+Status ShardLog::create_segment_sync(uint64_t id) {
+  auto segment = std::make_unique<Segment>();
+  segment->id = id;
+  segment->path = segment_path(id);
+  auto fd = io_.open_sync(segment->path, true, true);
+  if (!fd) return fd.status();
+  segment->fd = *fd;
+  // Preallocate by writing zeros: fallocate alone leaves unwritten extents
+  // whose first write costs a metadata update, and zeros are also what the
+  // scan takes for "no data here".
+  AlignedBytes zeros = aligned_alloc_bytes(1 << 20);
+  for (uint64_t off = 0; off < options_.segment_bytes; off += 1 << 20) {
+    uint64_t len = std::min<uint64_t>(1 << 20, options_.segment_bytes - off);
+    if (Status s = io_.write_sync(segment->fd, zeros.get(), len, off); !s) return s;
+  }
+  if (Status s = io_.fdatasync_sync(segment->fd); !s) return s;
+  if (Status s = io_.fsync_dir_sync(options_.dir); !s) return s;
+  segments_[id] = std::move(segment);
+  return Status::ok();
+}
+
+// Reads a segment through a sliding window of aligned chunks.
+class SegmentScanner {
+ public:
+  SegmentScanner(FileIo& io, FileId fd, uint64_t size, size_t window)
+      : io_(io), fd_(fd), size_(size), window_(window), buffer_(aligned_alloc_bytes(window)) {}
+
+  // Pointer to [offset, offset + len), or null past the end / on error.
+  const char* bytes(uint64_t offset, size_t len) {
+    if (offset + len > size_) return nullptr;
+    if (offset < start_ || offset + len > start_ + loaded_) {
+      start_ = align_down(offset);
+      size_t want = std::min<uint64_t>(window_, size_ - start_);
+      auto got = io_.read_sync(fd_, buffer_.get(), want, start_);
+      if (!got) {
+        status_ = got.status();
+        loaded_ = 0;
+        return nullptr;
+      }
+      loaded_ = *got;
+      bytes_read_ += *got;
+      if (offset + len > start_ + loaded_) return nullptr;
+    }
+    return buffer_.get() + (offset - start_);
+  }
+  const Status& status() const { return status_; }
+  uint64_t bytes_read() const { return bytes_read_; }
+
+ private:
+  FileIo& io_;
+  FileId fd_;
+  uint64_t size_;
+  size_t window_;
+  AlignedBytes buffer_;
+  uint64_t start_ = 0;
+  size_t loaded_ = 0;
+  uint64_t bytes_read_ = 0;
+  Status status_;
+};
+
+Status ShardLog::scan_segment(Segment& segment, bool last) {
+  auto size = io_.file_size_sync(segment.fd);
+  if (!size) return size.status();
+  const size_t window = 8u << 20;
+  SegmentScanner scanner(io_, segment.fd, align_down(*size), window);
+
+  struct Found {
+    uint64_t offset;
+    BatchHeader header;
+  };
+  struct BadRegion {
+    uint64_t start;
+    uint64_t end;
+    bool voided = false;
+  };
+  std::vector<Found> found;
+  std::vector<BadRegion> bad;
+  uint64_t pos = 0;
+  uint64_t data_end = 0;
+  const uint64_t end = align_down(*size);
+
+  // A batch at `at` that passes every check, or false.
+  auto valid_at = [&](uint64_t at, BatchHeader* header) {
+    const char* h = scanner.bytes(at, kBatchHeaderBytes);
+    if (h == nullptr) return false;
+    std::memcpy(header, h, kBatchHeaderBytes);
+    if (!verify_header(*header, segment.id, limits_).is_ok()) return false;
+    const char* p = scanner.bytes(at + kBatchHeaderBytes, header->payload_bytes);
+    if (p == nullptr) return false;
+    return verify_payload(*header, std::string_view(p, header->payload_bytes), limits_).is_ok();
+  };
+
+  while (pos + kBatchHeaderBytes <= end) {
+    if (pos % kBlock != 0) {
+      // After a batch: either another batch or zero padding to the block end.
+      const uint64_t block_end = align_up(pos);
+      const char* rest = scanner.bytes(pos, block_end - pos);
+      if (rest != nullptr && is_zero(rest, block_end - pos)) {
+        pos = block_end;
+        continue;
+      }
+    } else {
+      const char* h = scanner.bytes(pos, kBatchHeaderBytes);
+      if (h == nullptr || is_zero(h, kBatchHeaderBytes)) break;  // Where a flush would start: the end of the data.
+    }
+    BatchHeader header;
+    if (valid_at(pos, &header)) {
+      found.push_back({pos, header});
+      pos += kBatchHeaderBytes + header.payload_bytes;
+      data_end = pos;
+      continue;
+    }
+    // Bad data: resynchronize at the next byte where a whole valid batch
+    // starts, stopping at a zero block (the end of the data). Batches need
+    // not start on blocks, so probing blocks only would lose the rest of a flush.
+    BadRegion region{pos, 0};
+    uint64_t probe = pos + 1;
+    while (probe + kBatchHeaderBytes <= end) {
+      if (probe % kBlock == 0) {
+        const char* b = scanner.bytes(probe, kBatchHeaderBytes);
+        if (b == nullptr || is_zero(b, kBatchHeaderBytes)) break;
+      }
+      const char* m = scanner.bytes(probe, 4);
+      BatchHeader next;
+      if (m != nullptr && std::memcmp(m, &kBatchMagic, 4) == 0 && valid_at(probe, &next)) break;
+      probe++;
+    }
+    region.end = std::min(probe, end);
+    bad.push_back(region);
+    pos = region.end;
+  }
+  if (!scanner.status().is_ok()) return scanner.status();
+  recovery_.bytes_scanned += scanner.bytes_read();
+
+  // Skip markers void the bad region that ends where they start.
+  for (const Found& f : found) {
+    if (f.header.stream_id != kControlStreamId) continue;
+    const char* p = scanner.bytes(f.offset + kBatchHeaderBytes, f.header.payload_bytes);
+    uint64_t void_from = 0;
+    if (p != nullptr && parse_skip_marker(f.header, std::string_view(p, f.header.payload_bytes), limits_, &void_from)) {
+      for (BadRegion& r : bad) {
+        if (r.start == void_from && r.end == f.offset) r.voided = true;
+      }
+    }
+  }
+
+  // In the last segment, a bad region followed only by data within the
+  // in-flight window is a torn tail: unacknowledged, cut off with what follows.
+  uint64_t cut = UINT64_MAX;
+  if (last) {
+    for (const BadRegion& r : bad) {
+      if (r.voided) continue;
+      if (data_end <= r.start + zero_window_bytes_) {
+        cut = r.start;
+        break;
+      }
+    }
+  }
+  for (const BadRegion& r : bad) {
+    segment.holes.emplace_back(r.start, r.end);
+    if (r.voided || r.start >= cut) continue;
+    recovery_.corrupt_regions++;
+    if (corrupt_batches_ != nullptr) corrupt_batches_->inc();
+    log_error("corrupt data in segment {} at bytes [{}, {}): skipped, never returned", segment.path, r.start, r.end);
+  }
+
+  uint64_t valid_end = 0;
+  for (const Found& f : found) {
+    if (f.offset >= cut) break;
+    const BatchHeader& h = f.header;
+    valid_end = f.offset + kBatchHeaderBytes + h.payload_bytes;
+    recovery_.batches++;
+    if (h.stream_id == kControlStreamId) continue;
+    auto& slot = streams_[h.stream_id];
+    if (!slot) slot = std::make_unique<StreamState>();
+    StreamState& stream = *slot;
+    if (h.base_seq < stream.next_seq) {
+      recovery_.corrupt_regions++;
+      log_error("segment {} offset {}: batch of stream {} repeats seq {} (tail {}); skipped", segment.path, f.offset,
+                h.stream_id, h.base_seq, stream.next_seq);
+      continue;
+    }
+    if (h.base_seq > stream.next_seq) {
+      log_error("stream {}: records [{}, {}) are missing (lost to corruption)", h.stream_id, stream.next_seq,
+                h.base_seq);
+    }
+    stream.next_seq = stream.durable_next_seq = h.base_seq + h.record_count;
+    stream.last_timestamp = stream.durable_last_timestamp = h.last_timestamp;
+    log_position_ += kBatchHeaderBytes + h.payload_bytes;
+    index_batch(stream, h.base_seq, segment.id, f.offset, h.first_timestamp, kBatchHeaderBytes + h.payload_bytes);
+  }
+  segment.durable_end = align_up(cut == UINT64_MAX ? data_end : valid_end);
+
+  if (last && cut != UINT64_MAX) {
+    uint64_t cut_end = cut;
+    for (const BadRegion& r : bad) {
+      if (r.start >= cut) cut_end = std::max(cut_end, r.end);
+    }
+    cut_end = std::max(cut_end, data_end);
+    recovery_.torn_tail_bytes += cut_end - cut;
+    log_warn("segment {}: torn tail at byte {} ({} bytes from there discarded: never acknowledged)", segment.path,
+             cut, cut_end - cut);
+    // The block holding `cut` keeps the torn batch's first bytes; a skip
+    // marker right after it tells future scans that this is not corruption.
+    uint64_t resume = align_up(cut);
+    segment.durable_end = resume;
+    if (cut % kBlock != 0) {
+      BatchHeader marker;
+      std::string payload = skip_marker_payload(cut);
+      marker.stream_id = kControlStreamId;
+      marker.record_count = 1;
+      marker.payload_bytes = static_cast<uint32_t>(payload.size());
+      marker.payload_checksum = payload_checksum(payload);
+      seal_header(&marker, segment.id);
+      // Zero what may follow first, then write the marker, each durably.
+      uint64_t zero_end = std::min(options_.segment_bytes, resume + zero_window_bytes_);
+      AlignedBytes zeros = aligned_alloc_bytes(1 << 20);
+      for (uint64_t off = resume; off < zero_end; off += 1 << 20) {
+        if (Status s = io_.write_sync(segment.fd, zeros.get(), std::min<uint64_t>(1 << 20, zero_end - off), off); !s) {
+          return s;
+        }
+      }
+      if (Status s = io_.fdatasync_sync(segment.fd); !s) return s;
+      if (resume + kBlock <= options_.segment_bytes) {
+        AlignedBytes block = aligned_alloc_bytes(kBlock);
+        std::memcpy(block.get(), &marker, kBatchHeaderBytes);
+        std::memcpy(block.get() + kBatchHeaderBytes, payload.data(), payload.size());
+        if (Status s = io_.write_sync(segment.fd, block.get(), kBlock, resume); !s) return s;
+        if (Status s = io_.fdatasync_sync(segment.fd); !s) return s;
+        segment.durable_end = resume + kBlock;
+      }
+      return Status::ok();
+    }
+  }
+  if (last) {
+    // Unacknowledged flushes may have landed beyond a hole that reads as the
+    // end of the data; zero them so later appends can never be followed by
+    // stale batches.
+    uint64_t resume = segment.durable_end;
+    uint64_t zero_end = std::min(options_.segment_bytes, resume + zero_window_bytes_);
+    const char* probe = nullptr;
+    bool dirty = false;
+    for (uint64_t off = resume; off < zero_end && !dirty; off += kBlock) {
+      probe = scanner.bytes(off, kBlock);
+      if (probe != nullptr && !is_zero(probe, kBlock)) dirty = true;
+    }
+    if (dirty) {
+      AlignedBytes zeros = aligned_alloc_bytes(1 << 20);
+      for (uint64_t off = resume; off < zero_end; off += 1 << 20) {
+        if (Status s = io_.write_sync(segment.fd, zeros.get(), std::min<uint64_t>(1 << 20, zero_end - off), off); !s) {
+          return s;
+        }
+      }
+      if (Status s = io_.fdatasync_sync(segment.fd); !s) return s;
+    }
+  }
+  return Status::ok();
+}
+
+Status ShardLog::recover() {
+  const uint64_t started = Reactor::clock_us();
+  if (Status s = io_.create_directories_sync(options_.dir); !s) return s;
+  auto names = io_.list_dir_sync(options_.dir);
+  if (!names) return names.status();
+  std::vector<uint64_t> ids;
+  for (const std::string& name : *names) {
+    uint64_t id;
+    if (parse_segment_name(name, &id)) ids.push_back(id);
+  }
+  std::sort(ids.begin(), ids.end());
+  for (uint64_t id : ids) {
+    auto segment = std::make_unique<Segment>();
+    segment->id = id;
+    segment->path = segment_path(id);
+    auto fd = io_.open_sync(segment->path, false, true);
+    if (!fd) return fd.status();
+    segment->fd = *fd;
+    segments_[id] = std::move(segment);
+  }
+  // A trailing segment with no data was prepared ahead and never written:
+  // drop it (it is made again when needed) so the last segment holds data.
+  while (segments_.size() > 1) {
+    Segment& last = *segments_.rbegin()->second;
+    char head[kBatchHeaderBytes];
+    AlignedBytes block = aligned_alloc_bytes(kBlock);
+    auto got = io_.read_sync(last.fd, block.get(), kBlock, 0);
+    if (!got) return got.status();
+    std::memcpy(head, block.get(), sizeof(head));
+    if (*got == kBlock && !is_zero(head, 4)) break;
+    (void)io_.close_sync(last.fd);
+    if (Status s = io_.unlink_sync(last.path); !s) return s;
+    segments_.erase(std::prev(segments_.end()));
+  }
+  for (auto it = segments_.begin(); it != segments_.end(); ++it) {
+    bool last = std::next(it) == segments_.end();
+    if (Status s = scan_segment(*it->second, last); !s) return s;
+  }
+  recovery_.segments = segments_.size();
+  if (segments_.empty()) {
+    if (Status s = create_segment_sync(0); !s) return s;
+  }
+  active_ = segments_.rbegin()->second.get();
+  append_offset_ = active_->durable_end;
+  if (append_offset_ >= options_.segment_bytes) {
+    if (Status s = create_segment_sync(active_->id + 1); !s) return s;
+    active_ = segments_.rbegin()->second.get();
+    append_offset_ = 0;
+  }
+  recovery_.duration_us = Reactor::clock_us() - started;
+  double seconds = static_cast<double>(recovery_.duration_us) / 1e6;
+  log_info("recovered {}: {} segments, {} batches, {} streams, {} MiB scanned in {:.3f} s ({:.0f} MiB/s), "
+           "{} corrupt regions, {} torn-tail bytes",
+           options_.dir, recovery_.segments, recovery_.batches, streams_.size(),
+           recovery_.bytes_scanned >> 20, seconds,
+           seconds > 0 ? static_cast<double>(recovery_.bytes_scanned) / (1 << 20) / seconds : 0.0,
+           recovery_.corrupt_regions, recovery_.torn_tail_bytes);
+  return Status::ok();
+}
+
+// --- index ----------------------------------------------------------------
+
+void ShardLog::index_batch(StreamState& stream, uint64_t base_seq, uint64_t segment_id, uint64_t offset,
+                           uint64_t first_timestamp, uint64_t bytes) {
+  // Sparse: an entry per index_interval_bytes of the stream's own data, or
+  // when index_log_gap_bytes of log passed, so a read scans a bounded amount.
+  bool need = stream.index.empty() || stream.index.back().segment_id != segment_id ||
+              stream.bytes_since_index >= options_.index_interval_bytes ||
+              log_position_ - stream.log_position_at_index >= options_.index_log_gap_bytes;
+  if (need) {
+    stream.index.push_back({base_seq, segment_id, offset, first_timestamp});
+    stream.bytes_since_index = 0;
+    stream.log_position_at_index = log_position_;
+  }
+  stream.bytes_since_index += bytes;
+}
+
+StreamTail ShardLog::tail(uint64_t stream_id) const {
+  auto it = streams_.find(stream_id);
+  if (it == streams_.end()) return {};
+  return {it->second->durable_next_seq, it->second->durable_last_timestamp};
+}
+
+// --- append ---------------------------------------------------------------
+
+void ShardLog::append(uint64_t stream_id, std::string_view payload, uint32_t record_count, uint64_t checksum,
+                      TimestampMode mode, uint64_t arrival_ms, AppendCallback done) {
+  RUNNEL_ASSERT(reactor_ != nullptr);
+  auto reject = [&](Status status) {
+    if (append_errors_ != nullptr) append_errors_->inc();
+    done(std::move(status));
+  };
+  if (!failure_.is_ok()) return reject(failure_);
+  if (stream_id == kControlStreamId) return reject(Status(ErrorCode::kInvalidArgument, "stream id 0 is reserved"));
+  BatchHeader header;
+  header.stream_id = stream_id;
+  header.record_count = record_count;
+  header.payload_bytes = static_cast<uint32_t>(payload.size());
+  header.payload_checksum = checksum;
+  if (payload.size() > limits_.payload_bytes_max || record_count == 0 || record_count > limits_.records_max) {
+    return reject(Status(ErrorCode::kInvalidArgument, "batch exceeds limits"));
+  }
+  if (Status s = verify_payload(header, payload, limits_); !s) return reject(std::move(s));
+
+  auto& slot = streams_[stream_id];
+  if (!slot) slot = std::make_unique<StreamState>();
+  StreamState& stream = *slot;
+  if (Status s = stamp_batch(&header, payload, arrival_ms, stream.last_timestamp, mode, limits_); !s) {
+    return reject(std::move(s));
+  }
+  const size_t bytes = kBatchHeaderBytes + payload.size();
+  WriteBuffer* buffer = current_buffer(bytes);
+  if (buffer == nullptr) {
+    if (!failure_.is_ok()) return reject(failure_);
+    if (next_state_ == NextSegment::kFailed) {
+      return reject(Status(ErrorCode::kNoSpace, "no space for a new segment"));
+    }
+    return reject(Status(ErrorCode::kOverloaded, "log write buffers are full; retry later"));
+  }
+  header.base_seq = stream.next_seq;
+  seal_header(&header, buffer->segment->id);
+  char* at = buffer->data.get() + buffer->used;
+  std::memcpy(at, &header, kBatchHeaderBytes);
+  std::memcpy(at + kBatchHeaderBytes, payload.data(), payload.size());
+  WriteBuffer::Pending pending;
+  pending.done = std::move(done);
+  pending.ack = {header.base_seq, header.base_seq + record_count, header.first_timestamp, header.last_timestamp};
+  pending.stream_id = stream_id;
+  pending.offset = buffer->offset + buffer->used;
+  pending.bytes = bytes;
+  if (buffer->pending.empty()) reactor_->hold();  // Until this buffer is durable: shutdown waits.
+  buffer->pending.push_back(std::move(pending));
+  buffer->used += bytes;
+  stream.next_seq += record_count;
+  stream.last_timestamp = header.last_timestamp;
+  maybe_flush();
+}
+
+ShardLog::WriteBuffer* ShardLog::current_buffer(size_t needed) {
+  if (filling_ != nullptr && filling_->used + needed <= filling_->capacity &&
+      filling_->offset + align_up(filling_->used + needed) <= options_.segment_bytes) {
+    return filling_;
+  }
+  if (filling_ != nullptr) seal_current();
+  if (free_buffers_.empty()) return nullptr;
+  if (append_offset_ + align_up(needed) > options_.segment_bytes) {
+    if (next_state_ != NextSegment::kReady) {
+      prepare_next_segment();
+      if (next_state_ != NextSegment::kReady) return nullptr;
+    }
+    roll_segment();
+  }
+  // Prepare the next segment early, so a roll rarely waits.
+  if (append_offset_ > options_.segment_bytes / 2) prepare_next_segment();
+  WriteBuffer* buffer = free_buffers_.back();
+  free_buffers_.pop_back();
+  buffer->reset();
+  buffer->segment = active_;
+  buffer->offset = append_offset_;
+  filling_ = buffer;
+  return buffer;
+}
+
+void ShardLog::seal_current() {
+  RUNNEL_ASSERT(filling_ != nullptr);
+  WriteBuffer* buffer = std::exchange(filling_, nullptr);
+  if (buffer->used == 0) {
+    free_buffers_.push_back(buffer);
+    return;
+  }
+  // Zero the padding: the block tail must read as "no batch here".
+  std::memset(buffer->data.get() + buffer->used, 0, buffer->padded() - buffer->used);
+  append_offset_ = buffer->offset + buffer->padded();
+  sealed_.push_back(buffer);
+}
+
+void ShardLog::maybe_flush() {
+  if (!failure_.is_ok()) return;
+  // Group commit: while a flush slot is free, the filling buffer goes now;
+  // otherwise it keeps collecting appends until one frees up.
+  bool unstarted = false;
+  for (WriteBuffer* b : sealed_) unstarted |= !b->started;
+  if (filling_ != nullptr && filling_->used > 0 && !unstarted && flushes_in_flight_ < options_.flushes_in_flight_max) {
+    seal_current();
+  }
+  for (WriteBuffer* buffer : sealed_) {
+    if (buffer->started) continue;
+    if (flushes_in_flight_ >= options_.flushes_in_flight_max) break;
+    // A new segment is written only once the previous one is complete, so a
+    // torn tail can only ever be in the last segment.
+    bool older_in_flight = false;
+    for (WriteBuffer* b : sealed_) {
+      if (b == buffer) break;
+      if (!b->durable && b->segment != buffer->segment) older_in_flight = true;
+    }
+    if (older_in_flight) break;
+    start_flush(buffer);
+  }
+}
+
+void ShardLog::start_flush(WriteBuffer* buffer) {
+  buffer->started = true;
+  buffer->started_us = Reactor::clock_us();
+  flushes_in_flight_++;
+  buffer->segment->flushes_in_flight++;
+  io_.write(buffer->segment->fd, buffer->data.get(), buffer->padded(), buffer->offset,
+            options_.dsync ? kWriteDsync : kWriteNone, &buffer->op,
+            [this, buffer](int res) { on_flush_written(buffer, res); });
+}
+
+void ShardLog::on_flush_written(WriteBuffer* buffer, int res) {
+  if (!failure_.is_ok()) {
+    flushes_in_flight_--;
+    buffer->segment->flushes_in_flight--;
+    return;
+  }
+  if (res < 0 || static_cast<size_t>(res) != buffer->padded()) {
+    flushes_in_flight_--;
+    buffer->segment->flushes_in_flight--;
+    // Never retried: what reached the disk is unknown; recovery decides.
+    fail(Status(res == -ENOSPC ? ErrorCode::kNoSpace : ErrorCode::kIoError,
+                res < 0 ? fmt::format("segment write failed: {}", std::strerror(-res))
+                        : fmt::format("short segment write: {} of {} bytes", res, buffer->padded())));
+    return;
+  }
+  if (!options_.dsync) {
+    io_.fdatasync(buffer->segment->fd, &buffer->op, [this, buffer](int sync_res) {
+      flushes_in_flight_--;
+      buffer->segment->flushes_in_flight--;
+      if (!failure_.is_ok()) return;
+      if (sync_res < 0) {
+        fail(Status(ErrorCode::kIoError, fmt::format("fdatasync failed: {}", std::strerror(-sync_res))));
+        return;
+      }
+      buffer->durable = true;
+      complete_flushes();
+    });
+    return;
+  }
+  flushes_in_flight_--;
+  buffer->segment->flushes_in_flight--;
+  buffer->durable = true;
+  complete_flushes();
+}
+
+void ShardLog::complete_flushes() {
+  // Acknowledge strictly in log order: a durable flush waits for every
+  // flush before it.
+  while (!sealed_.empty() && sealed_.front()->durable) {
+    WriteBuffer* buffer = sealed_.front();
+    sealed_.pop_front();
+    const uint64_t now = Reactor::clock_us();
+    if (flush_us_ != nullptr) {
+      flush_us_->record(now - buffer->started_us);
+      flush_batch_count_->record(buffer->pending.size());
+      flushes_->inc();
+      flush_bytes_->inc(buffer->padded());
+    }
+    buffer->segment->durable_end = std::max(buffer->segment->durable_end, buffer->offset + buffer->padded());
+    for (WriteBuffer::Pending& p : buffer->pending) {
+      StreamState& stream = *streams_[p.stream_id];
+      stream.durable_next_seq = p.ack.end_seq;
+      stream.durable_last_timestamp = p.ack.last_timestamp;
+      log_position_ += p.bytes;
+      index_batch(stream, p.ack.start_seq, buffer->segment->id, p.offset, p.ack.first_timestamp, p.bytes);
+      if (appends_ != nullptr) {
+        appends_->inc();
+        records_appended_->inc(p.ack.end_seq - p.ack.start_seq);
+        bytes_appended_->inc(p.bytes);
+      }
+      p.done(p.ack);
+    }
+    bool held = !buffer->pending.empty();
+    buffer->reset();
+    free_buffers_.push_back(buffer);
+    if (held) reactor_->release();
+  }
+  maybe_flush();
+}
+
+void ShardLog::fail(Status status) {
+  log_error("log {} is now read-only: {}", options_.dir, status.to_string());
+  failure_ = status;
+  auto fail_buffer = [&](WriteBuffer* buffer) {
+    for (WriteBuffer::Pending& p : buffer->pending) {
+      if (append_errors_ != nullptr) append_errors_->inc();
+      p.done(status);
+    }
+    if (!buffer->pending.empty()) reactor_->release();
+    buffer->pending.clear();
+  };
+  for (WriteBuffer* buffer : sealed_) fail_buffer(buffer);
+  if (filling_ != nullptr) fail_buffer(filling_);
+  // The buffers stay out of the free list: writes may still be in flight into them.
+}
+
+// --- segments -------------------------------------------------------------
+
+void ShardLog::prepare_next_segment() {
+  if (next_state_ == NextSegment::kPreparing || next_state_ == NextSegment::kReady) return;
+  if (next_state_ == NextSegment::kFailed && Reactor::clock_us() < next_retry_us_) return;
+  next_state_ = NextSegment::kPreparing;
+  next_ = std::make_unique<Segment>();
+  next_->id = active_->id + 1;
+  next_->path = segment_path(next_->id);
+  auto failed = [this](int res, const char* step) {
+    log_warn("cannot prepare segment {} ({}): {}", next_->path, step, std::strerror(-res));
+    if (next_->fd >= 0) (void)io_.close_sync(next_->fd);
+    (void)io_.unlink_sync(next_->path);
+    next_.reset();
+    next_state_ = NextSegment::kFailed;
+    next_retry_us_ = Reactor::clock_us() + kNoSpaceRetryUs;
+  };
+  // open → fallocate → fdatasync (the size) → fsync the directory (the name).
+  io_.open(next_->path, true, true, &next_op_, [this, failed](int fd) {
+    if (fd < 0) return failed(fd, "open");
+    next_->fd = fd;
+    io_.fallocate(fd, 0, options_.segment_bytes, &next_op_, [this, failed](int res) {
+      if (res < 0) return failed(res, "fallocate");
+      io_.fdatasync(next_->fd, &next_op_, [this, failed](int sync_res) {
+        if (sync_res < 0) return failed(sync_res, "fdatasync");
+        io_.fsync_dir(options_.dir, &next_op_, [this, failed](int dir_res) {
+          if (dir_res < 0) return failed(dir_res, "fsync dir");
+          next_state_ = NextSegment::kReady;
+          maybe_flush();
+        });
+      });
+    });
+  });
+}
+
+void ShardLog::roll_segment() {
+  RUNNEL_ASSERT(next_state_ == NextSegment::kReady);
+  Segment* segment = next_.get();
+  segments_[segment->id] = std::move(next_);
+  next_state_ = NextSegment::kNone;
+  active_ = segment;
+  append_offset_ = 0;
+}
+
+// --- reads ----------------------------------------------------------------
+
+void ShardLog::read(uint64_t stream_id, uint64_t start_seq, uint32_t max_records, uint32_t max_bytes,
+                    ReadCallback done) {
+  RUNNEL_ASSERT(reactor_ != nullptr);
+  auto it = streams_.find(stream_id);
+  const uint64_t tail = it == streams_.end() ? 0 : it->second->durable_next_seq;
+  if (start_seq >= tail || max_records == 0) {
+    ReadResult empty;
+    empty.tail = tail;
+    done(std::move(empty));
+    return;
+  }
+  if (free_read_ops_.empty()) {
+    done(Status(ErrorCode::kOverloaded, "too many reads in flight; retry later"));
+    return;
+  }
+  ReadOp* op = free_read_ops_.back();
+  free_read_ops_.pop_back();
+  if (!op->buffer) op->buffer = aligned_alloc_bytes(op->capacity);
+  op->done = std::move(done);
+  op->result = ReadResult();
+  op->stream_id = stream_id;
+  op->next_seq = start_seq;
+  op->max_records = max_records;
+  op->max_bytes = max_bytes;
+  op->records = op->bytes = 0;
+  op->positioned = false;
+  reactor_->hold();
+  continue_read(op);
+}
+
+void ShardLog::continue_read(ReadOp* op) {
+  auto it = streams_.find(op->stream_id);
+  RUNNEL_ASSERT(it != streams_.end());
+  StreamState& stream = *it->second;
+  const bool have_some = !op->result.batches.empty();
+  if (op->next_seq >= stream.durable_next_seq ||
+      (have_some && (op->records >= op->max_records || op->bytes >= op->max_bytes))) {
+    return finish_read(op, Status::ok());
+  }
+  if (!op->positioned) {
+    // The last index entry at or before next_seq.
+    auto entry = std::upper_bound(stream.index.begin(), stream.index.end(), op->next_seq,
+                                  [](uint64_t seq, const StreamState::IndexEntry& e) { return seq < e.base_seq; });
+    if (entry == stream.index.begin()) {
+      return finish_read(op, Status(ErrorCode::kNotFound, "records below the first indexed seq_num are gone"));
+    }
+    --entry;
+    op->segment_id = entry->segment_id;
+    op->offset = entry->offset;
+    op->positioned = true;
+  }
+  auto segment_it = segments_.find(op->segment_id);
+  while (segment_it != segments_.end() && op->offset >= segment_it->second->durable_end) {
+    ++segment_it;  // Past this segment's data: on to the next segment.
+    op->offset = 0;
+  }
+  if (segment_it == segments_.end()) return finish_read(op, Status::ok());
+  Segment& segment = *segment_it->second;
+  op->segment_id = segment.id;
+  op->read_offset = align_down(op->offset);
+  const uint64_t len = std::min<uint64_t>(op->capacity, segment.durable_end - op->read_offset);
+  io_.read(segment.fd, op->buffer.get(), len, op->read_offset, &op->op, [this, op, len](int res) {
+    if (res < 0) {
+      return finish_read(op, Status(ErrorCode::kIoError, fmt::format("segment read failed: {}", std::strerror(-res))));
+    }
+    const uint64_t got = std::min<uint64_t>(static_cast<uint64_t>(res), len);
+    const char* base = op->buffer.get();
+    uint64_t pos = op->offset - op->read_offset;
+    const Segment* segment_now = segments_.at(op->segment_id).get();
+    while (pos + kBatchHeaderBytes <= got) {
+      const uint64_t past_hole = segment_now->skip_hole(op->read_offset + pos);
+      if (past_hole != op->read_offset + pos) {
+        pos = past_hole - op->read_offset;
+        continue;
+      }
+      BatchHeader h;
+      std::memcpy(&h, base + pos, kBatchHeaderBytes);
+      if (h.magic == 0) {
+        // Padding, or the zeros after the last flush.
+        uint64_t next = align_up(op->read_offset + pos + 1) - op->read_offset;
+        if (is_zero(base + pos, std::min<uint64_t>(got, next) - pos)) {
+          pos = next;
+          continue;
+        }
+      }
+      if (!verify_header(h, op->segment_id, limits_).is_ok()) {
+        // Reported, skipped to the next block, never returned.
+        if (corrupt_batches_ != nullptr) corrupt_batches_->inc();
+        log_error("read: bad batch header in segment {} at {}", op->segment_id, op->read_offset + pos);
+        pos = align_up(op->read_offset + pos + 1) - op->read_offset;
+        continue;
+      }
+      if (pos + kBatchHeaderBytes + h.payload_bytes > got) break;  // Continues in the next read.
+      std::string_view payload(base + pos + kBatchHeaderBytes, h.payload_bytes);
+      const uint64_t batch_end_seq = h.base_seq + h.record_count;
+      if (h.stream_id == op->stream_id && batch_end_seq > op->next_seq) {
+        if (!verify_payload(h, payload, limits_).is_ok()) {
+          if (corrupt_batches_ != nullptr) corrupt_batches_->inc();
+          log_error("read: bad batch payload in segment {} at {}", op->segment_id, op->read_offset + pos);
+          return finish_read(op, Status(ErrorCode::kCorrupt,
+                                        fmt::format("stream records from seq {} are corrupt on disk", h.base_seq)));
+        }
+        if (op->result.batches.empty()) {
+          op->result.first_record_index = static_cast<uint32_t>(op->next_seq > h.base_seq ? op->next_seq - h.base_seq : 0);
+        }
+        op->result.batches.push_back({h, std::string(payload)});
+        op->records += batch_end_seq - std::max(h.base_seq, op->next_seq);
+        op->bytes += h.payload_bytes;
+        op->next_seq = batch_end_seq;
+        if (op->records >= op->max_records || op->bytes >= op->max_bytes) {
+          pos += kBatchHeaderBytes + h.payload_bytes;
+          op->offset = op->read_offset + pos;
+          return finish_read(op, Status::ok());
+        }
+      }
+      pos += kBatchHeaderBytes + h.payload_bytes;
+    }
+    op->offset = op->read_offset + pos;
+    if (pos == 0 && got > 0) {
+      return finish_read(op, Status(ErrorCode::kCorrupt, "batch larger than the read buffer"));
+    }
+    continue_read(op);
+  });
+}
+
+void ShardLog::finish_read(ReadOp* op, Status status) {
+  auto it = streams_.find(op->stream_id);
+  op->result.tail = it == streams_.end() ? 0 : it->second->durable_next_seq;
+  ReadCallback done = std::move(op->done);
+  if (reads_ != nullptr) reads_->inc();
+  Result<ReadResult> result = status.is_ok() ? Result<ReadResult>(std::move(op->result)) : Result<ReadResult>(status);
+  op->result = ReadResult();
+  free_read_ops_.push_back(op);
+  reactor_->release();
+  done(std::move(result));
+}
+
+}  // namespace runnel

@@ -1,0 +1,194 @@
+#pragma once
+// ShardLog: one shard's log — the active segment with group commit, the
+// per-stream tails and sparse indexes, recovery at open, and reads by
+// seq_num. Lives on its shard; every call is made on that shard.
+//
+// Append path: a batch is checked, given its seq_nums and timestamps, and
+// copied into the current aligned write buffer. Buffers are flushed as whole
+// 4 KiB blocks with O_DIRECT (RWF_DSYNC by default); appends that arrive
+// while flushes are in flight fill the next buffer and ride the next flush
+// (group commit). Up to flushes_in_flight_max flushes run at once; appends are
+// acknowledged strictly in log order, each only once its flush — and every
+// flush before it — is durable. A flush never rewrites a block that holds
+// acknowledged data: each starts on a fresh block and its last block is
+// zero-padded.
+//
+// Failure: a failed write or fdatasync is never retried; the log turns
+// read-only (every pending and later append fails with kIoError) until a
+// restart lets recovery decide. Running out of space for a new segment fails
+// appends with kNoSpace and is retried later; reads keep working.
+//
+// Format and recovery rules: storage/FORMAT.md.
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "core/inline_function.h"
+#include "core/metrics.h"
+#include "core/reactor.h"
+#include "core/status.h"
+#include "storage/batch.h"
+#include "storage/file_io.h"
+
+namespace runnel {
+
+struct LogOptions {
+  std::string dir;                         // This shard's directory.
+  uint64_t segment_bytes = 256ull << 20;   // Preallocated size of each segment file.
+  uint32_t flush_bytes_max = 4u << 20;     // Largest single flush (write buffer size).
+  uint32_t flushes_in_flight_max = 4;      // Concurrent flushes (each a separate write).
+  uint32_t write_buffers = 8;              // Buffers in all: in flight + filling. Bounds memory.
+  bool dsync = true;                       // RWF_DSYNC writes; false: write, then fdatasync.
+  uint32_t read_chunk_bytes = 256u << 10;  // Size of one O_DIRECT read.
+  uint32_t reads_in_flight_max = 64;       // Concurrent reads; beyond: kOverloaded.
+  uint32_t index_interval_bytes = 64u << 10;  // A stream gets an index entry every this many of its bytes...
+  uint32_t index_log_gap_bytes = 1u << 20;    // ...or when this much log passed since its last entry.
+  BatchLimits limits;
+};
+
+struct AppendAck {
+  uint64_t start_seq = 0;  // First seq_num of the batch.
+  uint64_t end_seq = 0;    // One past the last (exclusive).
+  uint64_t first_timestamp = 0;
+  uint64_t last_timestamp = 0;
+};
+
+// A batch as read back: its header and payload. Records below the requested
+// start are the caller's to skip (first_record_index says how many).
+struct StoredBatch {
+  BatchHeader header;
+  std::string payload;
+};
+
+struct ReadResult {
+  std::vector<StoredBatch> batches;
+  uint32_t first_record_index = 0;  // Records to skip in batches[0].
+  uint64_t tail = 0;                // The stream's durable tail when the read finished.
+};
+
+struct StreamTail {
+  uint64_t next_seq = 0;        // Durable tail: seq_num the next acknowledged record gets.
+  uint64_t last_timestamp = 0;  // Effective timestamp of the last durable record.
+};
+
+class ShardLog {
+ public:
+  using AppendCallback = InlineFunction<void(Result<AppendAck>), 40>;
+  using ReadCallback = InlineFunction<void(Result<ReadResult>), 40>;
+
+  // Opens the log in options.dir, creating it if needed, and recovers it.
+  // Blocking: call at startup, before the shard serves. `reactor` may be null
+  // for offline tools that only recover and read synchronously (not yet used).
+  static Result<std::unique_ptr<ShardLog>> open(Reactor* reactor, FileIo& io, const LogOptions& options);
+  ~ShardLog();
+  ShardLog(const ShardLog&) = delete;
+  ShardLog& operator=(const ShardLog&) = delete;
+
+  // Appends one batch for `stream_id` (non-zero). The payload is verified
+  // against `payload_checksum` and copied; `done` runs once it is durable, or
+  // with an error (kInvalidArgument, kCorrupt, kOverloaded, kNoSpace, kIoError).
+  // An append refused up front (bad batch, full buffers, failed log) calls
+  // `done` before append() returns; every other outcome comes later.
+  void append(uint64_t stream_id, std::string_view payload, uint32_t record_count, uint64_t payload_checksum,
+              TimestampMode mode, uint64_t arrival_ms, AppendCallback done);
+
+  // Reads durable batches of `stream_id` from `start_seq`, up to about
+  // max_records / max_bytes (whole batches; at least one if any exists).
+  // Nothing to read (start at or past the tail) and kOverloaded are answered
+  // before read() returns; reads from disk answer later.
+  void read(uint64_t stream_id, uint64_t start_seq, uint32_t max_records, uint32_t max_bytes, ReadCallback done);
+
+  StreamTail tail(uint64_t stream_id) const;
+  size_t stream_count() const { return streams_.size(); }
+
+  // Recovery figures, for logs and tests.
+  struct RecoveryReport {
+    uint64_t segments = 0;
+    uint64_t batches = 0;
+    uint64_t bytes_scanned = 0;
+    uint64_t corrupt_regions = 0;     // Bad data outside the torn tail: reported, never returned.
+    uint64_t torn_tail_bytes = 0;     // Discarded at the end of the last segment.
+    uint64_t duration_us = 0;
+  };
+  const RecoveryReport& recovery_report() const { return recovery_; }
+  bool failed() const { return !failure_.is_ok(); }
+
+ private:
+  struct Segment;
+  struct WriteBuffer;
+  struct StreamState;
+  struct ReadOp;
+  friend struct ShardLogTestPeer;
+
+  ShardLog(Reactor* reactor, FileIo& io, const LogOptions& options);
+  Status recover();
+  Status scan_segment(Segment& segment, bool last);
+  Status create_segment_sync(uint64_t id);
+  std::string segment_path(uint64_t id) const;
+
+  WriteBuffer* current_buffer(size_t needed);
+  void seal_current();
+  void maybe_flush();
+  void start_flush(WriteBuffer* buffer);
+  void on_flush_written(WriteBuffer* buffer, int res);
+  void complete_flushes();
+  void fail(Status status);
+  void prepare_next_segment();
+  void roll_segment();
+
+  void index_batch(StreamState& stream, uint64_t base_seq, uint64_t segment_id, uint64_t offset,
+                   uint64_t first_timestamp, uint64_t bytes);
+  void continue_read(ReadOp* op);
+  void finish_read(ReadOp* op, Status status);
+
+  Reactor* reactor_;
+  FileIo& io_;
+  LogOptions options_;
+  BatchLimits limits_;
+  uint64_t zero_window_bytes_;
+
+  std::map<uint64_t, std::unique_ptr<Segment>> segments_;
+  Segment* active_ = nullptr;
+  uint64_t append_offset_ = 0;  // Where the next buffer starts in the active segment (block-aligned).
+  uint64_t log_position_ = 0;   // Bytes appended over the log's life in this process (for index gaps).
+
+  std::unordered_map<uint64_t, std::unique_ptr<StreamState>> streams_;
+
+  std::vector<std::unique_ptr<WriteBuffer>> buffers_;
+  std::vector<WriteBuffer*> free_buffers_;
+  WriteBuffer* filling_ = nullptr;
+  std::deque<WriteBuffer*> sealed_;     // In log order: waiting to be written or in flight.
+  uint32_t flushes_in_flight_ = 0;
+
+  // Next segment, prepared ahead (open + fallocate) so a roll does not wait.
+  enum class NextSegment { kNone, kPreparing, kReady, kFailed };
+  NextSegment next_state_ = NextSegment::kNone;
+  std::unique_ptr<Segment> next_;
+  FileOp next_op_;
+  uint64_t next_retry_us_ = 0;
+
+  std::vector<std::unique_ptr<ReadOp>> read_ops_;
+  std::vector<ReadOp*> free_read_ops_;
+
+  Status failure_;
+  RecoveryReport recovery_;
+
+  Counter* appends_ = nullptr;
+  Counter* append_errors_ = nullptr;
+  Counter* records_appended_ = nullptr;
+  Counter* bytes_appended_ = nullptr;
+  Counter* flushes_ = nullptr;
+  Counter* flush_bytes_ = nullptr;
+  Counter* reads_ = nullptr;
+  Counter* corrupt_batches_ = nullptr;
+  Histogram* flush_us_ = nullptr;
+  Histogram* flush_batch_count_ = nullptr;
+};
+
+}  // namespace runnel
