@@ -912,6 +912,14 @@ void ShardLog::continue_read(ReadOp* op) {
       std::string_view payload(base + pos + kBatchHeaderBytes, h.payload_bytes);
       const uint64_t batch_end_seq = h.base_seq + h.record_count;
       if (h.stream_id == op->stream_id && batch_end_seq > op->next_seq) {
+        if (h.base_seq > op->next_seq) {
+          // Records between were lost (corruption found by recovery or by
+          // this read): never skip them silently.
+          if (!op->result.batches.empty()) return finish_read(op, Status::ok());
+          return finish_read(op, Status(ErrorCode::kCorrupt,
+                                        fmt::format("records [{}, {}) of this stream are lost (corrupt on disk)",
+                                                    op->next_seq, h.base_seq)));
+        }
         if (!verify_payload(h, payload, limits_).is_ok()) {
           if (corrupt_batches_ != nullptr) corrupt_batches_->inc();
           log_error("read: bad batch payload in segment {} at {}", op->segment_id, op->read_offset + pos);

@@ -484,6 +484,7 @@ int SimFileIo::read_locked(FileId file, void* data, size_t len, uint64_t offset)
 
 int SimFileIo::fdatasync_locked(FileId file) {
   SimDisk::File& f = file_locked(file);
+  fdatasync_calls_++;
   if (chance(faults_.fdatasync_eio)) {
     SimDisk::resolve_pending(f, rng_, nullptr);
     return -EIO;
@@ -561,11 +562,18 @@ void SimFileIo::start(FileOp* op, FileOp::Callback done) {
 }
 
 void SimFileIo::finish(FileOp* op, int result) {
-  reactor_->post([op, result] { op->on_complete(result, 0); });
+  reactor_->post([this, op, result] { op->on_complete(process_dead() ? -EIO : result, 0); });
+}
+
+bool SimFileIo::process_dead() {
+  if (!dead_after_crash_) return false;
+  std::lock_guard<std::mutex> lock(disk_.mutex_);
+  return disk_.generation_ != generation_;
 }
 
 void SimFileIo::open(const std::string& path, bool create, bool direct, FileOp* op, FileOp::Callback done) {
   start(op, std::move(done));
+  if (process_dead()) return finish(op, -EIO);
   int res;
   {
     std::lock_guard<std::mutex> lock(disk_.mutex_);
@@ -577,6 +585,7 @@ void SimFileIo::open(const std::string& path, bool create, bool direct, FileOp* 
 void SimFileIo::write(FileId file, const void* data, size_t len, uint64_t offset, uint32_t flags, FileOp* op,
                       FileOp::Callback done) {
   start(op, std::move(done));
+  if (process_dead()) return finish(op, -EIO);
   int res;
   {
     std::lock_guard<std::mutex> lock(disk_.mutex_);
@@ -587,6 +596,7 @@ void SimFileIo::write(FileId file, const void* data, size_t len, uint64_t offset
 
 void SimFileIo::read(FileId file, void* data, size_t len, uint64_t offset, FileOp* op, FileOp::Callback done) {
   start(op, std::move(done));
+  if (process_dead()) return finish(op, -EIO);
   int res;
   {
     std::lock_guard<std::mutex> lock(disk_.mutex_);
@@ -597,6 +607,7 @@ void SimFileIo::read(FileId file, void* data, size_t len, uint64_t offset, FileO
 
 void SimFileIo::fdatasync(FileId file, FileOp* op, FileOp::Callback done) {
   start(op, std::move(done));
+  if (process_dead()) return finish(op, -EIO);
   int res;
   {
     std::lock_guard<std::mutex> lock(disk_.mutex_);
@@ -607,6 +618,7 @@ void SimFileIo::fdatasync(FileId file, FileOp* op, FileOp::Callback done) {
 
 void SimFileIo::fallocate(FileId file, uint64_t offset, uint64_t len, FileOp* op, FileOp::Callback done) {
   start(op, std::move(done));
+  if (process_dead()) return finish(op, -EIO);
   int res;
   {
     std::lock_guard<std::mutex> lock(disk_.mutex_);
@@ -617,6 +629,7 @@ void SimFileIo::fallocate(FileId file, uint64_t offset, uint64_t len, FileOp* op
 
 void SimFileIo::close(FileId file, FileOp* op, FileOp::Callback done) {
   start(op, std::move(done));
+  if (process_dead()) return finish(op, -EIO);
   int res;
   {
     std::lock_guard<std::mutex> lock(disk_.mutex_);
@@ -627,6 +640,7 @@ void SimFileIo::close(FileId file, FileOp* op, FileOp::Callback done) {
 
 void SimFileIo::unlink(const std::string& path, FileOp* op, FileOp::Callback done) {
   start(op, std::move(done));
+  if (process_dead()) return finish(op, -EIO);
   int res;
   {
     std::lock_guard<std::mutex> lock(disk_.mutex_);
@@ -638,6 +652,7 @@ void SimFileIo::unlink(const std::string& path, FileOp* op, FileOp::Callback don
 
 void SimFileIo::fsync_dir(const std::string& path, FileOp* op, FileOp::Callback done) {
   start(op, std::move(done));
+  if (process_dead()) return finish(op, -EIO);
   int res;
   {
     std::lock_guard<std::mutex> lock(disk_.mutex_);
@@ -649,6 +664,7 @@ void SimFileIo::fsync_dir(const std::string& path, FileOp* op, FileOp::Callback 
 // --- synchronous ---
 
 Status SimFileIo::create_directories_sync(const std::string& path) {
+  if (process_dead()) return Status(ErrorCode::kIoError, "simulated process died with the disk");
   std::lock_guard<std::mutex> lock(disk_.mutex_);
   RUNNEL_ASSERT(disk_.generation_ == generation_);
   const std::string p = normalize(path);
@@ -664,6 +680,7 @@ Status SimFileIo::create_directories_sync(const std::string& path) {
 }
 
 Result<std::vector<std::string>> SimFileIo::list_dir_sync(const std::string& path) {
+  if (process_dead()) return Status(ErrorCode::kIoError, "simulated process died with the disk");
   std::lock_guard<std::mutex> lock(disk_.mutex_);
   RUNNEL_ASSERT(disk_.generation_ == generation_);
   const std::string p = normalize(path);
@@ -682,6 +699,7 @@ Result<std::vector<std::string>> SimFileIo::list_dir_sync(const std::string& pat
 }
 
 Result<FileId> SimFileIo::open_sync(const std::string& path, bool create, bool direct) {
+  if (process_dead()) return Status(ErrorCode::kIoError, "simulated process died with the disk");
   std::lock_guard<std::mutex> lock(disk_.mutex_);
   const int res = open_locked(path, create, direct);
   if (res < 0) return errno_status(res, "open", normalize(path));
@@ -689,11 +707,13 @@ Result<FileId> SimFileIo::open_sync(const std::string& path, bool create, bool d
 }
 
 Result<uint64_t> SimFileIo::file_size_sync(FileId file) {
+  if (process_dead()) return Status(ErrorCode::kIoError, "simulated process died with the disk");
   std::lock_guard<std::mutex> lock(disk_.mutex_);
   return file_locked(file).size;
 }
 
 Result<size_t> SimFileIo::read_sync(FileId file, void* data, size_t len, uint64_t offset) {
+  if (process_dead()) return Status(ErrorCode::kIoError, "simulated process died with the disk");
   std::lock_guard<std::mutex> lock(disk_.mutex_);
   const int res = read_locked(file, data, len, offset);
   if (res < 0) return errno_status(res, "read", handle_locked(file).path);
@@ -701,6 +721,7 @@ Result<size_t> SimFileIo::read_sync(FileId file, void* data, size_t len, uint64_
 }
 
 Status SimFileIo::write_sync(FileId file, const void* data, size_t len, uint64_t offset) {
+  if (process_dead()) return Status(ErrorCode::kIoError, "simulated process died with the disk");
   std::lock_guard<std::mutex> lock(disk_.mutex_);
   const int res = write_locked(file, data, len, offset, kWriteNone, /*allow_short=*/false);
   if (res < 0) return errno_status(res, "write", handle_locked(file).path);
@@ -709,6 +730,7 @@ Status SimFileIo::write_sync(FileId file, const void* data, size_t len, uint64_t
 }
 
 Status SimFileIo::fdatasync_sync(FileId file) {
+  if (process_dead()) return Status(ErrorCode::kIoError, "simulated process died with the disk");
   std::lock_guard<std::mutex> lock(disk_.mutex_);
   const int res = fdatasync_locked(file);
   if (res < 0) return errno_status(res, "fdatasync", handle_locked(file).path);
@@ -716,6 +738,7 @@ Status SimFileIo::fdatasync_sync(FileId file) {
 }
 
 Status SimFileIo::fsync_dir_sync(const std::string& path) {
+  if (process_dead()) return Status(ErrorCode::kIoError, "simulated process died with the disk");
   std::lock_guard<std::mutex> lock(disk_.mutex_);
   const int res = fsync_dir_locked(path);
   if (res < 0) return errno_status(res, "fsync_dir", normalize(path));
@@ -723,6 +746,7 @@ Status SimFileIo::fsync_dir_sync(const std::string& path) {
 }
 
 Status SimFileIo::truncate_sync(FileId file, uint64_t size) {
+  if (process_dead()) return Status(ErrorCode::kIoError, "simulated process died with the disk");
   std::lock_guard<std::mutex> lock(disk_.mutex_);
   SimDisk::File& f = file_locked(file);
   if (int res = disk_.check_growth_locked(f, size); res < 0) {
@@ -733,6 +757,7 @@ Status SimFileIo::truncate_sync(FileId file, uint64_t size) {
 }
 
 Status SimFileIo::rename_sync(const std::string& from, const std::string& to) {
+  if (process_dead()) return Status(ErrorCode::kIoError, "simulated process died with the disk");
   std::lock_guard<std::mutex> lock(disk_.mutex_);
   RUNNEL_ASSERT(disk_.generation_ == generation_);
   const std::string src = normalize(from);
@@ -762,6 +787,7 @@ Status SimFileIo::rename_sync(const std::string& from, const std::string& to) {
 }
 
 Status SimFileIo::unlink_sync(const std::string& path) {
+  if (process_dead()) return Status(ErrorCode::kIoError, "simulated process died with the disk");
   std::lock_guard<std::mutex> lock(disk_.mutex_);
   RUNNEL_ASSERT(disk_.generation_ == generation_);
   const std::string p = normalize(path);
@@ -771,6 +797,7 @@ Status SimFileIo::unlink_sync(const std::string& path) {
 }
 
 Status SimFileIo::close_sync(FileId file) {
+  if (process_dead()) return Status(ErrorCode::kIoError, "simulated process died with the disk");
   std::lock_guard<std::mutex> lock(disk_.mutex_);
   const int res = close_locked(file);
   RUNNEL_ASSERT(res == 0);

@@ -197,6 +197,11 @@ class SimFileIo final : public FileIo {
  public:
   SimFileIo(SimDisk& disk, Reactor* reactor, SimFaults faults, uint64_t seed);
   ~SimFileIo() override;  // Closes what is still open (unless the disk crashed since).
+
+  // For crash tests that crash the disk under a live engine: from the crash
+  // on, this instance behaves like a process that died with the machine —
+  // every operation fails with EIO (instead of asserting) and touches nothing.
+  void set_dead_after_crash(bool dead) { dead_after_crash_ = dead; }
   SimFileIo(const SimFileIo&) = delete;
   SimFileIo& operator=(const SimFileIo&) = delete;
 
@@ -237,6 +242,7 @@ class SimFileIo final : public FileIo {
   uint64_t write_count() const { return write_count_; }        // Successful writes (incl. short).
   uint64_t bytes_written() const { return bytes_written_; }    // Bytes those writes wrote.
   uint64_t fdatasync_count() const { return fdatasync_count_; }  // Successful fdatasyncs.
+  uint64_t fdatasync_calls() const { return fdatasync_calls_; }  // Attempts, failed ones included.
 
  private:
   struct Handle {
@@ -244,6 +250,9 @@ class SimFileIo final : public FileIo {
     std::string path;  // As opened; for messages only.
     bool direct = false;
   };
+
+  bool process_dead();  // set_dead_after_crash and the disk crashed since we were made.
+  bool dead_after_crash_ = false;
 
   // --- called with disk_.mutex_ held; return io_uring-style results ---
   SimDisk::File& file_locked(FileId file);
@@ -274,6 +283,7 @@ class SimFileIo final : public FileIo {
   uint64_t write_count_ = 0;
   uint64_t bytes_written_ = 0;
   uint64_t fdatasync_count_ = 0;
+  uint64_t fdatasync_calls_ = 0;
 };
 
 }  // namespace runnel
