@@ -89,6 +89,14 @@ constexpr std::array kKeys = {
              "Messages each shard-to-shard queue holds"),
     u32_key("reactor.shutdown_timeout_ms", {}, &Config::reactor_shutdown_timeout_ms, 1, 600000,
             "Longest wait for in-flight work to drain at shutdown, in milliseconds"),
+    u32_key("storage.segment_mib", {}, &Config::storage_segment_mib, 4, 4095,
+            "Size of each preallocated segment file, in MiB"),
+    u32_key("storage.flush_bytes_max", {}, &Config::storage_flush_bytes_max, 2097152, 67108864,
+            "Largest single durable write (group commit batch), in bytes"),
+    u32_key("storage.flushes_in_flight_max", {}, &Config::storage_flushes_in_flight_max, 1, 64,
+            "Durable writes in flight at once per shard"),
+    u32_key("storage.write_buffers", {}, &Config::storage_write_buffers, 2, 1024,
+            "Write buffers per shard (in flight plus filling); bounds memory for appends not yet durable"),
 };
 
 // Values shown in error messages are cut to this many bytes: a message is one
@@ -655,6 +663,16 @@ Status validate(const Config& config) {
         "config keys 'server.listen' = \"{}\" and 'admin.listen' = \"{}\" use the same port; they must differ "
         "unless the port is 0",
         a.to_string(), b.to_string()));
+  }
+  if (config.storage_write_buffers <= config.storage_flushes_in_flight_max) {
+    return invalid(fmt::format(
+        "config key 'storage.write_buffers' = {} must exceed 'storage.flushes_in_flight_max' = {} "
+        "(one buffer fills while the others are written)",
+        config.storage_write_buffers, config.storage_flushes_in_flight_max));
+  }
+  if (uint64_t{config.storage_flush_bytes_max} > uint64_t{config.storage_segment_mib} << 20) {
+    return invalid(fmt::format("config key 'storage.flush_bytes_max' = {} exceeds the segment size ({} MiB)",
+                               config.storage_flush_bytes_max, config.storage_segment_mib));
   }
   return Status::ok();
 }

@@ -56,6 +56,12 @@ struct Config {
   uint32_t reactor_message_queue_capacity = 4096; // reactor.message_queue_capacity (per shard pair)
   uint32_t reactor_shutdown_timeout_ms = 5'000;   // reactor.shutdown_timeout_ms (drain bound)
 
+  // --- [storage] ---
+  uint32_t storage_segment_mib = 256;             // storage.segment_mib
+  uint32_t storage_flush_bytes_max = 4u << 20;    // storage.flush_bytes_max
+  uint32_t storage_flushes_in_flight_max = 4;     // storage.flushes_in_flight_max
+  uint32_t storage_write_buffers = 8;             // storage.write_buffers (> flushes_in_flight_max)
+
   bool operator==(const Config&) const = default;
 };
 

@@ -42,6 +42,12 @@ idle_timeout_ms = 86400000
 ring_entries = 8
 message_queue_capacity = 1048576
 shutdown_timeout_ms = 600000
+
+[storage]
+segment_mib = 64
+flush_bytes_max = 8388608
+flushes_in_flight_max = 8
+write_buffers = 16
 )";
 
 Config every_key_changed() {
@@ -345,6 +351,10 @@ TEST(Config, ApplyTomlSetsKeysInSections) {
   EXPECT_EQ(config.reactor_ring_entries, 8u);
   EXPECT_EQ(config.reactor_message_queue_capacity, 1048576u);
   EXPECT_EQ(config.reactor_shutdown_timeout_ms, 600000u);
+  EXPECT_EQ(config.storage_segment_mib, 64u);
+  EXPECT_EQ(config.storage_flush_bytes_max, 8388608u);
+  EXPECT_EQ(config.storage_flushes_in_flight_max, 8u);
+  EXPECT_EQ(config.storage_write_buffers, 16u);
 }
 
 TEST(Config, EveryKeyChangedTouchesEveryKey) {
@@ -386,8 +396,8 @@ TEST(Config, ApplyTomlRejectsSectionKeyAtTopLevel) {
 }
 
 TEST(Config, ApplyTomlRejectsUnknownTable) {
-  EXPECT_EQ(toml_error("[storage]\nsegment_bytes = 1\n"),
-            "unknown config table 'storage' (in file /x/runneld.toml, line 1)");
+  EXPECT_EQ(toml_error("[storrage]\nsegment_mib = 1\n"),
+            "unknown config table 'storrage' (in file /x/runneld.toml, line 1)");
 }
 
 TEST(Config, ApplyTomlRejectsUnknownTableInsideSection) {
@@ -873,8 +883,26 @@ TEST(Config, ConfigKeysAreUniqueAndInDocumentationOrder) {
                                             "admin.idle_timeout_ms",
                                             "reactor.ring_entries",
                                             "reactor.message_queue_capacity",
-                                            "reactor.shutdown_timeout_ms"};
+                                            "reactor.shutdown_timeout_ms",
+                                            "storage.segment_mib",
+                                            "storage.flush_bytes_max",
+                                            "storage.flushes_in_flight_max",
+                                            "storage.write_buffers"};
   EXPECT_EQ(keys, expected);
+}
+
+TEST(Config, ValidateRejectsTooFewWriteBuffers) {
+  Config config;
+  config.storage_flushes_in_flight_max = 8;
+  config.storage_write_buffers = 8;
+  EXPECT_NE(message_of(validate(config)).find("storage.write_buffers"), std::string::npos);
+}
+
+TEST(Config, ValidateRejectsAFlushLargerThanASegment) {
+  Config config;
+  config.storage_segment_mib = 4;
+  config.storage_flush_bytes_max = 8u << 20;
+  EXPECT_NE(message_of(validate(config)).find("storage.flush_bytes_max"), std::string::npos);
 }
 
 TEST(Config, ConfigKeysMatchJsonKeysInOrder) {

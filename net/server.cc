@@ -61,7 +61,7 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config) {
   options.message_queue_capacity = config.reactor_message_queue_capacity;
   options.shutdown_timeout_ms = config.reactor_shutdown_timeout_ms;
   server->shards_ = std::make_unique<ShardSet>(options);
-  server->admin_servers_.resize(static_cast<size_t>(shards));
+  server->shard_services_.resize(static_cast<size_t>(shards));
 
   HttpServerOptions admin_options;
   admin_options.connections_max = config.admin_connections_max;
@@ -72,14 +72,31 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config) {
 
   Server* s = server.get();
   Status started = s->shards_->start(
-      [s, admin_options](Reactor& reactor) {
+      [s, admin_options, &config](Reactor& reactor) {
         const auto shard = static_cast<size_t>(reactor.shard());
-        s->admin_servers_[shard] = std::make_unique<HttpServer>(
-            reactor, std::move(s->admin_listeners_[shard]), admin_options, make_admin_handler(reactor, s->node_));
-        s->admin_servers_[shard]->start();
+        ShardServices& services = s->shard_services_[shard];
+        // Recovery runs here, on the shard, before anything is served.
+        services.io = std::make_unique<UringFileIo>(&reactor);
+        LogOptions log_options;
+        log_options.dir = fmt::format("{}/shard-{}", config.data_dir, shard);
+        log_options.segment_bytes = uint64_t{config.storage_segment_mib} << 20;
+        log_options.flush_bytes_max = config.storage_flush_bytes_max;
+        log_options.flushes_in_flight_max = config.storage_flushes_in_flight_max;
+        log_options.write_buffers = config.storage_write_buffers;
+        auto log = ShardLog::open(&reactor, *services.io, log_options);
+        if (!log) return Status(log.status().code(), fmt::format("shard {} log: {}", shard, log.status().message()));
+        services.log = std::move(*log);
+        services.admin = std::make_unique<HttpServer>(reactor, std::move(s->admin_listeners_[shard]), admin_options,
+                                                      make_admin_handler(reactor, s->node_));
+        services.admin->start();
         return Status::ok();
       },
-      [s](Reactor& reactor) { s->admin_servers_[static_cast<size_t>(reactor.shard())].reset(); });
+      [s](Reactor& reactor) {
+        ShardServices& services = s->shard_services_[static_cast<size_t>(reactor.shard())];
+        services.admin.reset();
+        services.log.reset();
+        services.io.reset();
+      });
   if (!started) return started;
 
   log_info("runneld {} serving with {} shards: binary={} admin={} data_dir={}", s->node_.version, shards,

@@ -5,7 +5,7 @@
 // main thread; everything it starts runs on the shards.
 //
 // Startup order: lock the data directory, bind (so a busy port fails before
-// any thread starts), start shards, recover (storage, later), mark ready.
+// any thread starts), start shards, each recovers its log, mark ready.
 
 #include <memory>
 #include <vector>
@@ -15,6 +15,8 @@
 #include "net/admin.h"
 #include "net/http_server.h"
 #include "net/socket.h"
+#include "storage/shard_log.h"
+#include "storage/uring_file_io.h"
 
 namespace runnel {
 
@@ -51,7 +53,12 @@ class Server {
   HostPort admin_address_;
   std::unique_ptr<ShardSet> shards_;
   // Per shard, created and destroyed on that shard.
-  std::vector<std::unique_ptr<HttpServer>> admin_servers_;
+  struct ShardServices {
+    std::unique_ptr<UringFileIo> io;
+    std::unique_ptr<ShardLog> log;
+    std::unique_ptr<HttpServer> admin;
+  };
+  std::vector<ShardServices> shard_services_;
 };
 
 }  // namespace runnel

@@ -97,6 +97,7 @@ class FileIo {
   virtual Result<size_t> read_sync(FileId file, void* data, size_t len, uint64_t offset) = 0;
   virtual Status write_sync(FileId file, const void* data, size_t len, uint64_t offset) = 0;
   virtual Status fdatasync_sync(FileId file) = 0;
+  virtual Status fallocate_sync(FileId file, uint64_t offset, uint64_t len) = 0;
   virtual Status fsync_dir_sync(const std::string& path) = 0;
   virtual Status truncate_sync(FileId file, uint64_t size) = 0;
   virtual Status rename_sync(const std::string& from, const std::string& to) = 0;

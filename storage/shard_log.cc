@@ -152,6 +152,9 @@ struct ShardLog::ReadOp {
   uint64_t records = 0;
   uint64_t bytes = 0;
   bool positioned = false;
+  bool by_timestamp = false;     // Still looking for the first record at or after start_timestamp.
+  uint64_t start_timestamp = 0;
+  std::vector<uint64_t> timestamps;  // Scratch for effective timestamps.
   uint64_t segment_id = 0;
   uint64_t offset = 0;
   uint64_t read_offset = 0;  // File offset of buffer[0].
@@ -222,14 +225,10 @@ Status ShardLog::create_segment_sync(uint64_t id) {
   auto fd = io_.open_sync(segment->path, true, true);
   if (!fd) return fd.status();
   segment->fd = *fd;
-  // Preallocate by writing zeros: fallocate alone leaves unwritten extents
-  // whose first write costs a metadata update, and zeros are also what the
-  // scan takes for "no data here".
-  AlignedBytes zeros = aligned_alloc_bytes(1 << 20);
-  for (uint64_t off = 0; off < options_.segment_bytes; off += 1 << 20) {
-    uint64_t len = std::min<uint64_t>(1 << 20, options_.segment_bytes - off);
-    if (Status s = io_.write_sync(segment->fd, zeros.get(), len, off); !s) return s;
-  }
+  // Preallocated like every later segment; its blocks read as zeros, which
+  // the scan takes for "no data here". (Pre-zeroing would spare the first
+  // writes a metadata update; measured in perf/RESULTS.md.)
+  if (Status s = io_.fallocate_sync(segment->fd, 0, options_.segment_bytes); !s) return s;
   if (Status s = io_.fdatasync_sync(segment->fd); !s) return s;
   if (Status s = io_.fsync_dir_sync(options_.dir); !s) return s;
   segments_[id] = std::move(segment);
@@ -816,11 +815,36 @@ void ShardLog::roll_segment() {
 
 // --- reads ----------------------------------------------------------------
 
-void ShardLog::read(uint64_t stream_id, uint64_t start_seq, uint32_t max_records, uint32_t max_bytes,
+void ShardLog::read(uint64_t stream_id, ReadStart start, uint32_t max_records, uint32_t max_bytes,
                     ReadCallback done) {
   RUNNEL_ASSERT(reactor_ != nullptr);
   auto it = streams_.find(stream_id);
-  const uint64_t tail = it == streams_.end() ? 0 : it->second->durable_next_seq;
+  const StreamState* stream = it == streams_.end() ? nullptr : it->second.get();
+  const uint64_t tail = stream == nullptr ? 0 : stream->durable_next_seq;
+  uint64_t start_seq = 0;
+  bool by_timestamp = false;
+  switch (start.kind) {
+    case ReadStart::Kind::kSeqNum:
+      start_seq = start.value;
+      break;
+    case ReadStart::Kind::kTailOffset:
+      start_seq = tail > start.value ? tail - start.value : 0;
+      break;
+    case ReadStart::Kind::kTimestamp:
+      if (stream == nullptr || tail == 0 || stream->durable_last_timestamp < start.value) {
+        start_seq = tail;  // Nothing that late yet.
+      } else {
+        // From the last index entry that starts before the timestamp (records
+        // at or after it may begin inside that stretch); the scan finds the record.
+        auto entry = std::lower_bound(
+            stream->index.begin(), stream->index.end(), start.value,
+            [](const StreamState::IndexEntry& e, uint64_t ts) { return e.first_timestamp < ts; });
+        if (entry != stream->index.begin()) --entry;
+        start_seq = entry == stream->index.end() ? tail : entry->base_seq;
+        by_timestamp = true;
+      }
+      break;
+  }
   if (start_seq >= tail || max_records == 0) {
     ReadResult empty;
     empty.tail = tail;
@@ -842,6 +866,8 @@ void ShardLog::read(uint64_t stream_id, uint64_t start_seq, uint32_t max_records
   op->max_bytes = max_bytes;
   op->records = op->bytes = 0;
   op->positioned = false;
+  op->by_timestamp = by_timestamp;
+  op->start_timestamp = start.value;
   reactor_->hold();
   continue_read(op);
 }
@@ -891,16 +917,16 @@ void ShardLog::continue_read(ReadOp* op) {
         pos = past_hole - op->read_offset;
         continue;
       }
+      // Zero padding runs to the end of the block (a flush's tail), or a zero
+      // block follows the data: skip it. Check before reading a header,
+      // since fewer than 72 bytes of padding may precede the next batch.
+      const uint64_t block_end = align_up(op->read_offset + pos + 1) - op->read_offset;
+      if (is_zero(base + pos, std::min<uint64_t>(got, block_end) - pos)) {
+        pos = block_end;
+        continue;
+      }
       BatchHeader h;
       std::memcpy(&h, base + pos, kBatchHeaderBytes);
-      if (h.magic == 0) {
-        // Padding, or the zeros after the last flush.
-        uint64_t next = align_up(op->read_offset + pos + 1) - op->read_offset;
-        if (is_zero(base + pos, std::min<uint64_t>(got, next) - pos)) {
-          pos = next;
-          continue;
-        }
-      }
       if (!verify_header(h, op->segment_id, limits_).is_ok()) {
         // Reported, skipped to the next block, never returned.
         if (corrupt_batches_ != nullptr) corrupt_batches_->inc();
@@ -925,6 +951,21 @@ void ShardLog::continue_read(ReadOp* op) {
           log_error("read: bad batch payload in segment {} at {}", op->segment_id, op->read_offset + pos);
           return finish_read(op, Status(ErrorCode::kCorrupt,
                                         fmt::format("stream records from seq {} are corrupt on disk", h.base_seq)));
+        }
+        if (op->by_timestamp) {
+          if (h.last_timestamp < op->start_timestamp) {
+            // Wholly before the timestamp: skip it.
+            op->next_seq = batch_end_seq;
+            pos += kBatchHeaderBytes + h.payload_bytes;
+            continue;
+          }
+          if (!effective_timestamps(h, payload, limits_, &op->timestamps).is_ok()) {
+            return finish_read(op, Status(ErrorCode::kCorrupt, "batch timestamps do not decode"));
+          }
+          uint64_t first = 0;
+          while (first < h.record_count && op->timestamps[first] < op->start_timestamp) first++;
+          op->next_seq = h.base_seq + first;
+          op->by_timestamp = false;
         }
         if (op->result.batches.empty()) {
           op->result.first_record_index = static_cast<uint32_t>(op->next_seq > h.base_seq ? op->next_seq - h.base_seq : 0);

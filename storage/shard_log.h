@@ -72,6 +72,18 @@ struct ReadResult {
   uint64_t tail = 0;                // The stream's durable tail when the read finished.
 };
 
+// Where a read starts: a seq_num, the first record at or after a timestamp,
+// or this many records before the tail.
+struct ReadStart {
+  enum class Kind { kSeqNum, kTimestamp, kTailOffset };
+  Kind kind = Kind::kSeqNum;
+  uint64_t value = 0;
+
+  static ReadStart seq_num(uint64_t seq) { return {Kind::kSeqNum, seq}; }
+  static ReadStart timestamp(uint64_t ms) { return {Kind::kTimestamp, ms}; }
+  static ReadStart tail_offset(uint64_t n) { return {Kind::kTailOffset, n}; }
+};
+
 struct StreamTail {
   uint64_t next_seq = 0;        // Durable tail: seq_num the next acknowledged record gets.
   uint64_t last_timestamp = 0;  // Effective timestamp of the last durable record.
@@ -102,7 +114,12 @@ class ShardLog {
   // max_records / max_bytes (whole batches; at least one if any exists).
   // Nothing to read (start at or past the tail) and kOverloaded are answered
   // before read() returns; reads from disk answer later.
-  void read(uint64_t stream_id, uint64_t start_seq, uint32_t max_records, uint32_t max_bytes, ReadCallback done);
+  void read(uint64_t stream_id, uint64_t start_seq, uint32_t max_records, uint32_t max_bytes, ReadCallback done) {
+    read(stream_id, ReadStart::seq_num(start_seq), max_records, max_bytes, std::move(done));
+  }
+  // The same from a timestamp (first record whose effective timestamp is at
+  // or after it) or from a tail offset (tail - n, at least 0).
+  void read(uint64_t stream_id, ReadStart start, uint32_t max_records, uint32_t max_bytes, ReadCallback done);
 
   StreamTail tail(uint64_t stream_id) const;
   size_t stream_count() const { return streams_.size(); }

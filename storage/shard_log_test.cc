@@ -267,3 +267,51 @@ TEST(ShardLog, RejectsABatchWhoseChecksumDoesNotMatch) {
 
 }  // namespace
 }  // namespace runnel
+
+namespace runnel {
+namespace {
+
+// The seq_num of the first record a read from `start` returns (or the tail if none).
+uint64_t first_seq_from(LogHarness& h, uint64_t stream, ReadStart start) {
+  uint64_t first = UINT64_MAX;
+  h.call([&](ShardLog& log, std::function<void()> finish) {
+    log.read(stream, start, 10, 1 << 20, [&first, finish](Result<ReadResult> r) {
+      ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+      first = r->batches.empty() ? r->tail : r->batches[0].header.base_seq + r->first_record_index;
+      finish();
+    });
+  });
+  return first;
+}
+
+TEST(ShardLog, ReadsFromATimestampStartAtTheFirstRecordAtOrAfterIt) {
+  std::string dir = temp_dir();
+  LogOptions o = small_options(dir);
+  o.index_interval_bytes = 4096;  // Several index entries, so the search matters.
+  LogHarness h(o);
+  ASSERT_NE(h.log(), nullptr);
+  uint64_t next_seq[2] = {};
+  // Record seq s carries client timestamp 1000 + s (see append_many).
+  ASSERT_TRUE(append_many(h, 1, 200, 5, next_seq).errors.empty());
+  EXPECT_EQ(first_seq_from(h, 1, ReadStart::timestamp(1000 + 537)), 537u);
+  EXPECT_EQ(first_seq_from(h, 1, ReadStart::timestamp(1000 + 2)), 2u);
+  EXPECT_EQ(first_seq_from(h, 1, ReadStart::timestamp(0)), 0u);
+  EXPECT_EQ(first_seq_from(h, 1, ReadStart::timestamp(1000 + 999)), 999u);
+  EXPECT_EQ(first_seq_from(h, 1, ReadStart::timestamp(1000 + 1000)), 1000u) << "past the last: the tail";
+  std::filesystem::remove_all(dir);
+}
+
+TEST(ShardLog, ReadsFromATailOffset) {
+  std::string dir = temp_dir();
+  LogHarness h(small_options(dir));
+  ASSERT_NE(h.log(), nullptr);
+  uint64_t next_seq[2] = {};
+  ASSERT_TRUE(append_many(h, 1, 30, 7, next_seq).errors.empty());
+  EXPECT_EQ(first_seq_from(h, 1, ReadStart::tail_offset(10)), 200u);
+  EXPECT_EQ(first_seq_from(h, 1, ReadStart::tail_offset(0)), 210u);
+  EXPECT_EQ(first_seq_from(h, 1, ReadStart::tail_offset(5000)), 0u);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace runnel

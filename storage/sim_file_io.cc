@@ -737,6 +737,14 @@ Status SimFileIo::fdatasync_sync(FileId file) {
   return Status::ok();
 }
 
+Status SimFileIo::fallocate_sync(FileId file, uint64_t offset, uint64_t len) {
+  if (process_dead()) return Status(ErrorCode::kIoError, "simulated process died with the disk");
+  std::lock_guard<std::mutex> lock(disk_.mutex_);
+  const int res = fallocate_locked(file, offset, len);
+  if (res < 0) return errno_status(res, "fallocate", handle_locked(file).path);
+  return Status::ok();
+}
+
 Status SimFileIo::fsync_dir_sync(const std::string& path) {
   if (process_dead()) return Status(ErrorCode::kIoError, "simulated process died with the disk");
   std::lock_guard<std::mutex> lock(disk_.mutex_);

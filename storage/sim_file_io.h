@@ -229,6 +229,7 @@ class SimFileIo final : public FileIo {
   // the other write faults do.
   Status write_sync(FileId file, const void* data, size_t len, uint64_t offset) override;
   Status fdatasync_sync(FileId file) override;
+  Status fallocate_sync(FileId file, uint64_t offset, uint64_t len) override;
   Status fsync_dir_sync(const std::string& path) override;
   Status truncate_sync(FileId file, uint64_t size) override;  // Durable on return.
   Status rename_sync(const std::string& from, const std::string& to) override;

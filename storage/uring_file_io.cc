@@ -169,6 +169,13 @@ Status UringFileIo::fdatasync_sync(FileId file) {
   return Status::ok();
 }
 
+Status UringFileIo::fallocate_sync(FileId file, uint64_t offset, uint64_t len) {
+  if (::fallocate(file, 0, static_cast<off_t>(offset), static_cast<off_t>(len)) != 0) {
+    return errno_status("fallocate", std::to_string(file), errno);
+  }
+  return Status::ok();
+}
+
 Status UringFileIo::fsync_dir_sync(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return errno_status("open dir", path, errno);

@@ -59,7 +59,14 @@ struct Appender {
     }
     next_seq[stream] += count;
     log->append(stream, payload.bytes(), count, payload_checksum(payload.bytes()), TimestampMode::kClientPrefer,
-                crash_timestamp(stream, 0), [this, stream](Result<AppendAck> ack) {
+                crash_timestamp(stream, 0), [this, stream, count](Result<AppendAck> ack) {
+                  if (!ack && ack.status().code() == ErrorCode::kOverloaded) {
+                    // Refused up front (e.g. the next segment is still being
+                    // prepared): nothing was assigned; try the same seq_nums again.
+                    next_seq[stream] -= count;
+                    Reactor::current().post([this, stream] { append_one(stream); });
+                    return;
+                  }
                   if (!ack) {
                     write_line("error " + ack.status().to_string());
                     _exit(3);

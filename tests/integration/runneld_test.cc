@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -68,7 +69,8 @@ TEST(Runneld, MetricsHaveSeriesForEveryShard) {
   EXPECT_EQ(metrics.headers["content-type"].rfind("text/plain; version=0.0.4", 0), 0u);
   for (int shard = 0; shard < 3; shard++) {
     for (const char* series : {"runnel_reactor_loop_steps_total", "runnel_io_uring_enter_calls_total",
-                               "runnel_io_uring_cqes_total", "runnel_admin_connections"}) {
+                               "runnel_io_uring_cqes_total", "runnel_admin_connections",
+                               "runnel_log_appends_total", "runnel_log_flushes_total"}) {
       std::string needle = std::string(series) + "{shard=\"" + std::to_string(shard) + "\"}";
       EXPECT_NE(metrics.body.find(needle), std::string::npos) << "missing " << needle;
     }
@@ -96,6 +98,28 @@ TEST(Runneld, ConfigEndpointReflectsFlagsOverEnvironmentOverFile) {
   EXPECT_NE(config.body.find("\"admin.request_timeout_ms\":999"), std::string::npos) << config.body;  // File.
   EXPECT_NE(config.body.find("\"log_level\":\"warn\""), std::string::npos) << config.body;            // File.
   EXPECT_TRUE(exited_with(server->stop(SIGTERM), 0));
+}
+
+TEST(Runneld, RecoversEachShardsLogBeforeReportingReady) {
+  TempDir dir;
+  {
+    auto server = must_start(loopback_args(dir, 2));
+    ASSERT_NE(server, nullptr);
+    EXPECT_TRUE(exited_with(server->stop(SIGTERM), 0));
+  }
+  for (int shard = 0; shard < 2; shard++) {
+    EXPECT_TRUE(std::filesystem::exists(dir.path() + "/data/shard-" + std::to_string(shard) +
+                                        "/00000000000000000000.seg"));
+  }
+  // A restart on the same data dir recovers every shard's log, and says how much it scanned.
+  auto server = must_start(loopback_args(dir, 2));
+  ASSERT_NE(server, nullptr);
+  EXPECT_EQ(http_request(server->admin(), "GET", "/ready").status, 200);
+  EXPECT_TRUE(exited_with(server->stop(SIGTERM), 0));
+  const std::string log = server->stderr_text();
+  EXPECT_NE(log.find("shard-0: 1 segments"), std::string::npos) << log;
+  EXPECT_NE(log.find("shard-1: 1 segments"), std::string::npos) << log;
+  EXPECT_NE(log.find("MiB/s"), std::string::npos) << log;
 }
 
 TEST(Runneld, SigintAlsoStopsCleanly) {
