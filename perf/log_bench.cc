@@ -4,9 +4,13 @@
 //   records/s, MB/s (payload), flushes/s, batches per flush, ack latency p50/p99
 //
 //   log_bench --dir D --record-bytes 100 --batch-records 100 --streams 1 --seconds 5
-//             [--inflight 64] [--fdatasync] [--flush-bytes N] [--recover]
+//             [--inflight 64] [--fdatasync] [--flush-bytes N] [--flushes N] [--buffers N]
+//             [--rate BATCHES_PER_S] [--read] [--recover] [--keep]
 //
-// --recover instead times recovery of whatever log is in D.
+// --rate offers batches at a fixed rate (latency is measured from each
+// batch's scheduled send time, so a stall is not hidden: no coordinated
+// omission). --read then reads every stream back from disk and reports read
+// throughput. --recover instead times recovery of whatever log is in D.
 
 #include <fmt/format.h>
 
@@ -36,6 +40,11 @@ struct Args {
   uint64_t segment_bytes = 256ull << 20;
   bool recover = false;
   bool keep = false;
+  bool read = false;
+  uint32_t flushes = 4;
+  uint32_t buffers = 8;
+  double rate = 0;  // Batches per second; 0 = as fast as acks allow.
+  uint64_t stop_after_bytes = 0;  // Stop once this much payload is acknowledged (0 = by time).
 };
 
 struct Bench {
@@ -51,6 +60,41 @@ struct Bench {
   uint64_t next_stream = 0;
   uint64_t errors = 0;
   std::vector<uint32_t> latencies_us;
+
+  uint64_t scheduled = 0;  // Batches sent under --rate.
+  std::unique_ptr<Timer> pacer;
+
+  // Fixed offered load: send every batch whose scheduled time has come.
+  void pace() {
+    const uint64_t now = Reactor::clock_us();
+    if (now >= deadline_us) return;
+    const double interval_us = 1e6 / args.rate;
+    while (true) {
+      const uint64_t due = started_us + static_cast<uint64_t>(static_cast<double>(scheduled) * interval_us);
+      if (due > now) {
+        pacer->arm_at_us(due);
+        return;
+      }
+      send(due);
+      scheduled++;
+    }
+  }
+
+  void send(uint64_t sent) {
+    uint64_t stream = 1 + (next_stream++ % args.streams);
+    in_flight++;
+    log->append(stream, payload, args.batch_records, checksum, TimestampMode::kArrival, sent / 1000,
+                [this, sent](Result<AppendAck> ack) {
+                  in_flight--;
+                  if (!ack) {
+                    errors++;
+                  } else {
+                    acked_batches++;
+                    latencies_us.push_back(static_cast<uint32_t>(Reactor::clock_us() - sent));
+                  }
+                  if (Reactor::clock_us() >= deadline_us && in_flight == 0) reactor->request_stop();
+                });
+  }
 
   void fill() {
     while (in_flight < args.inflight && Reactor::clock_us() < deadline_us) {
@@ -68,6 +112,9 @@ struct Bench {
                     } else {
                       acked_batches++;
                       latencies_us.push_back(static_cast<uint32_t>(Reactor::clock_us() - sent));
+                      if (args.stop_after_bytes != 0 && acked_batches * payload.size() >= args.stop_after_bytes) {
+                        deadline_us = 0;  // Enough written: wind down.
+                      }
                     }
                     if (Reactor::clock_us() < deadline_us) {
                       if (ack) reactor->post([this] { fill(); });
@@ -80,6 +127,66 @@ struct Bench {
     }
   }
 };
+
+// Reads every stream of the log in a.dir back from disk, as fast as possible,
+// with one read in flight per stream; reports records/s and MB/s.
+int read_back(const Args& a, const LogOptions& o) {
+  ShardSetOptions so;
+  so.shards = 1;
+  so.ring_entries = 1024;
+  ShardSet shards(so);
+  std::unique_ptr<UringFileIo> io;
+  std::unique_ptr<ShardLog> log;
+  struct Reader {
+    ShardLog* log;
+    uint64_t stream;
+    uint64_t next = 0;
+    uint64_t* records;
+    uint64_t* bytes;
+    int* active;
+    void go() {
+      log->read(stream, next, 10'000, 4u << 20, [this](Result<ReadResult> r) {
+        if (!r || r->batches.empty()) {
+          if (--*active == 0) Reactor::current().request_stop();
+          return;
+        }
+        for (const StoredBatch& b : r->batches) {
+          *records += b.header.record_count;
+          *bytes += b.payload.size();
+          next = b.header.base_seq + b.header.record_count;
+        }
+        go();
+      });
+    }
+  };
+  std::vector<std::unique_ptr<Reader>> readers;
+  uint64_t records = 0, bytes = 0;
+  int active = static_cast<int>(a.streams);
+  uint64_t t0 = 0;
+  Status started = shards.start(
+      [&](Reactor& r) {
+        io = std::make_unique<UringFileIo>(&r);
+        auto opened = ShardLog::open(&r, *io, o);
+        if (!opened) return opened.status();
+        log = std::move(*opened);
+        t0 = Reactor::clock_us();
+        for (uint32_t s = 1; s <= a.streams; s++) {
+          readers.push_back(std::make_unique<Reader>(Reader{log.get(), s, 0, &records, &bytes, &active}));
+        }
+        for (auto& reader : readers) reader->go();
+        return Status::ok();
+      },
+      [&](Reactor&) {
+        log.reset();
+        io.reset();
+      });
+  if (!started) return 1;
+  shards.join();
+  double s = static_cast<double>(Reactor::clock_us() - t0) / 1e6;
+  fmt::print("read back from disk: {:.0f} records/s, {:.1f} MB/s payload ({} records in {:.2f} s)\n",
+             static_cast<double>(records) / s, static_cast<double>(bytes) / 1e6 / s, records, s);
+  return 0;
+}
 
 int run(int argc, char** argv) {
   Args a;
@@ -97,6 +204,11 @@ int run(int argc, char** argv) {
     else if (k == "--fdatasync") a.fdatasync = true;
     else if (k == "--recover") a.recover = true;
     else if (k == "--keep") a.keep = true;
+    else if (k == "--read") a.read = true;
+    else if (k == "--flushes") a.flushes = static_cast<uint32_t>(std::stoul(next()));
+    else if (k == "--buffers") a.buffers = static_cast<uint32_t>(std::stoul(next()));
+    else if (k == "--rate") a.rate = std::stod(next());
+    else if (k == "--stop-after-bytes") a.stop_after_bytes = std::stoull(next());
     else {
       fmt::print(stderr, "unknown argument {}\n", k);
       return 2;
@@ -110,8 +222,8 @@ int run(int argc, char** argv) {
   o.segment_bytes = a.segment_bytes;
   o.flush_bytes_max = a.flush_bytes;
   o.dsync = !a.fdatasync;
-  o.flushes_in_flight_max = 4;
-  o.write_buffers = 8;
+  o.flushes_in_flight_max = a.flushes;
+  o.write_buffers = a.buffers;
 
   ShardSetOptions so;
   so.shards = 1;
@@ -147,10 +259,21 @@ int run(int argc, char** argv) {
         bench.latencies_us.reserve(4'000'000);
         bench.started_us = Reactor::clock_us();
         bench.deadline_us = bench.started_us + static_cast<uint64_t>(a.seconds * 1e6);
-        bench.fill();
+        if (a.rate > 0) {
+          bench.pacer = std::make_unique<Timer>(r, [&bench] { bench.pace(); });
+          bench.pace();
+          // The loop ends when the deadline passes and the last ack is in.
+          auto* stopper = new Timer(r, [&bench, &r] {
+            if (bench.in_flight == 0) r.request_stop();
+          });
+          stopper->arm_at_us(bench.deadline_us + 1);
+        } else {
+          bench.fill();
+        }
         return Status::ok();
       },
       [&](Reactor&) {
+        bench.pacer.reset();
         log.reset();
         io.reset();
       });
@@ -166,11 +289,14 @@ int run(int argc, char** argv) {
   auto& lat = bench.latencies_us;
   std::sort(lat.begin(), lat.end());
   auto pct = [&](double p) { return lat.empty() ? 0u : lat[std::min(lat.size() - 1, static_cast<size_t>(p * lat.size()))]; };
-  fmt::print("record_bytes={} batch_records={} streams={} inflight={} sync={}: {:.0f} records/s, {:.1f} MB/s payload, "
-             "{:.0f} batches/s, ack p50={}us p99={}us max={}us, errors={}\n",
-             a.record_bytes, a.batch_records, a.streams, a.inflight, a.fdatasync ? "fdatasync" : "dsync",
-             static_cast<double>(records) / elapsed, mb / elapsed, static_cast<double>(bench.acked_batches) / elapsed,
-             pct(0.5), pct(0.99), lat.empty() ? 0 : lat.back(), bench.errors);
+  fmt::print("record_bytes={} batch_records={} streams={} {} sync={}: {:.0f} records/s, {:.1f} MB/s payload, "
+             "{:.0f} batches/s, ack p50={}us p90={}us p99={}us p99.9={}us max={}us, errors={}\n",
+             a.record_bytes, a.batch_records, a.streams,
+             a.rate > 0 ? fmt::format("rate={:.0f}/s", a.rate) : fmt::format("inflight={}", a.inflight),
+             a.fdatasync ? "fdatasync" : "dsync", static_cast<double>(records) / elapsed, mb / elapsed,
+             static_cast<double>(bench.acked_batches) / elapsed, pct(0.5), pct(0.9), pct(0.99), pct(0.999),
+             lat.empty() ? 0 : lat.back(), bench.errors);
+  if (a.read) return read_back(a, o);
   return 0;
 }
 
