@@ -18,6 +18,10 @@ std::string_view error_code_name(ErrorCode code) {
     case ErrorCode::kTooLarge: return "too_large";
     case ErrorCode::kTimeout: return "timeout";
     case ErrorCode::kCorrupt: return "corrupt";
+    case ErrorCode::kSeqNumMismatch: return "seq_num_mismatch";
+    case ErrorCode::kFencingTokenMismatch: return "fencing_token_mismatch";
+    case ErrorCode::kOutOfRange: return "out_of_range";
+    case ErrorCode::kStreamSealed: return "stream_sealed";
   }
   return "unknown";
 }

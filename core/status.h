@@ -30,6 +30,10 @@ enum class ErrorCode : uint16_t {
   kTooLarge = 11,
   kTimeout = 12,
   kCorrupt = 13,  // Stored or received bytes fail a checksum or are not what they claim to be.
+  kSeqNumMismatch = 14,        // match_seq_num is not the tail; detail() is the tail.
+  kFencingTokenMismatch = 15,  // The stream is fenced with another token.
+  kOutOfRange = 16,            // A read starts beyond the tail; detail() is the tail.
+  kStreamSealed = 17,          // The stream is sealed: read-only forever.
 };
 
 // The lower-case name used in logs and JSON error bodies ("invalid_argument").
@@ -41,6 +45,9 @@ class [[nodiscard]] Status {
  public:
   Status() = default;
   Status(ErrorCode code, std::string message) : code_(code), message_(std::move(message)) {}
+  // With a number the caller needs (the tail for kSeqNumMismatch / kOutOfRange).
+  Status(ErrorCode code, std::string message, uint64_t detail)
+      : code_(code), message_(std::move(message)), detail_(detail) {}
 
   static Status ok() { return Status(); }
 
@@ -48,6 +55,7 @@ class [[nodiscard]] Status {
   explicit operator bool() const { return is_ok(); }
   ErrorCode code() const { return code_; }
   const std::string& message() const { return message_; }
+  uint64_t detail() const { return detail_; }
 
   // "invalid_argument: shards must be 1..256" — for logs and CLI output.
   std::string to_string() const;
@@ -55,6 +63,7 @@ class [[nodiscard]] Status {
  private:
   ErrorCode code_ = ErrorCode::kOk;
   std::string message_;
+  uint64_t detail_ = 0;
 };
 
 // A value or a non-OK Status, shaped like C++23 std::expected.

@@ -19,7 +19,7 @@ TEST(Status, ErrorCarriesCodeAndMessage) {
 }
 
 TEST(Status, EveryCodeHasAName) {
-  for (int c = 0; c <= static_cast<int>(ErrorCode::kCorrupt); c++) {
+  for (int c = 0; c <= static_cast<int>(ErrorCode::kStreamSealed); c++) {
     EXPECT_NE(error_code_name(static_cast<ErrorCode>(c)), "unknown") << c;
   }
 }

@@ -83,9 +83,11 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config) {
         log_options.flush_bytes_max = config.storage_flush_bytes_max;
         log_options.flushes_in_flight_max = config.storage_flushes_in_flight_max;
         log_options.write_buffers = config.storage_write_buffers;
-        auto log = ShardLog::open(&reactor, *services.io, log_options);
-        if (!log) return Status(log.status().code(), fmt::format("shard {} log: {}", shard, log.status().message()));
-        services.log = std::move(*log);
+        auto store = StreamStore::open(&reactor, *services.io, log_options);
+        if (!store) {
+          return Status(store.status().code(), fmt::format("shard {} log: {}", shard, store.status().message()));
+        }
+        services.store = std::move(*store);
         services.admin = std::make_unique<HttpServer>(reactor, std::move(s->admin_listeners_[shard]), admin_options,
                                                       make_admin_handler(reactor, s->node_));
         services.admin->start();
@@ -94,7 +96,7 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config) {
       [s](Reactor& reactor) {
         ShardServices& services = s->shard_services_[static_cast<size_t>(reactor.shard())];
         services.admin.reset();
-        services.log.reset();
+        services.store.reset();
         services.io.reset();
       });
   if (!started) return started;

@@ -15,7 +15,7 @@
 #include "net/admin.h"
 #include "net/http_server.h"
 #include "net/socket.h"
-#include "storage/shard_log.h"
+#include "storage/stream_store.h"
 #include "storage/uring_file_io.h"
 
 namespace runnel {
@@ -55,7 +55,7 @@ class Server {
   // Per shard, created and destroyed on that shard.
   struct ShardServices {
     std::unique_ptr<UringFileIo> io;
-    std::unique_ptr<ShardLog> log;
+    std::unique_ptr<StreamStore> store;
     std::unique_ptr<HttpServer> admin;
   };
   std::vector<ShardServices> shard_services_;

@@ -40,18 +40,20 @@ inline LogOptions small_options(const std::string& dir) {
   return o;
 }
 
-// Runs a ShardLog on a one-shard reactor; call() runs work on the shard and
-// waits (bounded) for it to report completion.
-class LogHarness {
+// Runs a ShardLog (or a StreamStore: anything with a static
+// open(Reactor*, FileIo&, const LogOptions&)) on a one-shard reactor; call()
+// runs work on the shard and waits (bounded) for it to report completion.
+template <typename T>
+class ShardHarness {
  public:
   using IoFactory = std::function<std::unique_ptr<FileIo>(Reactor&)>;
 
   // `make_io` builds the shard's FileIo (default: the real one).
-  explicit LogHarness(const LogOptions& options, IoFactory make_io = nullptr) : shards_(shard_options()) {
+  explicit ShardHarness(const LogOptions& options, IoFactory make_io = nullptr) : shards_(shard_options()) {
     Status started = shards_.start(
         [this, options, make_io](Reactor& r) {
           io_ = make_io ? make_io(r) : std::make_unique<UringFileIo>(&r);
-          auto log = ShardLog::open(&r, *io_, options);
+          auto log = T::open(&r, *io_, options);
           if (!log) {
             open_status_ = log.status();
             return Status::ok();
@@ -65,18 +67,18 @@ class LogHarness {
         });
     EXPECT_TRUE(started.is_ok()) << started.to_string();
   }
-  ~LogHarness() {
+  ~ShardHarness() {
     shards_.request_stop();
     shards_.join();
   }
 
-  ShardLog* log() { return log_.get(); }
+  T* log() { return log_.get(); }
   FileIo* io() { return io_.get(); }
   Reactor& reactor() { return shards_.reactor(0); }
   const Status& open_status() const { return open_status_; }
 
   // `work` gets the log and a `finish` to call (on the shard) when done.
-  void call(std::function<void(ShardLog&, std::function<void()>)> work) {
+  void call(std::function<void(T&, std::function<void()>)> work) {
     // `finish` may run inside `work` (an append refused up front) or later;
     // the caller is released only once both happened, so `work` never runs
     // on after the caller's frame is gone.
@@ -108,9 +110,11 @@ class LogHarness {
   }
   ShardSet shards_;
   std::unique_ptr<FileIo> io_;
-  std::unique_ptr<ShardLog> log_;
+  std::unique_ptr<T> log_;
   Status open_status_;
 };
+
+using LogHarness = ShardHarness<ShardLog>;
 
 inline std::string record_body(uint64_t stream, uint64_t seq) {
   std::string body = "stream " + std::to_string(stream) + " record " + std::to_string(seq) + " ";

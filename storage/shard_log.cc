@@ -52,23 +52,45 @@ bool is_zero(const char* p, size_t n) {
   return true;
 }
 
-// A skip marker: a control batch saying that the bytes [void_from, here)
-// are the remains of a torn flush and hold nothing.
-std::string skip_marker_payload(uint64_t void_from) {
+// Control batches (stream 0) hold one record whose body starts with a type byte.
+constexpr uint8_t kControlSkipMarker = 1;  // Then u64 void_from.
+constexpr uint8_t kControlUser = 2;        // Then the owner's bytes (the stream catalog's mutations).
+
+std::string control_payload(uint8_t type, std::string_view bytes) {
+  std::string body(1, static_cast<char>(type));
+  body.append(bytes);
   PayloadBuilder builder;
-  char body[8];
-  std::memcpy(body, &void_from, 8);
-  builder.add(0, std::string_view(body, 8));
+  builder.add(0, body);
   return builder.bytes();
+}
+
+// The control record's type and the bytes after it, or false.
+bool parse_control(const BatchHeader& header, std::string_view payload, const BatchLimits& limits, uint8_t* type,
+                   std::string_view* bytes) {
+  if (header.stream_id != kControlStreamId || header.record_count != 1) return false;
+  RecordIterator it(payload, 1, limits);
+  RecordView record;
+  if (!it.next(&record) || record.body.empty()) return false;
+  *type = static_cast<uint8_t>(record.body[0]);
+  *bytes = record.body.substr(1);
+  return true;
+}
+
+// A skip marker says that the bytes [void_from, here) are the remains of a
+// torn flush and hold nothing.
+std::string skip_marker_payload(uint64_t void_from) {
+  char bytes[8];
+  std::memcpy(bytes, &void_from, 8);
+  return control_payload(kControlSkipMarker, std::string_view(bytes, 8));
 }
 
 bool parse_skip_marker(const BatchHeader& header, std::string_view payload, const BatchLimits& limits,
                        uint64_t* void_from) {
-  if (header.stream_id != kControlStreamId || header.record_count != 1) return false;
-  RecordIterator it(payload, 1, limits);
-  RecordView record;
-  if (!it.next(&record) || record.body.size() != 8) return false;
-  std::memcpy(void_from, record.body.data(), 8);
+  uint8_t type = 0;
+  std::string_view bytes;
+  if (!parse_control(header, payload, limits, &type, &bytes)) return false;
+  if (type != kControlSkipMarker || bytes.size() != 8) return false;
+  std::memcpy(void_from, bytes.data(), 8);
   return true;
 }
 
@@ -210,8 +232,10 @@ ShardLog::~ShardLog() {
 
 std::string ShardLog::segment_path(uint64_t id) const { return options_.dir + "/" + segment_name(id); }
 
-Result<std::unique_ptr<ShardLog>> ShardLog::open(Reactor* reactor, FileIo& io, const LogOptions& options) {
+Result<std::unique_ptr<ShardLog>> ShardLog::open(Reactor* reactor, FileIo& io, const LogOptions& options,
+                                                ControlHandler control_handler) {
   std::unique_ptr<ShardLog> log(new ShardLog(reactor, io, options));
+  log->control_handler_ = std::move(control_handler);
   if (Status s = log->recover(); !s) return s;
   return log;
 }
@@ -386,7 +410,19 @@ Status ShardLog::scan_segment(Segment& segment, bool last) {
     const BatchHeader& h = f.header;
     valid_end = f.offset + kBatchHeaderBytes + h.payload_bytes;
     recovery_.batches++;
-    if (h.stream_id == kControlStreamId) continue;
+    if (h.stream_id == kControlStreamId) {
+      const char* p = scanner.bytes(f.offset + kBatchHeaderBytes, h.payload_bytes);
+      uint8_t type = 0;
+      std::string_view bytes;
+      if (p != nullptr && parse_control(h, std::string_view(p, h.payload_bytes), limits_, &type, &bytes) &&
+          type == kControlUser && control_handler_) {
+        if (Status s = control_handler_(bytes); !s) {
+          log_error("segment {} offset {}: control record rejected at replay: {}", segment.path, f.offset,
+                    s.to_string());
+        }
+      }
+      continue;
+    }
     auto& slot = streams_[h.stream_id];
     if (!slot) slot = std::make_unique<StreamState>();
     StreamState& stream = *slot;
@@ -560,13 +596,32 @@ StreamTail ShardLog::tail(uint64_t stream_id) const {
 
 void ShardLog::append(uint64_t stream_id, std::string_view payload, uint32_t record_count, uint64_t checksum,
                       TimestampMode mode, uint64_t arrival_ms, AppendCallback done) {
+  if (stream_id == kControlStreamId) {
+    if (append_errors_ != nullptr) append_errors_->inc();
+    return done(Status(ErrorCode::kInvalidArgument, "stream id 0 is reserved"));
+  }
+  append_batch(stream_id, payload, record_count, checksum, mode, arrival_ms, std::move(done));
+}
+
+void ShardLog::append_control(std::string_view bytes, AppendCallback done) {
+  std::string payload = control_payload(kControlUser, bytes);
+  append_batch(kControlStreamId, payload, 1, payload_checksum(payload), TimestampMode::kArrival,
+               static_cast<uint64_t>(Reactor::clock_us() / 1000), std::move(done));
+}
+
+uint64_t ShardLog::assigned_tail(uint64_t stream_id) const {
+  auto it = streams_.find(stream_id);
+  return it == streams_.end() ? 0 : it->second->next_seq;
+}
+
+void ShardLog::append_batch(uint64_t stream_id, std::string_view payload, uint32_t record_count, uint64_t checksum,
+                            TimestampMode mode, uint64_t arrival_ms, AppendCallback done) {
   RUNNEL_ASSERT(reactor_ != nullptr);
   auto reject = [&](Status status) {
     if (append_errors_ != nullptr) append_errors_->inc();
     done(std::move(status));
   };
   if (!failure_.is_ok()) return reject(failure_);
-  if (stream_id == kControlStreamId) return reject(Status(ErrorCode::kInvalidArgument, "stream id 0 is reserved"));
   BatchHeader header;
   header.stream_id = stream_id;
   header.record_count = record_count;
@@ -577,9 +632,15 @@ void ShardLog::append(uint64_t stream_id, std::string_view payload, uint32_t rec
   }
   if (Status s = verify_payload(header, payload, limits_); !s) return reject(std::move(s));
 
-  auto& slot = streams_[stream_id];
-  if (!slot) slot = std::make_unique<StreamState>();
-  StreamState& stream = *slot;
+  // Control batches have no stream state: they all carry base_seq 0.
+  StreamState control_state;
+  StreamState* state = &control_state;
+  if (stream_id != kControlStreamId) {
+    auto& slot = streams_[stream_id];
+    if (!slot) slot = std::make_unique<StreamState>();
+    state = slot.get();
+  }
+  StreamState& stream = *state;
   if (Status s = stamp_batch(&header, payload, arrival_ms, stream.last_timestamp, mode, limits_); !s) {
     return reject(std::move(s));
   }
@@ -733,6 +794,10 @@ void ShardLog::complete_flushes() {
     }
     buffer->segment->durable_end = std::max(buffer->segment->durable_end, buffer->offset + buffer->padded());
     for (WriteBuffer::Pending& p : buffer->pending) {
+      if (p.stream_id == kControlStreamId) {
+        p.done(p.ack);
+        continue;
+      }
       StreamState& stream = *streams_[p.stream_id];
       stream.durable_next_seq = p.ack.end_seq;
       stream.durable_last_timestamp = p.ack.last_timestamp;

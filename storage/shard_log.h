@@ -22,6 +22,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -93,11 +94,20 @@ class ShardLog {
  public:
   using AppendCallback = InlineFunction<void(Result<AppendAck>), 40>;
   using ReadCallback = InlineFunction<void(Result<ReadResult>), 40>;
+  // Receives, during recovery and in log order, the bytes of every durable
+  // append_control() record. An error is logged; replay goes on.
+  using ControlHandler = std::function<Status(std::string_view bytes)>;
 
   // Opens the log in options.dir, creating it if needed, and recovers it.
   // Blocking: call at startup, before the shard serves. `reactor` may be null
   // for offline tools that only recover and read synchronously (not yet used).
-  static Result<std::unique_ptr<ShardLog>> open(Reactor* reactor, FileIo& io, const LogOptions& options);
+  static Result<std::unique_ptr<ShardLog>> open(Reactor* reactor, FileIo& io, const LogOptions& options,
+                                                ControlHandler control_handler = nullptr);
+
+  // Writes an opaque control record (e.g. a catalog mutation) into the log,
+  // durably and in order with appends; recovery hands it back to the
+  // ControlHandler. Same callback rules as append().
+  void append_control(std::string_view bytes, AppendCallback done);
   ~ShardLog();
   ShardLog(const ShardLog&) = delete;
   ShardLog& operator=(const ShardLog&) = delete;
@@ -122,6 +132,9 @@ class ShardLog {
   void read(uint64_t stream_id, ReadStart start, uint32_t max_records, uint32_t max_bytes, ReadCallback done);
 
   StreamTail tail(uint64_t stream_id) const;
+  // The seq_num the next append to the stream will get (durable or not):
+  // what match_seq_num is compared with.
+  uint64_t assigned_tail(uint64_t stream_id) const;
   size_t stream_count() const { return streams_.size(); }
 
   // Recovery figures, for logs and tests.
@@ -144,6 +157,8 @@ class ShardLog {
   friend struct ShardLogTestPeer;
 
   ShardLog(Reactor* reactor, FileIo& io, const LogOptions& options);
+  void append_batch(uint64_t stream_id, std::string_view payload, uint32_t record_count, uint64_t checksum,
+                    TimestampMode mode, uint64_t arrival_ms, AppendCallback done);
   Status recover();
   Status scan_segment(Segment& segment, bool last);
   Status create_segment_sync(uint64_t id);
@@ -167,6 +182,7 @@ class ShardLog {
   Reactor* reactor_;
   FileIo& io_;
   LogOptions options_;
+  ControlHandler control_handler_;
   BatchLimits limits_;
   uint64_t zero_window_bytes_;
 

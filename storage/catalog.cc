@@ -1,0 +1,434 @@
+#include "storage/catalog.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+
+#include "core/assert.h"
+
+namespace runnel {
+
+namespace {
+
+// Encoding of a mutation (little-endian; every field fixed-width except the
+// u16-length-prefixed strings):
+//
+//   all ops      u8 version (kMutationVersion), u8 op, u64 id
+//   kCreate      u16 len + bucket, u16 len + name, config, u64 created_ms,
+//                u8 sealed, u16 len + fencing_token, u64 trim_seq
+//   kReconfigure config
+//   kDelete      (nothing more)
+//   kSeal        (nothing more)
+//   kFence       u16 len + fencing_token
+//   kTrim        u64 trim_seq
+//
+//   config       u8 timestamping (0..2), u64 retention_age_ms,
+//                u64 retention_bytes, u64 delete_on_empty_ms, u8 compress_lz4
+//
+// Decoding is strict — bools are 0 or 1, no trailing bytes, names valid — so
+// a decoded mutation re-encodes to exactly the bytes it came from.
+constexpr uint8_t kMutationVersion = 1;
+
+constexpr size_t kBucketBytesMin = 3;
+constexpr size_t kBucketBytesMax = 63;
+constexpr size_t kStreamNameBytesMin = 1;
+constexpr size_t kStreamNameBytesMax = 512;
+constexpr uint8_t kTimestampModeMax = static_cast<uint8_t>(TimestampMode::kArrival);
+
+static_assert(kBucketBytesMax <= std::numeric_limits<uint16_t>::max());
+static_assert(kStreamNameBytesMax <= std::numeric_limits<uint16_t>::max());
+static_assert(kFencingTokenBytesMax <= std::numeric_limits<uint16_t>::max());
+static_assert(static_cast<uint8_t>(TimestampMode::kClientPrefer) == 0);
+static_assert(static_cast<uint8_t>(TimestampMode::kClientRequire) == 1);
+static_assert(static_cast<uint8_t>(TimestampMode::kArrival) == 2);
+
+bool is_known_op(uint8_t op) {
+  return op >= static_cast<uint8_t>(CatalogOp::kCreate) && op <= static_cast<uint8_t>(CatalogOp::kTrim);
+}
+
+bool is_lower_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+
+// Length of the well-formed UTF-8 sequence at the front of `s`, or 0 if it is
+// not one (RFC 3629: no overlong forms, no surrogates, nothing above
+// U+10FFFF, no truncated sequence).
+size_t utf8_sequence_bytes(std::string_view s) {
+  RUNNEL_ASSERT(!s.empty());
+  const auto b0 = static_cast<uint8_t>(s[0]);
+  if (b0 < 0x80) return 1;
+  size_t n = 0;
+  // The allowed range of the second byte depends on the first; this is where
+  // overlong forms, surrogates and values above U+10FFFF are excluded.
+  uint8_t lo = 0x80;
+  uint8_t hi = 0xBF;
+  if (b0 >= 0xC2 && b0 <= 0xDF) {
+    n = 2;
+  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+    n = 3;
+    if (b0 == 0xE0) lo = 0xA0;  // Below is overlong.
+    if (b0 == 0xED) hi = 0x9F;  // Above is a surrogate (U+D800..U+DFFF).
+  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+    n = 4;
+    if (b0 == 0xF0) lo = 0x90;  // Below is overlong.
+    if (b0 == 0xF4) hi = 0x8F;  // Above is past U+10FFFF.
+  } else {
+    return 0;  // A continuation byte, an overlong lead (C0, C1), or F5..FF.
+  }
+  if (s.size() < n) return 0;
+  const auto b1 = static_cast<uint8_t>(s[1]);
+  if (b1 < lo || b1 > hi) return 0;
+  for (size_t i = 2; i < n; i++) {
+    const auto b = static_cast<uint8_t>(s[i]);
+    if (b < 0x80 || b > 0xBF) return 0;
+  }
+  return n;
+}
+
+Status invalid(std::string message) { return Status(ErrorCode::kInvalidArgument, std::move(message)); }
+Status corrupt(std::string message) {
+  return Status(ErrorCode::kCorrupt, "catalog mutation: " + std::move(message));
+}
+
+Status validate_config(const StreamConfig& config) {
+  if (static_cast<uint8_t>(config.timestamping) > kTimestampModeMax) {
+    return invalid("timestamping must be client-prefer, client-require or arrival");
+  }
+  return Status::ok();
+}
+
+Status validate_fencing_token(std::string_view token) {
+  if (token.size() > kFencingTokenBytesMax) {
+    return invalid(fmt::format("fencing token must be at most {} bytes", kFencingTokenBytesMax));
+  }
+  return Status::ok();
+}
+
+// Borrowed (bucket, name) for lookups in by_name_ without building a
+// std::pair<std::string, std::string>. by_name_ compares with std::less<>,
+// which finds these operators by argument-dependent lookup.
+struct NameKey {
+  std::string_view bucket;
+  std::string_view name;
+
+  using Owned = std::pair<std::string, std::string>;
+  friend bool operator<(const Owned& a, const NameKey& b) {
+    const int c = std::string_view(a.first).compare(b.bucket);
+    return c < 0 || (c == 0 && std::string_view(a.second) < b.name);
+  }
+  friend bool operator<(const NameKey& a, const Owned& b) {
+    const int c = a.bucket.compare(b.first);
+    return c < 0 || (c == 0 && a.name < std::string_view(b.second));
+  }
+};
+
+// Appends little-endian fixed-width integers and u16-length-prefixed strings.
+class Writer {
+ public:
+  explicit Writer(std::string* out) : out_(out) {}
+  void u8(uint8_t v) { out_->push_back(static_cast<char>(v)); }
+  void u16(uint16_t v) { raw(&v, sizeof(v)); }
+  void u64(uint64_t v) { raw(&v, sizeof(v)); }
+  void str(std::string_view s) {
+    // Callers pass a mutation that check() accepted; a longer string would
+    // be written with a wrapped length and decode as something else.
+    RUNNEL_ASSERT(s.size() <= std::numeric_limits<uint16_t>::max());
+    u16(static_cast<uint16_t>(s.size()));
+    out_->append(s);
+  }
+
+ private:
+  void raw(const void* p, size_t n) {
+    char bytes[8];
+    RUNNEL_ASSERT(n <= sizeof(bytes));
+    std::memcpy(bytes, p, n);
+    out_->append(bytes, n);
+  }
+  std::string* out_;
+};
+
+// Reads what Writer writes from the front of the input. Each read fails
+// (returns false, consumes nothing) if too few bytes are left.
+class Reader {
+ public:
+  explicit Reader(std::string_view in) : in_(in) {}
+  bool u8(uint8_t* v) { return raw(v, sizeof(*v)); }
+  bool u16(uint16_t* v) { return raw(v, sizeof(*v)); }
+  bool u64(uint64_t* v) { return raw(v, sizeof(*v)); }
+  bool boolean(bool* v, bool* valid) {
+    uint8_t b = 0;
+    if (!u8(&b)) return false;
+    *valid = b <= 1;
+    *v = b == 1;
+    return true;
+  }
+  bool str(std::string* s) {
+    std::string_view rest = in_;
+    uint16_t len = 0;
+    if (!u16(&len)) return false;
+    if (len > in_.size()) {
+      in_ = rest;
+      return false;
+    }
+    s->assign(in_.substr(0, len));
+    in_.remove_prefix(len);
+    return true;
+  }
+  size_t left() const { return in_.size(); }
+
+ private:
+  bool raw(void* p, size_t n) {
+    if (in_.size() < n) return false;
+    std::memcpy(p, in_.data(), n);
+    in_.remove_prefix(n);
+    return true;
+  }
+  std::string_view in_;
+};
+
+void write_config(Writer& w, const StreamConfig& config) {
+  w.u8(static_cast<uint8_t>(config.timestamping));
+  w.u64(config.retention_age_ms);
+  w.u64(config.retention_bytes);
+  w.u64(config.delete_on_empty_ms);
+  w.u8(config.compress_lz4 ? 1 : 0);
+}
+
+Status read_config(Reader& r, StreamConfig* config) {
+  uint8_t timestamping = 0;
+  bool lz4_valid = false;
+  if (!r.u8(&timestamping) || !r.u64(&config->retention_age_ms) || !r.u64(&config->retention_bytes) ||
+      !r.u64(&config->delete_on_empty_ms) || !r.boolean(&config->compress_lz4, &lz4_valid)) {
+    return corrupt("truncated config");
+  }
+  if (timestamping > kTimestampModeMax) return corrupt(fmt::format("unknown timestamping {}", timestamping));
+  if (!lz4_valid) return corrupt("compress_lz4 must be 0 or 1");
+  config->timestamping = static_cast<TimestampMode>(timestamping);
+  return Status::ok();
+}
+
+Status read_token(Reader& r, std::string* token) {
+  if (!r.str(token)) return corrupt("truncated fencing token");
+  if (token->size() > kFencingTokenBytesMax) return corrupt("fencing token too long");
+  return Status::ok();
+}
+
+Status read_create(Reader& r, StreamInfo* stream) {
+  if (!r.str(&stream->bucket)) return corrupt("truncated bucket name");
+  if (Status s = validate_bucket_name(stream->bucket); !s.is_ok()) return corrupt(s.message());
+  if (!r.str(&stream->name)) return corrupt("truncated stream name");
+  if (Status s = validate_stream_name(stream->name); !s.is_ok()) return corrupt(s.message());
+  if (Status s = read_config(r, &stream->config); !s.is_ok()) return s;
+  bool sealed_valid = false;
+  if (!r.u64(&stream->created_ms) || !r.boolean(&stream->sealed, &sealed_valid)) {
+    return corrupt("truncated create");
+  }
+  if (!sealed_valid) return corrupt("sealed must be 0 or 1");
+  if (Status s = read_token(r, &stream->fencing_token); !s.is_ok()) return s;
+  if (!r.u64(&stream->trim_seq)) return corrupt("truncated trim_seq");
+  return Status::ok();
+}
+
+}  // namespace
+
+Status validate_bucket_name(std::string_view bucket) {
+  if (bucket.size() < kBucketBytesMin || bucket.size() > kBucketBytesMax) {
+    return invalid(fmt::format("bucket name must be {} to {} characters", kBucketBytesMin, kBucketBytesMax));
+  }
+  for (char c : bucket) {
+    if (!is_lower_alnum(c) && c != '-') return invalid("bucket name may contain only a-z, 0-9 and '-'");
+  }
+  if (!is_lower_alnum(bucket.front()) || !is_lower_alnum(bucket.back())) {
+    return invalid("bucket name must start and end with a letter or digit");
+  }
+  return Status::ok();
+}
+
+Status validate_stream_name(std::string_view name) {
+  if (name.size() < kStreamNameBytesMin || name.size() > kStreamNameBytesMax) {
+    return invalid(fmt::format("stream name must be {} to {} bytes", kStreamNameBytesMin, kStreamNameBytesMax));
+  }
+  if (name.find('\0') != std::string_view::npos) return invalid("stream name must not contain NUL");
+  for (size_t i = 0; i < name.size();) {
+    const size_t n = utf8_sequence_bytes(name.substr(i));
+    if (n == 0) return invalid(fmt::format("stream name must be valid UTF-8 (bad byte at offset {})", i));
+    i += n;
+  }
+  return Status::ok();
+}
+
+std::string encode_mutation(const CatalogMutation& mutation) {
+  const StreamInfo& s = mutation.stream;
+  std::string out;
+  Writer w(&out);
+  w.u8(kMutationVersion);
+  w.u8(static_cast<uint8_t>(mutation.op));
+  w.u64(s.id);
+  switch (mutation.op) {
+    case CatalogOp::kCreate:
+      w.str(s.bucket);
+      w.str(s.name);
+      write_config(w, s.config);
+      w.u64(s.created_ms);
+      w.u8(s.sealed ? 1 : 0);
+      w.str(s.fencing_token);
+      w.u64(s.trim_seq);
+      break;
+    case CatalogOp::kReconfigure:
+      write_config(w, s.config);
+      break;
+    case CatalogOp::kDelete:
+    case CatalogOp::kSeal:
+      break;
+    case CatalogOp::kFence:
+      w.str(s.fencing_token);
+      break;
+    case CatalogOp::kTrim:
+      w.u64(s.trim_seq);
+      break;
+  }
+  return out;
+}
+
+Result<CatalogMutation> decode_mutation(std::string_view bytes) {
+  Reader r(bytes);
+  uint8_t version = 0;
+  uint8_t op = 0;
+  CatalogMutation m;
+  if (!r.u8(&version)) return corrupt("empty");
+  if (version != kMutationVersion) return corrupt(fmt::format("unknown version {}", version));
+  if (!r.u8(&op)) return corrupt("truncated op");
+  if (!is_known_op(op)) return corrupt(fmt::format("unknown op {}", op));
+  m.op = static_cast<CatalogOp>(op);
+  if (!r.u64(&m.stream.id)) return corrupt("truncated id");
+  if (m.stream.id == 0) return corrupt("stream id 0");
+  Status status;
+  switch (m.op) {
+    case CatalogOp::kCreate:
+      status = read_create(r, &m.stream);
+      break;
+    case CatalogOp::kReconfigure:
+      status = read_config(r, &m.stream.config);
+      break;
+    case CatalogOp::kDelete:
+    case CatalogOp::kSeal:
+      break;
+    case CatalogOp::kFence:
+      status = read_token(r, &m.stream.fencing_token);
+      break;
+    case CatalogOp::kTrim:
+      if (!r.u64(&m.stream.trim_seq)) status = corrupt("truncated trim_seq");
+      break;
+  }
+  if (!status.is_ok()) return status;
+  if (r.left() != 0) return corrupt(fmt::format("{} trailing bytes", r.left()));
+  return m;
+}
+
+Status StreamCatalog::check(const CatalogMutation& mutation) const {
+  const StreamInfo& s = mutation.stream;
+  if (mutation.op == CatalogOp::kCreate) {
+    if (Status st = validate_bucket_name(s.bucket); !st.is_ok()) return st;
+    if (Status st = validate_stream_name(s.name); !st.is_ok()) return st;
+    if (Status st = validate_config(s.config); !st.is_ok()) return st;
+    if (Status st = validate_fencing_token(s.fencing_token); !st.is_ok()) return st;
+    if (s.id == 0) return invalid("stream id must be > 0");
+    // Ids are never reused, so a deleted stream's id is refused too: batches
+    // of the old stream may still sit in the log under it.
+    if (s.id <= max_id_) return invalid(fmt::format("stream id {} already used (next is {})", s.id, next_id()));
+    if (find(s.bucket, s.name) != nullptr) return Status(ErrorCode::kAlreadyExists, "stream already exists");
+    return Status::ok();
+  }
+  if (!is_known_op(static_cast<uint8_t>(mutation.op))) {
+    return invalid(fmt::format("unknown catalog op {}", static_cast<uint8_t>(mutation.op)));
+  }
+  if (find(s.id) == nullptr) return Status(ErrorCode::kNotFound, fmt::format("no stream with id {}", s.id));
+  switch (mutation.op) {
+    case CatalogOp::kReconfigure:
+      // Allowed on a sealed stream: retention and the like still apply.
+      return validate_config(s.config);
+    case CatalogOp::kFence:
+      return validate_fencing_token(s.fencing_token);
+    case CatalogOp::kCreate:
+    case CatalogOp::kDelete:
+    case CatalogOp::kSeal:  // Sealing a sealed stream is a no-op.
+    case CatalogOp::kTrim:  // A lower trim point is a no-op.
+      return Status::ok();
+  }
+  return Status::ok();
+}
+
+Status StreamCatalog::apply(const CatalogMutation& mutation) {
+  if (Status st = check(mutation); !st.is_ok()) return st;
+  const StreamInfo& s = mutation.stream;
+  if (mutation.op == CatalogOp::kCreate) {
+    const bool id_inserted = by_id_.emplace(s.id, s).second;
+    RUNNEL_ASSERT(id_inserted);
+    const bool name_inserted = by_name_.emplace(std::make_pair(s.bucket, s.name), s.id).second;
+    RUNNEL_ASSERT(name_inserted);
+    RUNNEL_ASSERT(s.id > max_id_);
+    max_id_ = s.id;
+    return Status::ok();
+  }
+  auto it = by_id_.find(s.id);
+  RUNNEL_ASSERT(it != by_id_.end());
+  StreamInfo& stream = it->second;
+  switch (mutation.op) {
+    case CatalogOp::kCreate:
+      RUNNEL_ASSERT(false);
+      break;
+    case CatalogOp::kReconfigure:
+      stream.config = s.config;
+      break;
+    case CatalogOp::kDelete: {
+      const size_t erased = by_name_.erase(std::make_pair(stream.bucket, stream.name));
+      RUNNEL_ASSERT(erased == 1);
+      by_id_.erase(it);  // max_id_ keeps the id used.
+      break;
+    }
+    case CatalogOp::kSeal:
+      stream.sealed = true;
+      break;
+    case CatalogOp::kFence:
+      stream.fencing_token = s.fencing_token;
+      break;
+    case CatalogOp::kTrim:
+      stream.trim_seq = std::max(stream.trim_seq, s.trim_seq);
+      break;
+  }
+  return Status::ok();
+}
+
+const StreamInfo* StreamCatalog::find(std::string_view bucket, std::string_view name) const {
+  auto it = by_name_.find(NameKey{bucket, name});
+  if (it == by_name_.end()) return nullptr;
+  const StreamInfo* stream = find(it->second);
+  RUNNEL_ASSERT(stream != nullptr);
+  return stream;
+}
+
+const StreamInfo* StreamCatalog::find(uint64_t id) const {
+  auto it = by_id_.find(id);
+  return it == by_id_.end() ? nullptr : &it->second;
+}
+
+std::vector<const StreamInfo*> StreamCatalog::list(std::string_view bucket, std::string_view prefix,
+                                                   std::string_view start_after, size_t limit) const {
+  std::vector<const StreamInfo*> out;
+  if (limit == 0) return out;
+  // Names with `prefix` form one contiguous run in name order. Start at the
+  // first name >= prefix, or the first name > start_after if that is later
+  // (upper_bound, since start_after itself is excluded).
+  auto it = start_after < prefix ? by_name_.lower_bound(NameKey{bucket, prefix})
+                                 : by_name_.upper_bound(NameKey{bucket, start_after});
+  for (; it != by_name_.end() && out.size() < limit; ++it) {
+    const auto& [key, id] = *it;
+    if (key.first != bucket || !std::string_view(key.second).starts_with(prefix)) break;
+    const StreamInfo* stream = find(id);
+    RUNNEL_ASSERT(stream != nullptr);
+    out.push_back(stream);
+  }
+  return out;
+}
+
+}  // namespace runnel

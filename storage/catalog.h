@@ -1,0 +1,103 @@
+#pragma once
+// StreamCatalog: one shard's streams — names, ids, configs, sealed flags,
+// fencing tokens, trim points. Lives on its shard, in memory; it is made
+// durable as a sequence of CatalogMutations written into the shard's own log
+// as control batches (storage/FORMAT.md), and rebuilt at recovery by
+// replaying them in log order. Only StreamStore changes it, and only after a
+// mutation is durable.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/status.h"
+#include "storage/batch.h"
+
+namespace runnel {
+
+// Per-stream settings (PRODUCT.md, "Streams").
+struct StreamConfig {
+  TimestampMode timestamping = TimestampMode::kClientPrefer;
+  uint64_t retention_age_ms = 0;    // 0: no age limit.
+  uint64_t retention_bytes = 0;     // 0: no size limit.
+  uint64_t delete_on_empty_ms = 0;  // 0: never delete an empty stream.
+  bool compress_lz4 = false;
+
+  bool operator==(const StreamConfig&) const = default;
+};
+
+struct StreamInfo {
+  uint64_t id = 0;       // Internal, unique within the shard, never reused; > 0.
+  std::string bucket;    // 3..63 of [a-z0-9-], alphanumeric at both ends.
+  std::string name;      // 1..512 bytes of UTF-8 without NUL.
+  StreamConfig config;
+  uint64_t created_ms = 0;
+  bool sealed = false;
+  std::string fencing_token;  // Empty: not fenced.
+  uint64_t trim_seq = 0;      // Records below this seq_num are gone.
+
+  bool operator==(const StreamInfo&) const = default;
+};
+
+enum class CatalogOp : uint8_t {
+  kCreate = 1,       // All of `stream`.
+  kReconfigure = 2,  // stream.id, stream.config.
+  kDelete = 3,       // stream.id.
+  kSeal = 4,         // stream.id.
+  kFence = 5,        // stream.id, stream.fencing_token (empty clears it).
+  kTrim = 6,         // stream.id, stream.trim_seq (never lowers it).
+};
+
+struct CatalogMutation {
+  CatalogOp op = CatalogOp::kCreate;
+  StreamInfo stream;  // Fields used depend on op (see CatalogOp).
+
+  bool operator==(const CatalogMutation&) const = default;
+};
+
+// Name rules, shared with the protocol and admin API. OK or kInvalidArgument
+// with a message naming the rule broken.
+Status validate_bucket_name(std::string_view bucket);
+Status validate_stream_name(std::string_view name);
+inline constexpr size_t kFencingTokenBytesMax = 256;
+
+// Binary encoding of a mutation (little-endian, versioned by its first byte),
+// the body of a catalog control record. decode_mutation rejects anything
+// malformed (truncated, trailing bytes, unknown op, invalid names) with
+// kCorrupt.
+std::string encode_mutation(const CatalogMutation& mutation);
+Result<CatalogMutation> decode_mutation(std::string_view bytes);
+
+class StreamCatalog {
+ public:
+  // Checks that `mutation` can apply (create: id unused and name free;
+  // others: the stream exists and is not deleted; seal/fence/trim rules),
+  // without changing anything.
+  Status check(const CatalogMutation& mutation) const;
+  // Applies a mutation that check() accepted. Replay at recovery calls it
+  // for every durable mutation in log order.
+  Status apply(const CatalogMutation& mutation);
+
+  const StreamInfo* find(std::string_view bucket, std::string_view name) const;
+  const StreamInfo* find(uint64_t id) const;
+
+  // Streams of `bucket` whose name starts with `prefix` and sorts after
+  // `start_after`, in name order, at most `limit`.
+  std::vector<const StreamInfo*> list(std::string_view bucket, std::string_view prefix, std::string_view start_after,
+                                      size_t limit) const;
+
+  // The id a new stream gets: one more than any id ever used here.
+  uint64_t next_id() const { return max_id_ + 1; }
+  size_t size() const { return by_id_.size(); }
+
+ private:
+  std::map<uint64_t, StreamInfo> by_id_;
+  std::map<std::pair<std::string, std::string>, uint64_t, std::less<>> by_name_;  // (bucket, name) -> id
+  uint64_t max_id_ = 0;
+};
+
+}  // namespace runnel

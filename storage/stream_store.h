@@ -1,0 +1,88 @@
+#pragma once
+// StreamStore: one shard's streams as users see them — by bucket and name —
+// on top of its ShardLog and StreamCatalog. Lives on its shard; every call
+// is made there. The protocol and admin layers talk to this, never to the
+// log directly.
+//
+// Stream operations (create, reconfigure, delete, seal, fence, trim) are
+// catalog mutations written durably into the log; the catalog changes only
+// once the mutation is durable, so an acknowledged operation survives a
+// crash and an unacknowledged one never half-applies. Appends check the
+// stream's state (exists, not sealed, fencing token, match_seq_num) against
+// the tail as assigned, durable or not, so concurrent writers race fairly:
+// exactly one of several appends with the same match_seq_num wins.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "storage/catalog.h"
+#include "storage/shard_log.h"
+
+namespace runnel {
+
+struct AppendRequest {
+  std::string_view payload;  // Records as encoded by PayloadBuilder; copied by append().
+  uint32_t record_count = 0;
+  uint64_t payload_checksum = 0;
+  std::optional<uint64_t> match_seq_num;
+  std::optional<std::string_view> fencing_token;
+  uint64_t arrival_ms = 0;
+};
+
+class StreamStore {
+ public:
+  using InfoCallback = InlineFunction<void(Result<StreamInfo>), 40>;
+  using AppendCallback = ShardLog::AppendCallback;
+  using ReadCallback = ShardLog::ReadCallback;
+
+  // Opens (and recovers) the shard's log, replaying the catalog. Blocking.
+  static Result<std::unique_ptr<StreamStore>> open(Reactor* reactor, FileIo& io, const LogOptions& options);
+
+  // Stream operations. Errors: kInvalidArgument (names, config), kAlreadyExists,
+  // kNotFound, and the log's (kOverloaded, kNoSpace, kIoError). `done` may
+  // run before the call returns when the operation is refused up front.
+  void create_stream(std::string_view bucket, std::string_view name, const StreamConfig& config, InfoCallback done);
+  void reconfigure_stream(std::string_view bucket, std::string_view name, const StreamConfig& config,
+                          InfoCallback done);
+  void delete_stream(std::string_view bucket, std::string_view name, InfoCallback done);
+  void seal_stream(std::string_view bucket, std::string_view name, InfoCallback done);
+  // Sets the fencing token (empty clears it). Appends then need that token.
+  void fence_stream(std::string_view bucket, std::string_view name, std::string_view token, InfoCallback done);
+  // Drops records below `trim_seq` (never lowers an earlier trim).
+  void trim_stream(std::string_view bucket, std::string_view name, uint64_t trim_seq, InfoCallback done);
+
+  // Appends a batch. Errors besides the log's: kNotFound, kStreamSealed,
+  // kFencingTokenMismatch, kSeqNumMismatch (detail() = the tail),
+  // kInvalidArgument / kCorrupt for a bad batch.
+  void append(std::string_view bucket, std::string_view name, const AppendRequest& request, AppendCallback done);
+
+  // Reads durable records. A seq_num start beyond the tail is kOutOfRange
+  // (detail() = the tail); records below the trim point are never returned.
+  void read(std::string_view bucket, std::string_view name, ReadStart start, uint32_t max_records,
+            uint32_t max_bytes, ReadCallback done);
+
+  Result<StreamTail> tail(std::string_view bucket, std::string_view name) const;
+  const StreamCatalog& catalog() const { return catalog_; }
+  ShardLog& log() { return *log_; }
+
+ private:
+  StreamStore() = default;
+  // Writes `mutation` durably, then applies it and answers with the stream's new state.
+  void mutate(CatalogMutation mutation, InfoCallback done);
+  Result<const StreamInfo*> existing(std::string_view bucket, std::string_view name) const;
+
+  Reactor* reactor_ = nullptr;
+  std::unique_ptr<ShardLog> log_;
+  StreamCatalog catalog_;
+  // Creates written but not yet durable, so a second create of the same name
+  // (or a reused id) is refused before it reaches the log.
+  std::set<std::pair<std::string, std::string>, std::less<>> creating_;
+  uint64_t ids_reserved_ = 0;
+};
+
+}  // namespace runnel

@@ -1,0 +1,284 @@
+#include "storage/stream_store.h"
+
+#include <gtest/gtest.h>
+
+#include "storage/log_test_util.h"
+
+namespace runnel {
+namespace {
+
+using StoreHarness = ShardHarness<StreamStore>;
+
+Result<StreamInfo> run_op(StoreHarness& h, std::function<void(StreamStore&, StreamStore::InfoCallback)> op) {
+  Result<StreamInfo> out = Status(ErrorCode::kInternal, "not run");
+  h.call([&](StreamStore& store, std::function<void()> finish) {
+    op(store, [&out, finish](Result<StreamInfo> r) {
+      out = std::move(r);
+      finish();
+    });
+  });
+  return out;
+}
+
+Result<StreamInfo> create(StoreHarness& h, const std::string& bucket, const std::string& name,
+                          StreamConfig config = {}) {
+  return run_op(h, [&](StreamStore& s, StreamStore::InfoCallback cb) { s.create_stream(bucket, name, config, std::move(cb)); });
+}
+
+// Appends `count` one-record batches to bucket/name with bodies record_body(id, seq).
+Result<AppendAck> append(StoreHarness& h, const std::string& bucket, const std::string& name, uint64_t seq,
+                         std::optional<uint64_t> match = std::nullopt,
+                         std::optional<std::string> token = std::nullopt) {
+  Result<AppendAck> out = Status(ErrorCode::kInternal, "not run");
+  h.call([&](StreamStore& store, std::function<void()> finish) {
+    PayloadBuilder payload;
+    payload.add(0, record_body(7, seq));
+    AppendRequest req;
+    req.payload = payload.bytes();
+    req.record_count = 1;
+    req.payload_checksum = payload_checksum(payload.bytes());
+    req.match_seq_num = match;
+    if (token) req.fencing_token = std::string_view(*token);
+    req.arrival_ms = 1000 + seq;
+    store.append(bucket, name, req, [&out, finish](Result<AppendAck> ack) {
+      out = std::move(ack);
+      finish();
+    });
+  });
+  return out;
+}
+
+Result<ReadResult> read(StoreHarness& h, const std::string& bucket, const std::string& name, ReadStart start) {
+  Result<ReadResult> out = Status(ErrorCode::kInternal, "not run");
+  h.call([&](StreamStore& store, std::function<void()> finish) {
+    store.read(bucket, name, start, 1000, 1 << 20, [&out, finish](Result<ReadResult> r) {
+      out = std::move(r);
+      finish();
+    });
+  });
+  return out;
+}
+
+uint64_t first_seq(const ReadResult& r) {
+  return r.batches.empty() ? r.tail : r.batches[0].header.base_seq + r.first_record_index;
+}
+
+TEST(StreamStore, CreatesAppendsAndReadsByName) {
+  std::string dir = temp_dir();
+  StoreHarness h(small_options(dir));
+  ASSERT_NE(h.log(), nullptr) << h.open_status().to_string();
+  auto info = create(h, "orders", "eu/2026");
+  ASSERT_TRUE(info.is_ok()) << info.status().to_string();
+  EXPECT_GT(info->id, 0u);
+  for (uint64_t i = 0; i < 5; i++) ASSERT_TRUE(append(h, "orders", "eu/2026", i).is_ok());
+  auto r = read(h, "orders", "eu/2026", ReadStart::seq_num(0));
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r->tail, 5u);
+  EXPECT_EQ(r->batches.size(), 5u);
+  EXPECT_EQ(append(h, "orders", "missing", 0).status().code(), ErrorCode::kNotFound);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(StreamStore, RejectsInvalidNamesAndDuplicates) {
+  std::string dir = temp_dir();
+  StoreHarness h(small_options(dir));
+  ASSERT_NE(h.log(), nullptr);
+  EXPECT_EQ(create(h, "Orders", "x").status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(create(h, "ab", "x").status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(create(h, "orders", "").status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(create(h, "orders", std::string("a\0b", 3)).status().code(), ErrorCode::kInvalidArgument);
+  ASSERT_TRUE(create(h, "orders", "x").is_ok());
+  EXPECT_EQ(create(h, "orders", "x").status().code(), ErrorCode::kAlreadyExists);
+  EXPECT_TRUE(create(h, "payments", "x").is_ok()) << "same name, other bucket";
+  std::filesystem::remove_all(dir);
+}
+
+TEST(StreamStore, ConcurrentCreatesOfOneNameLetExactlyOneWin) {
+  std::string dir = temp_dir();
+  StoreHarness h(small_options(dir));
+  ASSERT_NE(h.log(), nullptr);
+  struct Tally {
+    int ok = 0, exists = 0, left = 10;
+    std::function<void()> finish;
+  } tally;
+  h.call([&](StreamStore& store, std::function<void()> finish) {
+    tally.finish = std::move(finish);
+    for (int i = 0; i < 10; i++) {
+      store.create_stream("orders", "x", {}, [t = &tally](Result<StreamInfo> r) {
+        if (r) t->ok++;
+        else if (r.status().code() == ErrorCode::kAlreadyExists) t->exists++;
+        if (--t->left == 0) t->finish();
+      });
+    }
+  });
+  const int ok = tally.ok, exists = tally.exists;
+  EXPECT_EQ(ok, 1);
+  EXPECT_EQ(exists, 9);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(StreamStore, OnlyOneOfConcurrentAppendsWithTheSameMatchSeqNumWins) {
+  std::string dir = temp_dir();
+  StoreHarness h(small_options(dir));
+  ASSERT_NE(h.log(), nullptr);
+  ASSERT_TRUE(create(h, "orders", "x").is_ok());
+  ASSERT_TRUE(append(h, "orders", "x", 0).is_ok());
+  struct Tally {
+    int ok = 0, mismatch = 0, left = 8;
+    uint64_t reported_tail = 0;
+    std::function<void()> finish;
+  } tally;
+  h.call([&](StreamStore& store, std::function<void()> finish) {
+    tally.finish = std::move(finish);
+    PayloadBuilder payload;
+    payload.add(0, "racer");
+    for (int i = 0; i < 8; i++) {
+      AppendRequest req;
+      req.payload = payload.bytes();
+      req.record_count = 1;
+      req.payload_checksum = payload_checksum(payload.bytes());
+      req.match_seq_num = 1;
+      store.append("orders", "x", req, [t = &tally](Result<AppendAck> r) {
+        if (r) t->ok++;
+        if (!r && r.status().code() == ErrorCode::kSeqNumMismatch) {
+          t->mismatch++;
+          t->reported_tail = r.status().detail();
+        }
+        if (--t->left == 0) t->finish();
+      });
+    }
+  });
+  const int ok = tally.ok, mismatch = tally.mismatch;
+  const uint64_t reported_tail = tally.reported_tail;
+  EXPECT_EQ(ok, 1);
+  EXPECT_EQ(mismatch, 7);
+  EXPECT_EQ(reported_tail, 2u);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(StreamStore, FencedStreamsNeedTheirToken) {
+  std::string dir = temp_dir();
+  StoreHarness h(small_options(dir));
+  ASSERT_NE(h.log(), nullptr);
+  ASSERT_TRUE(create(h, "orders", "x").is_ok());
+  ASSERT_TRUE(run_op(h, [](StreamStore& s, StreamStore::InfoCallback cb) { s.fence_stream("orders", "x", "epoch-7", std::move(cb)); }).is_ok());
+  EXPECT_EQ(append(h, "orders", "x", 0).status().code(), ErrorCode::kFencingTokenMismatch);
+  EXPECT_EQ(append(h, "orders", "x", 0, std::nullopt, "epoch-6").status().code(), ErrorCode::kFencingTokenMismatch);
+  EXPECT_TRUE(append(h, "orders", "x", 0, std::nullopt, "epoch-7").is_ok());
+  std::filesystem::remove_all(dir);
+}
+
+TEST(StreamStore, SealedStreamsRefuseAppendsButServeReads) {
+  std::string dir = temp_dir();
+  StoreHarness h(small_options(dir));
+  ASSERT_NE(h.log(), nullptr);
+  ASSERT_TRUE(create(h, "orders", "x").is_ok());
+  ASSERT_TRUE(append(h, "orders", "x", 0).is_ok());
+  auto sealed = run_op(h, [](StreamStore& s, StreamStore::InfoCallback cb) { s.seal_stream("orders", "x", std::move(cb)); });
+  ASSERT_TRUE(sealed.is_ok());
+  EXPECT_TRUE(sealed->sealed);
+  EXPECT_EQ(append(h, "orders", "x", 1).status().code(), ErrorCode::kStreamSealed);
+  auto r = read(h, "orders", "x", ReadStart::seq_num(0));
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r->batches.size(), 1u);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(StreamStore, ReadingBeyondTheTailIsOutOfRange) {
+  std::string dir = temp_dir();
+  StoreHarness h(small_options(dir));
+  ASSERT_NE(h.log(), nullptr);
+  ASSERT_TRUE(create(h, "orders", "x").is_ok());
+  ASSERT_TRUE(append(h, "orders", "x", 0).is_ok());
+  auto at_tail = read(h, "orders", "x", ReadStart::seq_num(1));
+  ASSERT_TRUE(at_tail.is_ok());
+  EXPECT_TRUE(at_tail->batches.empty());
+  auto beyond = read(h, "orders", "x", ReadStart::seq_num(2));
+  ASSERT_FALSE(beyond.is_ok());
+  EXPECT_EQ(beyond.status().code(), ErrorCode::kOutOfRange);
+  EXPECT_EQ(beyond.status().detail(), 1u);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(StreamStore, TrimmedRecordsAreNeverReturned) {
+  std::string dir = temp_dir();
+  StoreHarness h(small_options(dir));
+  ASSERT_NE(h.log(), nullptr);
+  ASSERT_TRUE(create(h, "orders", "x").is_ok());
+  for (uint64_t i = 0; i < 10; i++) ASSERT_TRUE(append(h, "orders", "x", i).is_ok());
+  auto trimmed = run_op(h, [](StreamStore& s, StreamStore::InfoCallback cb) { s.trim_stream("orders", "x", 4, std::move(cb)); });
+  ASSERT_TRUE(trimmed.is_ok());
+  EXPECT_EQ(trimmed->trim_seq, 4u);
+  auto from_zero = read(h, "orders", "x", ReadStart::seq_num(0));
+  ASSERT_TRUE(from_zero.is_ok());
+  EXPECT_EQ(first_seq(*from_zero), 4u);
+  auto from_old_time = read(h, "orders", "x", ReadStart::timestamp(0));
+  ASSERT_TRUE(from_old_time.is_ok());
+  EXPECT_EQ(first_seq(*from_old_time), 4u);
+  // A lower trim never brings records back.
+  auto lower = run_op(h, [](StreamStore& s, StreamStore::InfoCallback cb) { s.trim_stream("orders", "x", 2, std::move(cb)); });
+  ASSERT_TRUE(lower.is_ok());
+  EXPECT_EQ(lower->trim_seq, 4u);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(StreamStore, DeletedNamesCanBeCreatedAgainAsNewStreams) {
+  std::string dir = temp_dir();
+  StoreHarness h(small_options(dir));
+  ASSERT_NE(h.log(), nullptr);
+  auto first = create(h, "orders", "x");
+  ASSERT_TRUE(first.is_ok());
+  ASSERT_TRUE(append(h, "orders", "x", 0).is_ok());
+  ASSERT_TRUE(run_op(h, [](StreamStore& s, StreamStore::InfoCallback cb) { s.delete_stream("orders", "x", std::move(cb)); }).is_ok());
+  EXPECT_EQ(append(h, "orders", "x", 1).status().code(), ErrorCode::kNotFound);
+  auto second = create(h, "orders", "x");
+  ASSERT_TRUE(second.is_ok());
+  EXPECT_NE(second->id, first->id);
+  auto r = read(h, "orders", "x", ReadStart::seq_num(0));
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r->tail, 0u) << "the old stream's records belong to the old stream";
+  std::filesystem::remove_all(dir);
+}
+
+TEST(StreamStore, TheCatalogSurvivesARestart) {
+  std::string dir = temp_dir();
+  StreamConfig arrival;
+  arrival.timestamping = TimestampMode::kArrival;
+  arrival.retention_age_ms = 3'600'000;
+  StreamInfo before_sealed, before_fenced, before_trimmed, before_reconfigured;
+  {
+    StoreHarness h(small_options(dir));
+    ASSERT_NE(h.log(), nullptr);
+    for (const char* name : {"sealed", "fenced", "trimmed", "reconfigured", "deleted"}) {
+      ASSERT_TRUE(create(h, "orders", name).is_ok());
+      for (uint64_t i = 0; i < 3; i++) ASSERT_TRUE(append(h, "orders", name, i).is_ok());
+    }
+    before_sealed = *run_op(h, [](StreamStore& s, StreamStore::InfoCallback cb) { s.seal_stream("orders", "sealed", std::move(cb)); });
+    before_fenced = *run_op(h, [](StreamStore& s, StreamStore::InfoCallback cb) { s.fence_stream("orders", "fenced", "t1", std::move(cb)); });
+    before_trimmed = *run_op(h, [](StreamStore& s, StreamStore::InfoCallback cb) { s.trim_stream("orders", "trimmed", 2, std::move(cb)); });
+    before_reconfigured = *run_op(h, [&](StreamStore& s, StreamStore::InfoCallback cb) {
+      s.reconfigure_stream("orders", "reconfigured", arrival, std::move(cb));
+    });
+    ASSERT_TRUE(run_op(h, [](StreamStore& s, StreamStore::InfoCallback cb) { s.delete_stream("orders", "deleted", std::move(cb)); }).is_ok());
+  }
+  StoreHarness h(small_options(dir));
+  ASSERT_NE(h.log(), nullptr) << h.open_status().to_string();
+  const StreamCatalog& catalog = h.log()->catalog();
+  ASSERT_NE(catalog.find("orders", "sealed"), nullptr);
+  EXPECT_EQ(*catalog.find("orders", "sealed"), before_sealed);
+  EXPECT_EQ(*catalog.find("orders", "fenced"), before_fenced);
+  EXPECT_EQ(*catalog.find("orders", "trimmed"), before_trimmed);
+  EXPECT_EQ(*catalog.find("orders", "reconfigured"), before_reconfigured);
+  EXPECT_EQ(catalog.find("orders", "deleted"), nullptr);
+  EXPECT_EQ(h.log()->tail("orders", "sealed")->next_seq, 3u);
+  EXPECT_EQ(append(h, "orders", "sealed", 3).status().code(), ErrorCode::kStreamSealed);
+  EXPECT_EQ(append(h, "orders", "fenced", 3).status().code(), ErrorCode::kFencingTokenMismatch);
+  // A new stream never reuses an id from before the restart.
+  auto fresh = create(h, "orders", "fresh");
+  ASSERT_TRUE(fresh.is_ok());
+  EXPECT_GT(fresh->id, before_reconfigured.id);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace runnel
