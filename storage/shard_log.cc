@@ -96,6 +96,110 @@ bool parse_skip_marker(const BatchHeader& header, std::string_view payload, cons
 
 }  // namespace
 
+// A segment's summary, saved as NNNN.sum once the segment is complete: the
+// tail of every stream written in it, the index entries that point into it,
+// and its control records in order. Recovery applies it instead of scanning
+// the segment, so a restart reads only the last segment in full. A missing
+// or damaged summary (checksum) just means a scan.
+struct ShardLog::SegmentSummary {
+  struct Tail {
+    uint64_t next_seq;
+    uint64_t last_timestamp;
+  };
+  struct Entry {
+    uint64_t stream_id;
+    uint64_t base_seq;
+    uint64_t offset;
+    uint64_t first_timestamp;
+  };
+  uint64_t batches = 0;
+  uint64_t durable_end = 0;
+  std::unordered_map<uint64_t, Tail> tails;
+  std::vector<Entry> entries;
+  std::vector<std::string> controls;
+};
+
+namespace {
+
+constexpr uint32_t kSummaryMagic = 0x31534E52;  // "RNS1"
+
+template <typename T>
+void put(std::string* out, T v) {
+  out->append(reinterpret_cast<const char*>(&v), sizeof(v));
+}
+template <typename T>
+bool take(std::string_view* in, T* v) {
+  if (in->size() < sizeof(T)) return false;
+  std::memcpy(v, in->data(), sizeof(T));
+  in->remove_prefix(sizeof(T));
+  return true;
+}
+
+}  // namespace
+
+std::string ShardLog::encode_summary(uint64_t segment_id, const SegmentSummary& summary) {
+  std::string out;
+  put<uint32_t>(&out, kSummaryMagic);
+  put<uint64_t>(&out, segment_id);
+  put<uint64_t>(&out, summary.batches);
+  put<uint64_t>(&out, summary.durable_end);
+  put<uint64_t>(&out, summary.tails.size());
+  for (const auto& [stream, tail] : summary.tails) {
+    put(&out, stream);
+    put(&out, tail.next_seq);
+    put(&out, tail.last_timestamp);
+  }
+  put<uint64_t>(&out, summary.entries.size());
+  for (const auto& e : summary.entries) {
+    put(&out, e.stream_id);
+    put(&out, e.base_seq);
+    put(&out, e.offset);
+    put(&out, e.first_timestamp);
+  }
+  put<uint64_t>(&out, summary.controls.size());
+  for (const std::string& c : summary.controls) {
+    put<uint32_t>(&out, static_cast<uint32_t>(c.size()));
+    out.append(c);
+  }
+  put<uint64_t>(&out, payload_checksum(out));
+  return out;
+}
+
+bool ShardLog::decode_summary(std::string_view bytes, uint64_t segment_id, SegmentSummary* summary) {
+  if (bytes.size() < 8) return false;
+  uint64_t checksum;
+  std::memcpy(&checksum, bytes.data() + bytes.size() - 8, 8);
+  std::string_view in = bytes.substr(0, bytes.size() - 8);
+  if (payload_checksum(in) != checksum) return false;
+  uint32_t magic;
+  uint64_t id, count;
+  if (!take(&in, &magic) || magic != kSummaryMagic || !take(&in, &id) || id != segment_id) return false;
+  if (!take(&in, &summary->batches) || !take(&in, &summary->durable_end) || !take(&in, &count)) return false;
+  for (uint64_t i = 0; i < count; i++) {
+    uint64_t stream;
+    SegmentSummary::Tail tail;
+    if (!take(&in, &stream) || !take(&in, &tail.next_seq) || !take(&in, &tail.last_timestamp)) return false;
+    summary->tails[stream] = tail;
+  }
+  if (!take(&in, &count)) return false;
+  for (uint64_t i = 0; i < count; i++) {
+    SegmentSummary::Entry e;
+    if (!take(&in, &e.stream_id) || !take(&in, &e.base_seq) || !take(&in, &e.offset) ||
+        !take(&in, &e.first_timestamp)) {
+      return false;
+    }
+    summary->entries.push_back(e);
+  }
+  if (!take(&in, &count)) return false;
+  for (uint64_t i = 0; i < count; i++) {
+    uint32_t len;
+    if (!take(&in, &len) || in.size() < len) return false;
+    summary->controls.emplace_back(in.substr(0, len));
+    in.remove_prefix(len);
+  }
+  return in.empty();
+}
+
 struct ShardLog::Segment {
   uint64_t id = 0;
   std::string path;
@@ -104,6 +208,10 @@ struct ShardLog::Segment {
   uint32_t flushes_in_flight = 0;
   // Byte ranges recovery found bad (torn remains, corruption): reads jump over them.
   std::vector<std::pair<uint64_t, uint64_t>> holes;
+  // What recovery needs from this segment, collected while it is written
+  // and saved beside it once it is complete (see SegmentSummary).
+  std::unique_ptr<SegmentSummary> summary;
+  bool summary_written = false;
 
   // End of the hole containing `offset`, or `offset` if none does.
   uint64_t skip_hole(uint64_t offset) const {
@@ -121,6 +229,7 @@ struct ShardLog::WriteBuffer {
     uint64_t stream_id = 0;
     uint64_t offset = 0;  // Of the batch in the segment.
     uint64_t bytes = 0;
+    std::string control;  // Control records only: the bytes, for the segment summary.
   };
 
   AlignedBytes data;
@@ -255,6 +364,7 @@ Status ShardLog::create_segment_sync(uint64_t id) {
   if (Status s = io_.fallocate_sync(segment->fd, 0, options_.segment_bytes); !s) return s;
   if (Status s = io_.fdatasync_sync(segment->fd); !s) return s;
   if (Status s = io_.fsync_dir_sync(options_.dir); !s) return s;
+  segment->summary = std::make_unique<SegmentSummary>();
   segments_[id] = std::move(segment);
   return Status::ok();
 }
@@ -299,6 +409,7 @@ class SegmentScanner {
 };
 
 Status ShardLog::scan_segment(Segment& segment, bool last) {
+  segment.summary = std::make_unique<SegmentSummary>();
   auto size = io_.file_size_sync(segment.fd);
   if (!size) return size.status();
   const size_t window = 32u << 20;  // Large sequential reads: recovery runs at disk speed.
@@ -411,11 +522,13 @@ Status ShardLog::scan_segment(Segment& segment, bool last) {
     valid_end = f.offset + kBatchHeaderBytes + h.payload_bytes;
     recovery_.batches++;
     if (h.stream_id == kControlStreamId) {
+      segment.summary->batches++;
       const char* p = scanner.bytes(f.offset + kBatchHeaderBytes, h.payload_bytes);
       uint8_t type = 0;
       std::string_view bytes;
       if (p != nullptr && parse_control(h, std::string_view(p, h.payload_bytes), limits_, &type, &bytes) &&
           type == kControlUser && control_handler_) {
+        segment.summary->controls.emplace_back(bytes);
         if (Status s = control_handler_(bytes); !s) {
           log_error("segment {} offset {}: control record rejected at replay: {}", segment.path, f.offset,
                     s.to_string());
@@ -439,7 +552,10 @@ Status ShardLog::scan_segment(Segment& segment, bool last) {
     stream.next_seq = stream.durable_next_seq = h.base_seq + h.record_count;
     stream.last_timestamp = stream.durable_last_timestamp = h.last_timestamp;
     log_position_ += kBatchHeaderBytes + h.payload_bytes;
-    index_batch(stream, h.base_seq, segment.id, f.offset, h.first_timestamp, kBatchHeaderBytes + h.payload_bytes);
+    index_batch(h.stream_id, stream, h.base_seq, segment.id, f.offset, h.first_timestamp,
+                kBatchHeaderBytes + h.payload_bytes);
+    segment.summary->tails[h.stream_id] = {stream.next_seq, stream.last_timestamp};
+    segment.summary->batches++;
   }
   segment.durable_end = align_up(cut == UINT64_MAX ? data_end : valid_end);
 
@@ -544,8 +660,16 @@ Status ShardLog::recover() {
     segments_.erase(std::prev(segments_.end()));
   }
   for (auto it = segments_.begin(); it != segments_.end(); ++it) {
-    bool last = std::next(it) == segments_.end();
-    if (Status s = scan_segment(*it->second, last); !s) return s;
+    Segment& segment = *it->second;
+    const bool last = std::next(it) == segments_.end();
+    // A complete segment with a valid summary is not scanned; the last one
+    // always is (it may end in a torn flush).
+    if (!last && apply_summary(segment)) continue;
+    if (Status s = scan_segment(segment, last); !s) return s;
+    if (!last) {
+      segment.summary->durable_end = segment.durable_end;
+      write_summary_sync(segment);
+    }
   }
   recovery_.segments = segments_.size();
   if (segments_.empty()) {
@@ -569,10 +693,109 @@ Status ShardLog::recover() {
   return Status::ok();
 }
 
+std::string ShardLog::summary_path(uint64_t segment_id) const {
+  return options_.dir + "/" + fmt::format("{:020}.sum", segment_id);
+}
+
+bool ShardLog::apply_summary(Segment& segment) {
+  auto fd = io_.open_sync(summary_path(segment.id), false, false);
+  if (!fd) return false;
+  std::string bytes;
+  auto size = io_.file_size_sync(*fd);
+  if (size && *size <= (uint64_t{1} << 32)) {
+    bytes.resize(*size);
+    auto got = io_.read_sync(*fd, bytes.data(), bytes.size(), 0);
+    if (!got || *got != bytes.size()) bytes.clear();
+  }
+  (void)io_.close_sync(*fd);
+  SegmentSummary summary;
+  if (bytes.empty() || !decode_summary(bytes, segment.id, &summary)) {
+    log_warn("segment {}: summary missing or damaged; scanning the segment instead", segment.path);
+    return false;
+  }
+  for (const std::string& control : summary.controls) {
+    if (!control_handler_) break;
+    if (Status s = control_handler_(control); !s) {
+      log_error("segment {}: control record rejected at replay: {}", segment.path, s.to_string());
+    }
+  }
+  for (const auto& e : summary.entries) {
+    auto& slot = streams_[e.stream_id];
+    if (!slot) slot = std::make_unique<StreamState>();
+    slot->index.push_back({e.base_seq, segment.id, e.offset, e.first_timestamp});
+    slot->bytes_since_index = 0;
+  }
+  for (const auto& [stream_id, tail] : summary.tails) {
+    auto& slot = streams_[stream_id];
+    if (!slot) slot = std::make_unique<StreamState>();
+    slot->next_seq = slot->durable_next_seq = tail.next_seq;
+    slot->last_timestamp = slot->durable_last_timestamp = tail.last_timestamp;
+  }
+  segment.durable_end = summary.durable_end;
+  log_position_ += summary.durable_end;
+  recovery_.batches += summary.batches;
+  recovery_.segments_from_summary++;
+  segment.summary_written = true;
+  return true;
+}
+
+void ShardLog::write_summary_sync(Segment& segment) {
+  if (!segment.summary) return;
+  const std::string bytes = encode_summary(segment.id, *segment.summary);
+  auto fd = io_.open_sync(summary_path(segment.id), true, false);
+  Status s = fd ? io_.truncate_sync(*fd, 0) : fd.status();
+  if (s) s = io_.write_sync(*fd, bytes.data(), bytes.size(), 0);
+  if (s) s = io_.fdatasync_sync(*fd);
+  if (fd) (void)io_.close_sync(*fd);
+  if (!s) log_warn("segment {}: cannot save its summary ({}); the next recovery scans it", segment.path, s.to_string());
+  segment.summary.reset();
+  segment.summary_written = true;
+}
+
+void ShardLog::write_summary(Segment& segment) {
+  if (!segment.summary || segment.summary_written || reactor_ == nullptr || !failure_.is_ok()) return;
+  segment.summary_written = true;
+  segment.summary->durable_end = segment.durable_end;
+  // open → write → fdatasync → close, through the ring. A crash part way
+  // leaves a file whose checksum fails: recovery then scans the segment.
+  struct Job {
+    ShardLog* log;
+    Segment* segment;
+    std::string bytes;
+    FileOp op;
+    FileId fd = -1;
+  };
+  auto* job = new Job{this, &segment, encode_summary(segment.id, *segment.summary), {}, -1};
+  segment.summary.reset();
+  reactor_->hold();
+  auto finish = [](Job* j, int res, const char* step) {
+    if (res < 0) {
+      log_warn("segment {}: cannot save its summary ({}: {}); the next recovery scans it", j->segment->path, step,
+               std::strerror(-res));
+    }
+    ShardLog* log = j->log;
+    delete j;
+    log->reactor_->release();
+  };
+  io_.open(summary_path(segment.id), true, false, &job->op, [this, job, finish](int fd) {
+    if (fd < 0) return finish(job, fd, "open");
+    job->fd = fd;
+    io_.write(fd, job->bytes.data(), job->bytes.size(), 0, kWriteNone, &job->op, [this, job, finish](int res) {
+      if (res < 0 || static_cast<size_t>(res) != job->bytes.size()) {
+        (void)io_.close_sync(job->fd);
+        return finish(job, res < 0 ? res : -EIO, "write");
+      }
+      io_.fdatasync(job->fd, &job->op, [this, job, finish](int sync_res) {
+        io_.close(job->fd, &job->op, [job, finish, sync_res](int) { finish(job, sync_res, "fdatasync"); });
+      });
+    });
+  });
+}
+
 // --- index ----------------------------------------------------------------
 
-void ShardLog::index_batch(StreamState& stream, uint64_t base_seq, uint64_t segment_id, uint64_t offset,
-                           uint64_t first_timestamp, uint64_t bytes) {
+void ShardLog::index_batch(uint64_t stream_id, StreamState& stream, uint64_t base_seq, uint64_t segment_id,
+                           uint64_t offset, uint64_t first_timestamp, uint64_t bytes) {
   // Sparse: an entry per index_interval_bytes of the stream's own data, or
   // when index_log_gap_bytes of log passed, so a read scans a bounded amount.
   bool need = stream.index.empty() || stream.index.back().segment_id != segment_id ||
@@ -582,6 +805,10 @@ void ShardLog::index_batch(StreamState& stream, uint64_t base_seq, uint64_t segm
     stream.index.push_back({base_seq, segment_id, offset, first_timestamp});
     stream.bytes_since_index = 0;
     stream.log_position_at_index = log_position_;
+    auto segment = segments_.find(segment_id);
+    if (segment != segments_.end() && segment->second->summary) {
+      segment->second->summary->entries.push_back({stream_id, base_seq, offset, first_timestamp});
+    }
   }
   stream.bytes_since_index += bytes;
 }
@@ -605,8 +832,10 @@ void ShardLog::append(uint64_t stream_id, std::string_view payload, uint32_t rec
 
 void ShardLog::append_control(std::string_view bytes, AppendCallback done) {
   std::string payload = control_payload(kControlUser, bytes);
+  pending_control_ = std::string(bytes);
   append_batch(kControlStreamId, payload, 1, payload_checksum(payload), TimestampMode::kArrival,
                static_cast<uint64_t>(Reactor::clock_us() / 1000), std::move(done));
+  pending_control_.clear();
 }
 
 uint64_t ShardLog::assigned_tail(uint64_t stream_id) const {
@@ -664,6 +893,7 @@ void ShardLog::append_batch(uint64_t stream_id, std::string_view payload, uint32
   pending.stream_id = stream_id;
   pending.offset = buffer->offset + buffer->used;
   pending.bytes = bytes;
+  if (stream_id == kControlStreamId) pending.control = std::move(pending_control_);
   if (buffer->pending.empty()) reactor_->hold();  // Until this buffer is durable: shutdown waits.
   buffer->pending.push_back(std::move(pending));
   buffer->used += bytes;
@@ -795,6 +1025,10 @@ void ShardLog::complete_flushes() {
     buffer->segment->durable_end = std::max(buffer->segment->durable_end, buffer->offset + buffer->padded());
     for (WriteBuffer::Pending& p : buffer->pending) {
       if (p.stream_id == kControlStreamId) {
+        if (SegmentSummary* summary = buffer->segment->summary.get()) {
+          summary->controls.push_back(std::move(p.control));
+          summary->batches++;
+        }
         p.done(p.ack);
         continue;
       }
@@ -802,7 +1036,12 @@ void ShardLog::complete_flushes() {
       stream.durable_next_seq = p.ack.end_seq;
       stream.durable_last_timestamp = p.ack.last_timestamp;
       log_position_ += p.bytes;
-      index_batch(stream, p.ack.start_seq, buffer->segment->id, p.offset, p.ack.first_timestamp, p.bytes);
+      index_batch(p.stream_id, stream, p.ack.start_seq, buffer->segment->id, p.offset, p.ack.first_timestamp,
+                  p.bytes);
+      if (SegmentSummary* summary = buffer->segment->summary.get()) {
+        summary->tails[p.stream_id] = {p.ack.end_seq, p.ack.last_timestamp};
+        summary->batches++;
+      }
       if (appends_ != nullptr) {
         appends_->inc();
         records_appended_->inc(p.ack.end_seq - p.ack.start_seq);
@@ -811,8 +1050,15 @@ void ShardLog::complete_flushes() {
       p.done(p.ack);
     }
     bool held = !buffer->pending.empty();
+    Segment* segment = buffer->segment;
     buffer->reset();
     free_buffers_.push_back(buffer);
+    // A segment we have rolled past, with nothing of it still in flight, is
+    // complete: save its summary so the next recovery need not scan it.
+    bool still_writing = segment == active_;
+    for (WriteBuffer* b : sealed_) still_writing |= b->segment == segment;
+    if (filling_ != nullptr) still_writing |= filling_->segment == segment;
+    if (!still_writing) write_summary(*segment);
     if (held) reactor_->release();
   }
   maybe_flush();
@@ -874,8 +1120,16 @@ void ShardLog::roll_segment() {
   Segment* segment = next_.get();
   segments_[segment->id] = std::move(next_);
   next_state_ = NextSegment::kNone;
+  Segment* previous = active_;
   active_ = segment;
+  active_->summary = std::make_unique<SegmentSummary>();
   append_offset_ = 0;
+  // The previous segment may already be complete (its last flush acked before
+  // this roll): then save its summary now.
+  bool still_writing = false;
+  for (WriteBuffer* b : sealed_) still_writing |= b->segment == previous;
+  if (filling_ != nullptr) still_writing |= filling_->segment == previous;
+  if (!still_writing) write_summary(*previous);
 }
 
 // --- reads ----------------------------------------------------------------

@@ -142,6 +142,7 @@ class ShardLog {
     uint64_t segments = 0;
     uint64_t batches = 0;
     uint64_t bytes_scanned = 0;
+    uint64_t segments_from_summary = 0;  // Complete segments recovered from their summary, unscanned.
     uint64_t corrupt_regions = 0;     // Bad data outside the torn tail: reported, never returned.
     uint64_t torn_tail_bytes = 0;     // Discarded at the end of the last segment.
     uint64_t duration_us = 0;
@@ -151,6 +152,7 @@ class ShardLog {
 
  private:
   struct Segment;
+  struct SegmentSummary;
   struct WriteBuffer;
   struct StreamState;
   struct ReadOp;
@@ -174,8 +176,15 @@ class ShardLog {
   void prepare_next_segment();
   void roll_segment();
 
-  void index_batch(StreamState& stream, uint64_t base_seq, uint64_t segment_id, uint64_t offset,
+  void index_batch(uint64_t stream_id, StreamState& stream, uint64_t base_seq, uint64_t segment_id, uint64_t offset,
                    uint64_t first_timestamp, uint64_t bytes);
+
+  static std::string encode_summary(uint64_t segment_id, const SegmentSummary& summary);
+  static bool decode_summary(std::string_view bytes, uint64_t segment_id, SegmentSummary* summary);
+  std::string summary_path(uint64_t segment_id) const;
+  bool apply_summary(Segment& segment);        // Recovery: true if a valid summary was applied.
+  void write_summary_sync(Segment& segment);   // Recovery.
+  void write_summary(Segment& segment);        // Runtime, through the ring, once a segment is complete.
   void continue_read(ReadOp* op);
   void finish_read(ReadOp* op, Status status);
 
@@ -211,6 +220,7 @@ class ShardLog {
 
   Status failure_;
   RecoveryReport recovery_;
+  std::string pending_control_;  // append_control's bytes, handed to append_batch.
 
   Counter* appends_ = nullptr;
   Counter* append_errors_ = nullptr;

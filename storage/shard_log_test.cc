@@ -77,10 +77,18 @@ TEST(ShardLog, RollsAcrossSegmentsAndReadsAcrossThem) {
     expect_stream_intact(h, 1, next_seq[1]);
   }
   size_t segments = 0;
-  for (const auto& e : std::filesystem::directory_iterator(dir)) segments += e.path().extension() == ".seg";
+  size_t summaries = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    segments += e.path().extension() == ".seg";
+    summaries += e.path().extension() == ".sum";
+  }
+  EXPECT_GE(summaries, 1u);
   EXPECT_GE(segments, 3u);
   LogHarness h(small_options(dir));
   ASSERT_NE(h.log(), nullptr);
+  // Complete segments come back from their summaries; only the last is scanned.
+  EXPECT_EQ(h.log()->recovery_report().segments_from_summary, summaries);
+  EXPECT_LE(h.log()->recovery_report().bytes_scanned, small_options(dir).segment_bytes);
   expect_stream_intact(h, 1, next_seq[1]);
   expect_stream_intact(h, 2, next_seq[2]);
   std::filesystem::remove_all(dir);
@@ -181,6 +189,45 @@ TEST(ShardLog, DiscardsFlushesThatLandedAfterAHole) {
   std::filesystem::remove_all(dir);
 }
 
+void flip_byte(const std::string& path, off_t offset) {
+  int fd = ::open(path.c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  char byte;
+  ASSERT_EQ(::pread(fd, &byte, 1, offset), 1);
+  byte ^= 0x10;
+  ASSERT_EQ(::pwrite(fd, &byte, 1, offset), 1);
+  ::close(fd);
+}
+
+// Damage in a complete segment recovered from its summary (so not scanned at
+// startup) is caught when read: never returned, reported as corrupt.
+TEST(ShardLog, CatchesCorruptionInASummarizedSegmentWhenReading) {
+  std::string dir = temp_dir();
+  uint64_t next_seq[3] = {};
+  {
+    LogHarness h(small_options(dir));
+    ASSERT_NE(h.log(), nullptr);
+    for (int round = 0; round < 4; round++) ASSERT_TRUE(append_many(h, 2, 500, 20, next_seq).errors.empty());
+  }
+  ASSERT_TRUE(std::filesystem::exists(dir + "/00000000000000000000.sum"));
+  flip_byte(dir + "/00000000000000000000.seg", 200'000);
+  LogHarness h(small_options(dir));
+  ASSERT_NE(h.log(), nullptr);
+  EXPECT_GE(h.log()->recovery_report().segments_from_summary, 1u);
+  int corrupt_reads = 0;
+  for (uint64_t s = 1; s <= 2; s++) {
+    Status error;
+    auto bodies = read_all(h, s, 0, &error);
+    for (size_t q = 0; q < bodies.size(); q++) ASSERT_EQ(bodies[q], record_body(s, q));
+    if (!error.is_ok()) {
+      EXPECT_EQ(error.code(), ErrorCode::kCorrupt) << error.to_string();
+      corrupt_reads++;
+    }
+  }
+  EXPECT_EQ(corrupt_reads, 1);
+  std::filesystem::remove_all(dir);
+}
+
 // A bit flip inside acknowledged data of a sealed segment is reported and
 // its batch is never returned; other data stays readable.
 TEST(ShardLog, ReportsCorruptionInASealedSegmentAndNeverReturnsIt) {
@@ -191,15 +238,9 @@ TEST(ShardLog, ReportsCorruptionInASealedSegmentAndNeverReturnsIt) {
     ASSERT_NE(h.log(), nullptr);
     for (int round = 0; round < 4; round++) ASSERT_TRUE(append_many(h, 2, 500, 20, next_seq).errors.empty());
   }
-  std::string segment = dir + "/00000000000000000000.seg";
-  int fd = ::open(segment.c_str(), O_RDWR);
-  ASSERT_GE(fd, 0);
-  char byte;
-  const off_t victim = 200'000;  // Inside some payload of the first (sealed) segment.
-  ASSERT_EQ(::pread(fd, &byte, 1, victim), 1);
-  byte ^= 0x10;
-  ASSERT_EQ(::pwrite(fd, &byte, 1, victim), 1);
-  ::close(fd);
+  flip_byte(dir + "/00000000000000000000.seg", 200'000);  // Inside some payload of the first, complete segment.
+  // Without its summary the segment is scanned, and the scan finds the damage.
+  std::filesystem::remove(dir + "/00000000000000000000.sum");
   LogHarness h(small_options(dir));
   ASSERT_NE(h.log(), nullptr) << h.open_status().to_string();
   EXPECT_EQ(h.log()->recovery_report().corrupt_regions, 1u);
