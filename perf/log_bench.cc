@@ -5,7 +5,7 @@
 //
 //   log_bench --dir D --record-bytes 100 --batch-records 100 --streams 1 --seconds 5
 //             [--inflight 64] [--fdatasync] [--flush-bytes N] [--flushes N] [--buffers N]
-//             [--rate BATCHES_PER_S] [--read] [--recover] [--keep]
+//             [--rate BATCHES_PER_S] [--read] [--read-hot] [--recover] [--keep]
 //
 // --rate offers batches at a fixed rate (latency is measured from each
 // batch's scheduled send time, so a stall is not hidden: no coordinated
@@ -41,10 +41,35 @@ struct Args {
   bool recover = false;
   bool keep = false;
   bool read = false;
+  bool read_hot = false;
   uint32_t flushes = 4;
   uint32_t buffers = 8;
   double rate = 0;  // Batches per second; 0 = as fast as acks allow.
   uint64_t stop_after_bytes = 0;  // Stop once this much payload is acknowledged (0 = by time).
+};
+
+// Reads one stream from the start to its tail, one read in flight.
+struct Reader {
+  ShardLog* log;
+  uint64_t stream;
+  uint64_t next = 0;
+  uint64_t* records;
+  uint64_t* bytes;
+  int* active;
+  void go() {
+    log->read(stream, next, 10'000, 4u << 20, [this](Result<ReadResult> r) {
+      if (!r || r->batches.empty()) {
+        if (--*active == 0) Reactor::current().request_stop();
+        return;
+      }
+      for (const StoredBatch& b : r->batches) {
+        *records += b.header.record_count;
+        *bytes += b.payload.size();
+        next = b.header.base_seq + b.header.record_count;
+      }
+      go();
+    });
+  }
 };
 
 struct Bench {
@@ -60,6 +85,24 @@ struct Bench {
   uint64_t next_stream = 0;
   uint64_t errors = 0;
   std::vector<uint32_t> latencies_us;
+  // --read-hot: read everything back right after writing, in the same
+  // process, while the recent-data cache still holds what it can.
+  std::vector<std::unique_ptr<Reader>> readers;
+  uint64_t read_records = 0, read_bytes = 0, read_started_us = 0;
+  int read_active = 0;
+  bool done_writing = false;
+
+  void written() {
+    if (done_writing) return;
+    done_writing = true;
+    if (!args.read_hot) return reactor->request_stop();
+    read_active = static_cast<int>(args.streams);
+    read_started_us = Reactor::clock_us();
+    for (uint32_t s = 1; s <= args.streams; s++) {
+      readers.push_back(std::make_unique<Reader>(Reader{log, s, 0, &read_records, &read_bytes, &read_active}));
+    }
+    for (auto& r : readers) r->go();
+  }
 
   uint64_t scheduled = 0;  // Batches sent under --rate.
   std::unique_ptr<Timer> pacer;
@@ -92,7 +135,7 @@ struct Bench {
                     acked_batches++;
                     latencies_us.push_back(static_cast<uint32_t>(Reactor::clock_us() - sent));
                   }
-                  if (Reactor::clock_us() >= deadline_us && in_flight == 0) reactor->request_stop();
+                  if (Reactor::clock_us() >= deadline_us && in_flight == 0) written();
                 });
   }
 
@@ -119,7 +162,7 @@ struct Bench {
                     if (Reactor::clock_us() < deadline_us) {
                       if (ack) reactor->post([this] { fill(); });
                     } else if (in_flight == 0) {
-                      reactor->request_stop();
+                      written();
                     }
                   });
       // Refused up front (kOverloaded): back off until an ack frees room.
@@ -137,28 +180,6 @@ int read_back(const Args& a, const LogOptions& o) {
   ShardSet shards(so);
   std::unique_ptr<UringFileIo> io;
   std::unique_ptr<ShardLog> log;
-  struct Reader {
-    ShardLog* log;
-    uint64_t stream;
-    uint64_t next = 0;
-    uint64_t* records;
-    uint64_t* bytes;
-    int* active;
-    void go() {
-      log->read(stream, next, 10'000, 4u << 20, [this](Result<ReadResult> r) {
-        if (!r || r->batches.empty()) {
-          if (--*active == 0) Reactor::current().request_stop();
-          return;
-        }
-        for (const StoredBatch& b : r->batches) {
-          *records += b.header.record_count;
-          *bytes += b.payload.size();
-          next = b.header.base_seq + b.header.record_count;
-        }
-        go();
-      });
-    }
-  };
   std::vector<std::unique_ptr<Reader>> readers;
   uint64_t records = 0, bytes = 0;
   int active = static_cast<int>(a.streams);
@@ -205,6 +226,7 @@ int run(int argc, char** argv) {
     else if (k == "--recover") a.recover = true;
     else if (k == "--keep") a.keep = true;
     else if (k == "--read") a.read = true;
+    else if (k == "--read-hot") a.read_hot = true;
     else if (k == "--flushes") a.flushes = static_cast<uint32_t>(std::stoul(next()));
     else if (k == "--buffers") a.buffers = static_cast<uint32_t>(std::stoul(next()));
     else if (k == "--rate") a.rate = std::stod(next());
@@ -263,8 +285,8 @@ int run(int argc, char** argv) {
           bench.pacer = std::make_unique<Timer>(r, [&bench] { bench.pace(); });
           bench.pace();
           // The loop ends when the deadline passes and the last ack is in.
-          auto* stopper = new Timer(r, [&bench, &r] {
-            if (bench.in_flight == 0) r.request_stop();
+          auto* stopper = new Timer(r, [&bench] {
+            if (bench.in_flight == 0) bench.written();
           });
           stopper->arm_at_us(bench.deadline_us + 1);
         } else {
@@ -296,6 +318,12 @@ int run(int argc, char** argv) {
              a.fdatasync ? "fdatasync" : "dsync", static_cast<double>(records) / elapsed, mb / elapsed,
              static_cast<double>(bench.acked_batches) / elapsed, pct(0.5), pct(0.9), pct(0.99), pct(0.999),
              lat.empty() ? 0 : lat.back(), bench.errors);
+  if (a.read_hot) {
+    double rs = static_cast<double>(Reactor::clock_us() - bench.read_started_us) / 1e6;
+    fmt::print("read back right after writing (cache {} MiB): {:.0f} records/s, {:.1f} MB/s payload\n",
+               o.cache_bytes >> 20, static_cast<double>(bench.read_records) / rs,
+               static_cast<double>(bench.read_bytes) / 1e6 / rs);
+  }
   if (a.read) return read_back(a, o);
   return 0;
 }

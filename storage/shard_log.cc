@@ -292,7 +292,7 @@ struct ShardLog::ReadOp {
 };
 
 ShardLog::ShardLog(Reactor* reactor, FileIo& io, const LogOptions& options)
-    : reactor_(reactor), io_(io), options_(options), limits_(options.limits) {
+    : reactor_(reactor), io_(io), options_(options), limits_(options.limits), cache_(options.cache_bytes) {
   RUNNEL_ASSERT(options_.segment_bytes % kBlock == 0);
   RUNNEL_ASSERT(options_.flushes_in_flight_max >= 1);
   RUNNEL_ASSERT(options_.write_buffers >= options_.flushes_in_flight_max + 1);
@@ -325,6 +325,8 @@ ShardLog::ShardLog(Reactor* reactor, FileIo& io, const LogOptions& options)
     flushes_ = &m.counter("runnel_log_flushes_total", "Flushes (durable writes) completed.");
     flush_bytes_ = &m.counter("runnel_log_flush_bytes_total", "Bytes written by flushes, padding included.");
     reads_ = &m.counter("runnel_log_reads_total", "Reads served.");
+    cache_hits_ = &m.counter("runnel_log_read_cache_hits_total", "Read steps served from recently written data in memory.");
+    cache_misses_ = &m.counter("runnel_log_read_cache_misses_total", "Read steps that went to disk.");
     corrupt_batches_ = &m.counter("runnel_log_corrupt_batches_total",
                                   "Bad batches found by recovery or reads; never returned as data.");
     flush_us_ = &m.histogram("runnel_log_flush_seconds", "Time from flush submission to durability.", 1e-6);
@@ -1023,6 +1025,7 @@ void ShardLog::complete_flushes() {
       flush_bytes_->inc(buffer->padded());
     }
     buffer->segment->durable_end = std::max(buffer->segment->durable_end, buffer->offset + buffer->padded());
+    cache_.insert(buffer->segment->id, buffer->offset, buffer->data.get(), buffer->padded());
     for (WriteBuffer::Pending& p : buffer->pending) {
       if (p.stream_id == kControlStreamId) {
         if (SegmentSummary* summary = buffer->segment->summary.get()) {
@@ -1132,6 +1135,40 @@ void ShardLog::roll_segment() {
   if (!still_writing) write_summary(*previous);
 }
 
+// --- recent-data cache ------------------------------------------------------
+
+ShardLog::RecentCache::RecentCache(size_t capacity) : capacity_(align_up(capacity)) {
+  if (capacity_ > 0) memory_.reset(aligned_alloc_bytes(capacity_).release());
+}
+
+void ShardLog::RecentCache::insert(uint64_t segment_id, uint64_t file_offset, const char* data, size_t length) {
+  if (length == 0 || length > capacity_) return;
+  if (head_ + length > capacity_) head_ = 0;  // Wrap: the ring's tail end stays unused this round.
+  // Chunks are placed in FIFO order around the ring, so the ones the new
+  // bytes overwrite are the oldest, at the front.
+  while (!chunks_.empty()) {
+    const Chunk& oldest = chunks_.front();
+    bool overlaps = oldest.ring_offset < head_ + length && head_ < oldest.ring_offset + oldest.length;
+    if (!overlaps) break;
+    chunks_.pop_front();
+  }
+  std::memcpy(memory_.get() + head_, data, length);
+  chunks_.push_back({segment_id, file_offset, length, head_});
+  head_ += length;
+}
+
+const ShardLog::RecentCache::Chunk* ShardLog::RecentCache::find(uint64_t segment_id, uint64_t offset) const {
+  // Chunks are in log order: binary search for the last one starting at or before (segment, offset).
+  auto it = std::upper_bound(chunks_.begin(), chunks_.end(), std::make_pair(segment_id, offset),
+                             [](const std::pair<uint64_t, uint64_t>& key, const Chunk& c) {
+                               return key < std::make_pair(c.segment_id, c.file_offset);
+                             });
+  if (it == chunks_.begin()) return nullptr;
+  --it;
+  if (it->segment_id != segment_id || offset >= it->file_offset + it->length) return nullptr;
+  return &*it;
+}
+
 // --- reads ----------------------------------------------------------------
 
 void ShardLog::read(uint64_t stream_id, ReadStart start, uint32_t max_records, uint32_t max_bytes,
@@ -1191,125 +1228,161 @@ void ShardLog::read(uint64_t stream_id, ReadStart start, uint32_t max_records, u
   continue_read(op);
 }
 
-void ShardLog::continue_read(ReadOp* op) {
-  auto it = streams_.find(op->stream_id);
-  RUNNEL_ASSERT(it != streams_.end());
-  StreamState& stream = *it->second;
-  const bool have_some = !op->result.batches.empty();
-  if (op->next_seq >= stream.durable_next_seq ||
-      (have_some && (op->records >= op->max_records || op->bytes >= op->max_bytes))) {
-    return finish_read(op, Status::ok());
-  }
-  // The last index entry at or before next_seq. On the first step it says
-  // where to start; later it lets the read jump over other streams' data
-  // instead of scanning through it.
-  auto entry = std::upper_bound(stream.index.begin(), stream.index.end(), op->next_seq,
-                                [](uint64_t seq, const StreamState::IndexEntry& e) { return seq < e.base_seq; });
-  if (entry == stream.index.begin()) {
-    return finish_read(op, Status(ErrorCode::kNotFound, "records below the first indexed seq_num are gone"));
-  }
-  --entry;
-  if (!op->positioned || entry->segment_id > op->segment_id ||
-      (entry->segment_id == op->segment_id && entry->offset > op->offset)) {
-    op->segment_id = entry->segment_id;
-    op->offset = entry->offset;
-    op->positioned = true;
-  }
-  auto segment_it = segments_.find(op->segment_id);
-  while (segment_it != segments_.end() && op->offset >= segment_it->second->durable_end) {
-    ++segment_it;  // Past this segment's data: on to the next segment.
-    op->offset = 0;
-  }
-  if (segment_it == segments_.end()) return finish_read(op, Status::ok());
-  Segment& segment = *segment_it->second;
-  op->segment_id = segment.id;
-  op->read_offset = align_down(op->offset);
-  const uint64_t len = std::min<uint64_t>(op->capacity, segment.durable_end - op->read_offset);
-  io_.read(segment.fd, op->buffer.get(), len, op->read_offset, &op->op, [this, op, len](int res) {
-    if (res < 0) {
-      return finish_read(op, Status(ErrorCode::kIoError, fmt::format("segment read failed: {}", std::strerror(-res))));
+// Parses the batches in [base_offset, base_offset + got) of the current
+// segment (from the disk or the cache), from op->offset on. Returns false if
+// the read finished (the answer is sent), true to read on from op->offset.
+bool ShardLog::parse_chunk(ReadOp* op, const char* base, uint64_t base_offset, uint64_t got) {
+  uint64_t pos = op->offset - base_offset;
+  const Segment* segment_now = segments_.at(op->segment_id).get();
+  while (pos + kBatchHeaderBytes <= got) {
+    const uint64_t past_hole = segment_now->skip_hole(base_offset + pos);
+    if (past_hole != base_offset + pos) {
+      pos = past_hole - base_offset;
+      continue;
     }
-    const uint64_t got = std::min<uint64_t>(static_cast<uint64_t>(res), len);
-    const char* base = op->buffer.get();
-    uint64_t pos = op->offset - op->read_offset;
-    const Segment* segment_now = segments_.at(op->segment_id).get();
-    while (pos + kBatchHeaderBytes <= got) {
-      const uint64_t past_hole = segment_now->skip_hole(op->read_offset + pos);
-      if (past_hole != op->read_offset + pos) {
-        pos = past_hole - op->read_offset;
-        continue;
+    // Zero padding runs to the end of the block (a flush's tail), or a zero
+    // block follows the data: skip it. Check before reading a header,
+    // since fewer than 72 bytes of padding may precede the next batch.
+    const uint64_t block_end = align_up(base_offset + pos + 1) - base_offset;
+    if (is_zero(base + pos, std::min<uint64_t>(got, block_end) - pos)) {
+      pos = block_end;
+      continue;
+    }
+    BatchHeader h;
+    std::memcpy(&h, base + pos, kBatchHeaderBytes);
+    if (!verify_header(h, op->segment_id, limits_).is_ok()) {
+      // Reported, skipped to the next block, never returned.
+      if (corrupt_batches_ != nullptr) corrupt_batches_->inc();
+      log_error("read: bad batch header in segment {} at {}", op->segment_id, base_offset + pos);
+      pos = align_up(base_offset + pos + 1) - base_offset;
+      continue;
+    }
+    if (pos + kBatchHeaderBytes + h.payload_bytes > got) break;  // Continues in the next read.
+    std::string_view payload(base + pos + kBatchHeaderBytes, h.payload_bytes);
+    const uint64_t batch_end_seq = h.base_seq + h.record_count;
+    if (h.stream_id == op->stream_id && batch_end_seq > op->next_seq) {
+      if (h.base_seq > op->next_seq) {
+        // Records between were lost (corruption found by recovery or by
+        // this read): never skip them silently.
+        if (!op->result.batches.empty()) {
+        finish_read(op, Status::ok());
+        return false;
       }
-      // Zero padding runs to the end of the block (a flush's tail), or a zero
-      // block follows the data: skip it. Check before reading a header,
-      // since fewer than 72 bytes of padding may precede the next batch.
-      const uint64_t block_end = align_up(op->read_offset + pos + 1) - op->read_offset;
-      if (is_zero(base + pos, std::min<uint64_t>(got, block_end) - pos)) {
-        pos = block_end;
-        continue;
+        {
+        finish_read(op, Status(ErrorCode::kCorrupt,
+                                      fmt::format("records [{}, {}) of this stream are lost (corrupt on disk)",
+                                                  op->next_seq, h.base_seq)));
+        return false;
       }
-      BatchHeader h;
-      std::memcpy(&h, base + pos, kBatchHeaderBytes);
-      if (!verify_header(h, op->segment_id, limits_).is_ok()) {
-        // Reported, skipped to the next block, never returned.
+      }
+      if (!verify_payload(h, payload, limits_).is_ok()) {
         if (corrupt_batches_ != nullptr) corrupt_batches_->inc();
-        log_error("read: bad batch header in segment {} at {}", op->segment_id, op->read_offset + pos);
-        pos = align_up(op->read_offset + pos + 1) - op->read_offset;
-        continue;
+        log_error("read: bad batch payload in segment {} at {}", op->segment_id, base_offset + pos);
+        {
+        finish_read(op, Status(ErrorCode::kCorrupt,
+                                      fmt::format("stream records from seq {} are corrupt on disk", h.base_seq)));
+        return false;
       }
-      if (pos + kBatchHeaderBytes + h.payload_bytes > got) break;  // Continues in the next read.
-      std::string_view payload(base + pos + kBatchHeaderBytes, h.payload_bytes);
-      const uint64_t batch_end_seq = h.base_seq + h.record_count;
-      if (h.stream_id == op->stream_id && batch_end_seq > op->next_seq) {
-        if (h.base_seq > op->next_seq) {
-          // Records between were lost (corruption found by recovery or by
-          // this read): never skip them silently.
-          if (!op->result.batches.empty()) return finish_read(op, Status::ok());
-          return finish_read(op, Status(ErrorCode::kCorrupt,
-                                        fmt::format("records [{}, {}) of this stream are lost (corrupt on disk)",
-                                                    op->next_seq, h.base_seq)));
-        }
-        if (!verify_payload(h, payload, limits_).is_ok()) {
-          if (corrupt_batches_ != nullptr) corrupt_batches_->inc();
-          log_error("read: bad batch payload in segment {} at {}", op->segment_id, op->read_offset + pos);
-          return finish_read(op, Status(ErrorCode::kCorrupt,
-                                        fmt::format("stream records from seq {} are corrupt on disk", h.base_seq)));
-        }
-        if (op->by_timestamp) {
-          if (h.last_timestamp < op->start_timestamp) {
-            // Wholly before the timestamp: skip it.
-            op->next_seq = batch_end_seq;
-            pos += kBatchHeaderBytes + h.payload_bytes;
-            continue;
-          }
-          if (!effective_timestamps(h, payload, limits_, &op->timestamps).is_ok()) {
-            return finish_read(op, Status(ErrorCode::kCorrupt, "batch timestamps do not decode"));
-          }
-          uint64_t first = 0;
-          while (first < h.record_count && op->timestamps[first] < op->start_timestamp) first++;
-          op->next_seq = h.base_seq + first;
-          op->by_timestamp = false;
-        }
-        if (op->result.batches.empty()) {
-          op->result.first_record_index = static_cast<uint32_t>(op->next_seq > h.base_seq ? op->next_seq - h.base_seq : 0);
-        }
-        op->result.batches.push_back({h, std::string(payload)});
-        op->records += batch_end_seq - std::max(h.base_seq, op->next_seq);
-        op->bytes += h.payload_bytes;
-        op->next_seq = batch_end_seq;
-        if (op->records >= op->max_records || op->bytes >= op->max_bytes) {
+      }
+      if (op->by_timestamp) {
+        if (h.last_timestamp < op->start_timestamp) {
+          // Wholly before the timestamp: skip it.
+          op->next_seq = batch_end_seq;
           pos += kBatchHeaderBytes + h.payload_bytes;
-          op->offset = op->read_offset + pos;
-          return finish_read(op, Status::ok());
+          continue;
         }
+        if (!effective_timestamps(h, payload, limits_, &op->timestamps).is_ok()) {
+          {
+        finish_read(op, Status(ErrorCode::kCorrupt, "batch timestamps do not decode"));
+        return false;
       }
-      pos += kBatchHeaderBytes + h.payload_bytes;
+        }
+        uint64_t first = 0;
+        while (first < h.record_count && op->timestamps[first] < op->start_timestamp) first++;
+        op->next_seq = h.base_seq + first;
+        op->by_timestamp = false;
+      }
+      if (op->result.batches.empty()) {
+        op->result.first_record_index = static_cast<uint32_t>(op->next_seq > h.base_seq ? op->next_seq - h.base_seq : 0);
+      }
+      op->result.batches.push_back({h, std::string(payload)});
+      op->records += batch_end_seq - std::max(h.base_seq, op->next_seq);
+      op->bytes += h.payload_bytes;
+      op->next_seq = batch_end_seq;
+      if (op->records >= op->max_records || op->bytes >= op->max_bytes) {
+        pos += kBatchHeaderBytes + h.payload_bytes;
+        op->offset = base_offset + pos;
+        {
+        finish_read(op, Status::ok());
+        return false;
+      }
+      }
     }
-    op->offset = op->read_offset + pos;
-    if (pos == 0 && got > 0) {
-      return finish_read(op, Status(ErrorCode::kCorrupt, "batch larger than the read buffer"));
+    pos += kBatchHeaderBytes + h.payload_bytes;
+  }
+  // Padding shorter than a header at the very end: nothing more here.
+  if (pos < got && is_zero(base + pos, got - pos)) pos = got;
+  op->offset = base_offset + pos;
+  if (pos == 0 && got > 0) {
+    finish_read(op, Status(ErrorCode::kCorrupt, "batch larger than the read buffer"));
+    return false;
+  }
+  return true;
+}
+
+void ShardLog::continue_read(ReadOp* op) {
+  // Steps served from the cache loop here; a disk read ends the call and
+  // resumes from its completion.
+  while (true) {
+    auto it = streams_.find(op->stream_id);
+    RUNNEL_ASSERT(it != streams_.end());
+    StreamState& stream = *it->second;
+    const bool have_some = !op->result.batches.empty();
+    if (op->next_seq >= stream.durable_next_seq ||
+        (have_some && (op->records >= op->max_records || op->bytes >= op->max_bytes))) {
+      return finish_read(op, Status::ok());
     }
-    continue_read(op);
-  });
+    // The last index entry at or before next_seq. On the first step it says
+    // where to start; later it lets the read jump over other streams' data
+    // instead of scanning through it.
+    auto entry = std::upper_bound(stream.index.begin(), stream.index.end(), op->next_seq,
+                                  [](uint64_t seq, const StreamState::IndexEntry& e) { return seq < e.base_seq; });
+    if (entry == stream.index.begin()) {
+      return finish_read(op, Status(ErrorCode::kNotFound, "records below the first indexed seq_num are gone"));
+    }
+    --entry;
+    if (!op->positioned || entry->segment_id > op->segment_id ||
+        (entry->segment_id == op->segment_id && entry->offset > op->offset)) {
+      op->segment_id = entry->segment_id;
+      op->offset = entry->offset;
+      op->positioned = true;
+    }
+    auto segment_it = segments_.find(op->segment_id);
+    while (segment_it != segments_.end() && op->offset >= segment_it->second->durable_end) {
+      ++segment_it;  // Past this segment's data: on to the next segment.
+      op->offset = 0;
+    }
+    if (segment_it == segments_.end()) return finish_read(op, Status::ok());
+    Segment& segment = *segment_it->second;
+    op->segment_id = segment.id;
+    // Recent data comes from memory: a flush's bytes stay cached after it is durable.
+    if (const RecentCache::Chunk* chunk = cache_.find(segment.id, op->offset)) {
+      if (cache_hits_ != nullptr) cache_hits_->inc();
+      if (!parse_chunk(op, cache_.bytes(*chunk), chunk->file_offset, chunk->length)) return;
+      continue;
+    }
+    if (cache_misses_ != nullptr) cache_misses_->inc();
+    op->read_offset = align_down(op->offset);
+    const uint64_t len = std::min<uint64_t>(op->capacity, segment.durable_end - op->read_offset);
+    io_.read(segment.fd, op->buffer.get(), len, op->read_offset, &op->op, [this, op, len](int res) {
+      if (res < 0) {
+        return finish_read(op, Status(ErrorCode::kIoError, fmt::format("segment read failed: {}", std::strerror(-res))));
+      }
+      const uint64_t got = std::min<uint64_t>(static_cast<uint64_t>(res), len);
+      if (parse_chunk(op, op->buffer.get(), op->read_offset, got)) continue_read(op);
+    });
+    return;
+  }
 }
 
 void ShardLog::finish_read(ReadOp* op, Status status) {

@@ -50,6 +50,7 @@ struct LogOptions {
   uint32_t reads_in_flight_max = 64;       // Concurrent reads; beyond: kOverloaded.
   uint32_t index_interval_bytes = 64u << 10;  // A stream gets an index entry every this many of its bytes...
   uint32_t index_log_gap_bytes = 1u << 20;    // ...or when this much log passed since its last entry.
+  uint64_t cache_bytes = 64ull << 20;         // Recently flushed data kept in memory for reads (0: none).
   BatchLimits limits;
 };
 
@@ -186,6 +187,32 @@ class ShardLog {
   void write_summary_sync(Segment& segment);   // Recovery.
   void write_summary(Segment& segment);        // Runtime, through the ring, once a segment is complete.
   void continue_read(ReadOp* op);
+  bool parse_chunk(ReadOp* op, const char* base, uint64_t base_offset, uint64_t got);
+
+  // The last cache_bytes of flushed data, in a ring, so tailing readers and
+  // subscribers are served from memory. Filled when a flush is durable.
+  class RecentCache {
+   public:
+    struct Chunk {
+      uint64_t segment_id;
+      uint64_t file_offset;  // Block-aligned: a whole flush.
+      size_t length;
+      size_t ring_offset;
+    };
+    explicit RecentCache(size_t capacity);
+    void insert(uint64_t segment_id, uint64_t file_offset, const char* data, size_t length);
+    const Chunk* find(uint64_t segment_id, uint64_t offset) const;  // The chunk holding `offset`, or null.
+    const char* bytes(const Chunk& chunk) const { return memory_.get() + chunk.ring_offset; }
+
+   private:
+    struct Free {
+      void operator()(char* p) const { std::free(p); }
+    };
+    size_t capacity_;
+    std::unique_ptr<char, Free> memory_;
+    size_t head_ = 0;
+    std::deque<Chunk> chunks_;  // Log order, oldest first.
+  };
   void finish_read(ReadOp* op, Status status);
 
   Reactor* reactor_;
@@ -215,6 +242,7 @@ class ShardLog {
   FileOp next_op_;
   uint64_t next_retry_us_ = 0;
 
+  RecentCache cache_;
   std::vector<std::unique_ptr<ReadOp>> read_ops_;
   std::vector<ReadOp*> free_read_ops_;
 
@@ -229,6 +257,8 @@ class ShardLog {
   Counter* flushes_ = nullptr;
   Counter* flush_bytes_ = nullptr;
   Counter* reads_ = nullptr;
+  Counter* cache_hits_ = nullptr;
+  Counter* cache_misses_ = nullptr;
   Counter* corrupt_batches_ = nullptr;
   Histogram* flush_us_ = nullptr;
   Histogram* flush_batch_count_ = nullptr;

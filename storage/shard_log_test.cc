@@ -356,3 +356,27 @@ TEST(ShardLog, ReadsFromATailOffset) {
 
 }  // namespace
 }  // namespace runnel
+
+namespace runnel {
+namespace {
+
+// Reads are the same whether they come from the recent-data cache, from disk,
+// or from both in one read (a cache smaller than the data).
+TEST(ShardLog, ReadsTheSameRecordsFromCacheDiskAndBoth) {
+  for (uint64_t cache_bytes : {uint64_t{0}, uint64_t{256} << 10, uint64_t{64} << 20}) {
+    SCOPED_TRACE("cache_bytes=" + std::to_string(cache_bytes));
+    std::string dir = temp_dir();
+    LogOptions o = small_options(dir);
+    o.cache_bytes = cache_bytes;
+    LogHarness h(o);
+    ASSERT_NE(h.log(), nullptr);
+    uint64_t next_seq[4] = {};
+    ASSERT_TRUE(append_many(h, 3, 900, 4, next_seq).errors.empty());
+    for (uint64_t s = 1; s <= 3; s++) expect_stream_intact(h, s, next_seq[s]);
+    EXPECT_EQ(first_seq_from(h, 2, ReadStart::timestamp(1000 + 500)), 500u);
+    std::filesystem::remove_all(dir);
+  }
+}
+
+}  // namespace
+}  // namespace runnel
