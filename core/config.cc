@@ -97,6 +97,10 @@ constexpr std::array kKeys = {
             "Durable writes in flight at once per shard"),
     u32_key("storage.write_buffers", {}, &Config::storage_write_buffers, 2, 1024,
             "Write buffers per shard (in flight plus filling); bounds memory for appends not yet durable"),
+    u32_key("storage.cache_mib", {}, &Config::storage_cache_mib, 0, 65536,
+            "Recently written data kept in memory per shard for reads, in MiB (0: none)"),
+    u32_key("storage.retention_interval_ms", {}, &Config::storage_retention_interval_ms, 10, 3600000,
+            "How often each shard applies per-stream retention (age, size, delete_on_empty), in milliseconds"),
 };
 
 // Values shown in error messages are cut to this many bytes: a message is one

@@ -61,6 +61,8 @@ struct Config {
   uint32_t storage_flush_bytes_max = 4u << 20;    // storage.flush_bytes_max
   uint32_t storage_flushes_in_flight_max = 4;     // storage.flushes_in_flight_max
   uint32_t storage_write_buffers = 8;             // storage.write_buffers (> flushes_in_flight_max)
+  uint32_t storage_cache_mib = 64;                // storage.cache_mib
+  uint32_t storage_retention_interval_ms = 1000;  // storage.retention_interval_ms
 
   bool operator==(const Config&) const = default;
 };

@@ -48,6 +48,8 @@ segment_mib = 64
 flush_bytes_max = 8388608
 flushes_in_flight_max = 8
 write_buffers = 16
+cache_mib = 0
+retention_interval_ms = 10
 )";
 
 Config every_key_changed() {
@@ -355,6 +357,8 @@ TEST(Config, ApplyTomlSetsKeysInSections) {
   EXPECT_EQ(config.storage_flush_bytes_max, 8388608u);
   EXPECT_EQ(config.storage_flushes_in_flight_max, 8u);
   EXPECT_EQ(config.storage_write_buffers, 16u);
+  EXPECT_EQ(config.storage_cache_mib, 0u);
+  EXPECT_EQ(config.storage_retention_interval_ms, 10u);
 }
 
 TEST(Config, EveryKeyChangedTouchesEveryKey) {
@@ -887,7 +891,9 @@ TEST(Config, ConfigKeysAreUniqueAndInDocumentationOrder) {
                                             "storage.segment_mib",
                                             "storage.flush_bytes_max",
                                             "storage.flushes_in_flight_max",
-                                            "storage.write_buffers"};
+                                            "storage.write_buffers",
+                                            "storage.cache_mib",
+                                            "storage.retention_interval_ms"};
   EXPECT_EQ(keys, expected);
 }
 

@@ -122,6 +122,7 @@ class Reactor {
   void post(Task task);  // Runs on this shard in a later loop step.
   uint64_t now_us() const { return now_us_; }  // Monotonic, cached per loop step.
   static uint64_t clock_us();                   // Monotonic, read now.
+  static uint64_t clock_realtime_ms();          // Wall clock (for record timestamps), read now.
 
   // --- messages to other shards (call on this reactor's thread) ---
   // Runs `task` on shard `target` (which may be this shard). A full queue

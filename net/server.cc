@@ -83,11 +83,13 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config) {
         log_options.flush_bytes_max = config.storage_flush_bytes_max;
         log_options.flushes_in_flight_max = config.storage_flushes_in_flight_max;
         log_options.write_buffers = config.storage_write_buffers;
+        log_options.cache_bytes = uint64_t{config.storage_cache_mib} << 20;
         auto store = StreamStore::open(&reactor, *services.io, log_options);
         if (!store) {
           return Status(store.status().code(), fmt::format("shard {} log: {}", shard, store.status().message()));
         }
         services.store = std::move(*store);
+        services.store->start_retention(config.storage_retention_interval_ms);
         services.admin = std::make_unique<HttpServer>(reactor, std::move(s->admin_listeners_[shard]), admin_options,
                                                       make_admin_handler(reactor, s->node_));
         services.admin->start();

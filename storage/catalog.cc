@@ -431,4 +431,11 @@ std::vector<const StreamInfo*> StreamCatalog::list(std::string_view bucket, std:
   return out;
 }
 
+std::vector<const StreamInfo*> StreamCatalog::all() const {
+  std::vector<const StreamInfo*> out;
+  out.reserve(by_id_.size());
+  for (const auto& [id, info] : by_id_) out.push_back(&info);
+  return out;
+}
+
 }  // namespace runnel

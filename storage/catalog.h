@@ -90,6 +90,9 @@ class StreamCatalog {
   std::vector<const StreamInfo*> list(std::string_view bucket, std::string_view prefix, std::string_view start_after,
                                       size_t limit) const;
 
+  // Every stream, in id order (for background passes such as retention).
+  std::vector<const StreamInfo*> all() const;
+
   // The id a new stream gets: one more than any id ever used here.
   uint64_t next_id() const { return max_id_ + 1; }
   size_t size() const { return by_id_.size(); }

@@ -105,12 +105,14 @@ struct ShardLog::SegmentSummary {
   struct Tail {
     uint64_t next_seq;
     uint64_t last_timestamp;
+    uint64_t bytes_total;
   };
   struct Entry {
     uint64_t stream_id;
     uint64_t base_seq;
     uint64_t offset;
     uint64_t first_timestamp;
+    uint64_t bytes_before;
   };
   uint64_t batches = 0;
   uint64_t durable_end = 0;
@@ -121,7 +123,7 @@ struct ShardLog::SegmentSummary {
 
 namespace {
 
-constexpr uint32_t kSummaryMagic = 0x31534E52;  // "RNS1"
+constexpr uint32_t kSummaryMagic = 0x32534E52;  // "RNS2"
 
 template <typename T>
 void put(std::string* out, T v) {
@@ -148,6 +150,7 @@ std::string ShardLog::encode_summary(uint64_t segment_id, const SegmentSummary& 
     put(&out, stream);
     put(&out, tail.next_seq);
     put(&out, tail.last_timestamp);
+    put(&out, tail.bytes_total);
   }
   put<uint64_t>(&out, summary.entries.size());
   for (const auto& e : summary.entries) {
@@ -155,6 +158,7 @@ std::string ShardLog::encode_summary(uint64_t segment_id, const SegmentSummary& 
     put(&out, e.base_seq);
     put(&out, e.offset);
     put(&out, e.first_timestamp);
+    put(&out, e.bytes_before);
   }
   put<uint64_t>(&out, summary.controls.size());
   for (const std::string& c : summary.controls) {
@@ -178,14 +182,17 @@ bool ShardLog::decode_summary(std::string_view bytes, uint64_t segment_id, Segme
   for (uint64_t i = 0; i < count; i++) {
     uint64_t stream;
     SegmentSummary::Tail tail;
-    if (!take(&in, &stream) || !take(&in, &tail.next_seq) || !take(&in, &tail.last_timestamp)) return false;
+    if (!take(&in, &stream) || !take(&in, &tail.next_seq) || !take(&in, &tail.last_timestamp) ||
+        !take(&in, &tail.bytes_total)) {
+      return false;
+    }
     summary->tails[stream] = tail;
   }
   if (!take(&in, &count)) return false;
   for (uint64_t i = 0; i < count; i++) {
     SegmentSummary::Entry e;
     if (!take(&in, &e.stream_id) || !take(&in, &e.base_seq) || !take(&in, &e.offset) ||
-        !take(&in, &e.first_timestamp)) {
+        !take(&in, &e.first_timestamp) || !take(&in, &e.bytes_before)) {
       return false;
     }
     summary->entries.push_back(e);
@@ -259,8 +266,10 @@ struct ShardLog::StreamState {
     uint64_t segment_id;
     uint64_t offset;
     uint64_t first_timestamp;
+    uint64_t bytes_before;  // The stream's durable bytes before this batch (for retention by size).
   };
   uint64_t next_seq = 0;  // Assigned, durable or not.
+  uint64_t bytes_total = 0;  // Durable batch bytes ever appended.
   uint64_t last_timestamp = 0;
   uint64_t durable_next_seq = 0;
   uint64_t durable_last_timestamp = 0;
@@ -556,7 +565,7 @@ Status ShardLog::scan_segment(Segment& segment, bool last) {
     log_position_ += kBatchHeaderBytes + h.payload_bytes;
     index_batch(h.stream_id, stream, h.base_seq, segment.id, f.offset, h.first_timestamp,
                 kBatchHeaderBytes + h.payload_bytes);
-    segment.summary->tails[h.stream_id] = {stream.next_seq, stream.last_timestamp};
+    segment.summary->tails[h.stream_id] = {stream.next_seq, stream.last_timestamp, stream.bytes_total};
     segment.summary->batches++;
   }
   segment.durable_end = align_up(cut == UINT64_MAX ? data_end : valid_end);
@@ -724,7 +733,7 @@ bool ShardLog::apply_summary(Segment& segment) {
   for (const auto& e : summary.entries) {
     auto& slot = streams_[e.stream_id];
     if (!slot) slot = std::make_unique<StreamState>();
-    slot->index.push_back({e.base_seq, segment.id, e.offset, e.first_timestamp});
+    slot->index.push_back({e.base_seq, segment.id, e.offset, e.first_timestamp, e.bytes_before});
     slot->bytes_since_index = 0;
   }
   for (const auto& [stream_id, tail] : summary.tails) {
@@ -732,6 +741,7 @@ bool ShardLog::apply_summary(Segment& segment) {
     if (!slot) slot = std::make_unique<StreamState>();
     slot->next_seq = slot->durable_next_seq = tail.next_seq;
     slot->last_timestamp = slot->durable_last_timestamp = tail.last_timestamp;
+    slot->bytes_total = tail.bytes_total;
   }
   segment.durable_end = summary.durable_end;
   log_position_ += summary.durable_end;
@@ -804,15 +814,42 @@ void ShardLog::index_batch(uint64_t stream_id, StreamState& stream, uint64_t bas
               stream.bytes_since_index >= options_.index_interval_bytes ||
               log_position_ - stream.log_position_at_index >= options_.index_log_gap_bytes;
   if (need) {
-    stream.index.push_back({base_seq, segment_id, offset, first_timestamp});
+    stream.index.push_back({base_seq, segment_id, offset, first_timestamp, stream.bytes_total});
     stream.bytes_since_index = 0;
     stream.log_position_at_index = log_position_;
     auto segment = segments_.find(segment_id);
     if (segment != segments_.end() && segment->second->summary) {
-      segment->second->summary->entries.push_back({stream_id, base_seq, offset, first_timestamp});
+      segment->second->summary->entries.push_back({stream_id, base_seq, offset, first_timestamp, stream.bytes_total});
     }
   }
   stream.bytes_since_index += bytes;
+  stream.bytes_total += bytes;
+}
+
+uint64_t ShardLog::retention_point(uint64_t stream_id, uint64_t age_cutoff_ms, uint64_t bytes_max) const {
+  auto it = streams_.find(stream_id);
+  if (it == streams_.end()) return 0;
+  const StreamState& stream = *it->second;
+  uint64_t keep_from = 0;
+  if (age_cutoff_ms > 0 && stream.durable_next_seq > 0) {
+    if (stream.durable_last_timestamp < age_cutoff_ms) {
+      keep_from = stream.durable_next_seq;  // Everything is older.
+    } else {
+      // Records before an entry whose first timestamp is older than the
+      // cutoff are older still (timestamps never decrease): the last such
+      // entry is as far as age retention may trim.
+      auto entry = std::lower_bound(stream.index.begin(), stream.index.end(), age_cutoff_ms,
+                                    [](const StreamState::IndexEntry& e, uint64_t ts) { return e.first_timestamp < ts; });
+      if (entry != stream.index.begin()) keep_from = std::max(keep_from, std::prev(entry)->base_seq);
+    }
+  }
+  if (bytes_max > 0 && stream.bytes_total > bytes_max) {
+    // The first entry from which at most bytes_max bytes remain.
+    auto entry = std::lower_bound(stream.index.begin(), stream.index.end(), stream.bytes_total - bytes_max,
+                                  [](const StreamState::IndexEntry& e, uint64_t before) { return e.bytes_before < before; });
+    keep_from = std::max(keep_from, entry == stream.index.end() ? stream.durable_next_seq : entry->base_seq);
+  }
+  return std::min(keep_from, stream.durable_next_seq);
 }
 
 StreamTail ShardLog::tail(uint64_t stream_id) const {
@@ -836,7 +873,7 @@ void ShardLog::append_control(std::string_view bytes, AppendCallback done) {
   std::string payload = control_payload(kControlUser, bytes);
   pending_control_ = std::string(bytes);
   append_batch(kControlStreamId, payload, 1, payload_checksum(payload), TimestampMode::kArrival,
-               static_cast<uint64_t>(Reactor::clock_us() / 1000), std::move(done));
+               Reactor::clock_realtime_ms(), std::move(done));
   pending_control_.clear();
 }
 
@@ -1042,7 +1079,7 @@ void ShardLog::complete_flushes() {
       index_batch(p.stream_id, stream, p.ack.start_seq, buffer->segment->id, p.offset, p.ack.first_timestamp,
                   p.bytes);
       if (SegmentSummary* summary = buffer->segment->summary.get()) {
-        summary->tails[p.stream_id] = {p.ack.end_seq, p.ack.last_timestamp};
+        summary->tails[p.stream_id] = {p.ack.end_seq, p.ack.last_timestamp, stream.bytes_total};
         summary->batches++;
       }
       if (appends_ != nullptr) {

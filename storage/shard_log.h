@@ -136,6 +136,12 @@ class ShardLog {
   // The seq_num the next append to the stream will get (durable or not):
   // what match_seq_num is compared with.
   uint64_t assigned_tail(uint64_t stream_id) const;
+
+  // Retention: the lowest seq_num that must be kept so that no record newer
+  // than `age_cutoff_ms` (0: no age limit) is dropped and at most about
+  // `bytes_max` bytes (0: no size limit) remain. Conservative: it rounds to
+  // index entries, keeping a little more rather than dropping a live record.
+  uint64_t retention_point(uint64_t stream_id, uint64_t age_cutoff_ms, uint64_t bytes_max) const;
   size_t stream_count() const { return streams_.size(); }
 
   // Recovery figures, for logs and tests.

@@ -66,7 +66,7 @@ void StreamStore::create_stream(std::string_view bucket, std::string_view name, 
   m.stream.bucket = std::string(bucket);
   m.stream.name = std::string(name);
   m.stream.config = config;
-  m.stream.created_ms = Reactor::clock_us() / 1000;
+  m.stream.created_ms = Reactor::clock_realtime_ms();
   if (Status s = catalog_.check(m); !s) return done(std::move(s));
   creating_.emplace(m.stream.bucket, m.stream.name);
   mutate(std::move(m), std::move(done));
@@ -193,6 +193,63 @@ void StreamStore::read(std::string_view bucket, std::string_view name, ReadStart
     }
     (*owned)(std::move(r));
   });
+}
+
+void StreamStore::start_retention(uint64_t interval_ms) {
+  RUNNEL_ASSERT(reactor_ != nullptr);
+  retention_interval_ms_ = interval_ms;
+  retention_timer_ = std::make_unique<Timer>(*reactor_, [this] {
+    enforce_retention(static_cast<uint64_t>(Reactor::clock_realtime_ms()));
+    retention_timer_->arm_after_us(retention_interval_ms_ * 1000);
+  });
+  retention_timer_->arm_after_us(retention_interval_ms_ * 1000);
+}
+
+void StreamStore::enforce_retention(uint64_t now_ms) {
+  std::vector<CatalogMutation> mutations;
+  for (const StreamInfo* info : catalog_.all()) {
+    if (retention_pending_.count(info->id) != 0) continue;
+    const StreamConfig& c = info->config;
+    const uint64_t tail = log_->tail(info->id).next_seq;
+    if (c.retention_age_ms > 0 || c.retention_bytes > 0) {
+      const uint64_t cutoff = c.retention_age_ms > 0 && now_ms > c.retention_age_ms ? now_ms - c.retention_age_ms : 0;
+      const uint64_t keep_from = log_->retention_point(info->id, cutoff, c.retention_bytes);
+      if (keep_from > info->trim_seq) {
+        CatalogMutation m;
+        m.op = CatalogOp::kTrim;
+        m.stream = *info;
+        m.stream.trim_seq = keep_from;
+        mutations.push_back(std::move(m));
+        continue;
+      }
+    }
+    if (c.delete_on_empty_ms > 0) {
+      const bool empty = info->trim_seq >= tail;
+      if (!empty) {
+        empty_since_ms_.erase(info->id);
+      } else {
+        auto [since, inserted] = empty_since_ms_.emplace(info->id, now_ms);
+        if (!inserted && now_ms - since->second >= c.delete_on_empty_ms) {
+          CatalogMutation m;
+          m.op = CatalogOp::kDelete;
+          m.stream = *info;
+          mutations.push_back(std::move(m));
+        }
+      }
+    }
+  }
+  for (CatalogMutation& m : mutations) {
+    const uint64_t id = m.stream.id;
+    retention_pending_.insert(id);
+    if (m.op == CatalogOp::kDelete) {
+      log_info("deleting stream {}/{}: empty for {} ms", m.stream.bucket, m.stream.name, m.stream.config.delete_on_empty_ms);
+      empty_since_ms_.erase(id);
+    }
+    mutate(std::move(m), [this, id](Result<StreamInfo> r) {
+      retention_pending_.erase(id);
+      if (!r) log_warn("retention of stream {} failed: {}", id, r.status().to_string());
+    });
+  }
 }
 
 Result<StreamTail> StreamStore::tail(std::string_view bucket, std::string_view name) const {

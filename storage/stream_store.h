@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <map>
 #include <set>
 #include <string>
 #include <string_view>
@@ -67,6 +68,15 @@ class StreamStore {
             uint32_t max_bytes, ReadCallback done);
 
   Result<StreamTail> tail(std::string_view bucket, std::string_view name) const;
+
+  // Retention in the background: every `interval_ms`, streams with an age or
+  // size limit are trimmed (durably) to what they may keep, and streams with
+  // delete_on_empty that stayed empty that long are deleted. Trimmed records
+  // are never returned again. (Disk space of fully trimmed segments is not
+  // reclaimed yet: segment deletion and compaction are still to come.)
+  void start_retention(uint64_t interval_ms);
+  // One retention pass now (the timer calls this; tests too).
+  void enforce_retention(uint64_t now_ms);
   const StreamCatalog& catalog() const { return catalog_; }
   ShardLog& log() { return *log_; }
 
@@ -83,6 +93,11 @@ class StreamStore {
   // (or a reused id) is refused before it reaches the log.
   std::set<std::pair<std::string, std::string>, std::less<>> creating_;
   uint64_t ids_reserved_ = 0;
+
+  std::unique_ptr<Timer> retention_timer_;
+  uint64_t retention_interval_ms_ = 0;
+  std::set<uint64_t> retention_pending_;            // Streams with a retention mutation in flight.
+  std::map<uint64_t, uint64_t> empty_since_ms_;     // delete_on_empty: when each stream was first seen empty.
 };
 
 }  // namespace runnel

@@ -282,3 +282,125 @@ TEST(StreamStore, TheCatalogSurvivesARestart) {
 
 }  // namespace
 }  // namespace runnel
+
+namespace runnel {
+namespace {
+
+// Appends one-record batches with client timestamps `ts` (client-prefer mode).
+void append_at(StoreHarness& h, const std::string& name, uint64_t count, uint64_t ts, size_t body_bytes = 100) {
+  for (uint64_t i = 0; i < count; i++) {
+    Result<AppendAck> out = Status(ErrorCode::kInternal, "not run");
+    h.call([&](StreamStore& store, std::function<void()> finish) {
+      PayloadBuilder payload;
+      payload.add(ts, std::string(body_bytes, 'r'));
+      AppendRequest req;
+      req.payload = payload.bytes();
+      req.record_count = 1;
+      req.payload_checksum = payload_checksum(payload.bytes());
+      req.arrival_ms = ts;
+      store.append("orders", name, req, [&out, finish](Result<AppendAck> ack) {
+        out = std::move(ack);
+        finish();
+      });
+    });
+    ASSERT_TRUE(out.is_ok()) << out.status().to_string();
+  }
+}
+
+void retention_pass(StoreHarness& h, uint64_t now_ms) {
+  h.call([&](StreamStore& store, std::function<void()> finish) {
+    store.enforce_retention(now_ms);
+    // Let the trim mutations become durable before looking.
+    auto* timer = new Timer(Reactor::current(), [finish] { finish(); });
+    timer->arm_after_us(50'000);
+  });
+}
+
+LogOptions dense_index(const std::string& dir) {
+  LogOptions o = small_options(dir);
+  o.index_interval_bytes = 1;  // An index entry per batch: retention is exact here.
+  return o;
+}
+
+TEST(StreamStore, AgeRetentionTrimsRecordsOlderThanTheLimit) {
+  std::string dir = temp_dir();
+  StoreHarness h(dense_index(dir));
+  ASSERT_NE(h.log(), nullptr);
+  StreamConfig config;
+  config.retention_age_ms = 60'000;
+  ASSERT_TRUE(create(h, "orders", "x", config).is_ok());
+  const uint64_t now = 10'000'000;
+  append_at(h, "x", 20, now - 120'000);  // Older than the limit.
+  append_at(h, "x", 10, now - 1'000);    // Within it.
+  retention_pass(h, now);
+  const StreamInfo* info = h.log()->catalog().find("orders", "x");
+  ASSERT_NE(info, nullptr);
+  EXPECT_GE(info->trim_seq, 19u) << "old records stay";
+  EXPECT_LE(info->trim_seq, 20u) << "a record within the age limit was dropped";
+  auto r = read(h, "orders", "x", ReadStart::seq_num(0));
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(first_seq(*r), info->trim_seq);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(StreamStore, SizeRetentionKeepsAtMostTheLimit) {
+  std::string dir = temp_dir();
+  StoreHarness h(dense_index(dir));
+  ASSERT_NE(h.log(), nullptr);
+  StreamConfig config;
+  config.retention_bytes = 10'000;
+  ASSERT_TRUE(create(h, "orders", "x", config).is_ok());
+  append_at(h, "x", 100, 1000, 1000);  // ~100 KB.
+  retention_pass(h, 2000);
+  const StreamInfo* info = h.log()->catalog().find("orders", "x");
+  ASSERT_NE(info, nullptr);
+  // Each batch is ~1080 bytes on disk: at most ~10 KB means at most 9 of them left.
+  EXPECT_GE(info->trim_seq, 91u);
+  EXPECT_LE(info->trim_seq, 95u);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(StreamStore, DeletesAStreamThatStayedEmptyLongEnough) {
+  std::string dir = temp_dir();
+  StoreHarness h(small_options(dir));
+  ASSERT_NE(h.log(), nullptr);
+  StreamConfig config;
+  config.delete_on_empty_ms = 1000;
+  ASSERT_TRUE(create(h, "orders", "empty", config).is_ok());
+  ASSERT_TRUE(create(h, "orders", "busy", config).is_ok());
+  append_at(h, "busy", 1, 5);
+  retention_pass(h, 10'000);  // First seen empty.
+  EXPECT_NE(h.log()->catalog().find("orders", "empty"), nullptr);
+  retention_pass(h, 10'500);  // Not long enough yet.
+  EXPECT_NE(h.log()->catalog().find("orders", "empty"), nullptr);
+  retention_pass(h, 11'001);
+  EXPECT_EQ(h.log()->catalog().find("orders", "empty"), nullptr);
+  EXPECT_NE(h.log()->catalog().find("orders", "busy"), nullptr);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(StreamStore, RetentionTrimsSurviveARestart) {
+  std::string dir = temp_dir();
+  StreamConfig config;
+  config.retention_bytes = 5'000;
+  uint64_t trimmed = 0;
+  {
+    StoreHarness h(dense_index(dir));
+    ASSERT_NE(h.log(), nullptr);
+    ASSERT_TRUE(create(h, "orders", "x", config).is_ok());
+    append_at(h, "x", 50, 1000, 1000);
+    retention_pass(h, 2000);
+    trimmed = h.log()->catalog().find("orders", "x")->trim_seq;
+    EXPECT_GT(trimmed, 0u);
+  }
+  StoreHarness h(dense_index(dir));
+  ASSERT_NE(h.log(), nullptr);
+  EXPECT_EQ(h.log()->catalog().find("orders", "x")->trim_seq, trimmed);
+  auto r = read(h, "orders", "x", ReadStart::seq_num(0));
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(first_seq(*r), trimmed);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace runnel
