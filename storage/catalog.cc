@@ -45,7 +45,7 @@ static_assert(static_cast<uint8_t>(TimestampMode::kClientRequire) == 1);
 static_assert(static_cast<uint8_t>(TimestampMode::kArrival) == 2);
 
 bool is_known_op(uint8_t op) {
-  return op >= static_cast<uint8_t>(CatalogOp::kCreate) && op <= static_cast<uint8_t>(CatalogOp::kTrim);
+  return op >= static_cast<uint8_t>(CatalogOp::kCreate) && op <= static_cast<uint8_t>(CatalogOp::kSnapshotEnd);
 }
 
 bool is_lower_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
@@ -286,6 +286,9 @@ std::string encode_mutation(const CatalogMutation& mutation) {
     case CatalogOp::kTrim:
       w.u64(s.trim_seq);
       break;
+    case CatalogOp::kSnapshotBegin:
+    case CatalogOp::kSnapshotEnd:
+      break;
   }
   return out;
 }
@@ -319,6 +322,9 @@ Result<CatalogMutation> decode_mutation(std::string_view bytes) {
     case CatalogOp::kTrim:
       if (!r.u64(&m.stream.trim_seq)) status = corrupt("truncated trim_seq");
       break;
+    case CatalogOp::kSnapshotBegin:
+    case CatalogOp::kSnapshotEnd:
+      break;
   }
   if (!status.is_ok()) return status;
   if (r.left() != 0) return corrupt(fmt::format("{} trailing bytes", r.left()));
@@ -342,6 +348,9 @@ Status StreamCatalog::check(const CatalogMutation& mutation) const {
   if (!is_known_op(static_cast<uint8_t>(mutation.op))) {
     return invalid(fmt::format("unknown catalog op {}", static_cast<uint8_t>(mutation.op)));
   }
+  if (mutation.op == CatalogOp::kSnapshotBegin || mutation.op == CatalogOp::kSnapshotEnd) {
+    return invalid("snapshot markers are replayed by the stream store, not applied to a catalog");
+  }
   if (find(s.id) == nullptr) return Status(ErrorCode::kNotFound, fmt::format("no stream with id {}", s.id));
   switch (mutation.op) {
     case CatalogOp::kReconfigure:
@@ -353,6 +362,8 @@ Status StreamCatalog::check(const CatalogMutation& mutation) const {
     case CatalogOp::kDelete:
     case CatalogOp::kSeal:  // Sealing a sealed stream is a no-op.
     case CatalogOp::kTrim:  // A lower trim point is a no-op.
+    case CatalogOp::kSnapshotBegin:
+    case CatalogOp::kSnapshotEnd:
       return Status::ok();
   }
   return Status::ok();
@@ -394,6 +405,10 @@ Status StreamCatalog::apply(const CatalogMutation& mutation) {
       break;
     case CatalogOp::kTrim:
       stream.trim_seq = std::max(stream.trim_seq, s.trim_seq);
+      break;
+    case CatalogOp::kSnapshotBegin:
+    case CatalogOp::kSnapshotEnd:
+      RUNNEL_ASSERT(false);  // check() refuses them.
       break;
   }
   return Status::ok();

@@ -50,6 +50,12 @@ enum class CatalogOp : uint8_t {
   kSeal = 4,         // stream.id.
   kFence = 5,        // stream.id, stream.fencing_token (empty clears it).
   kTrim = 6,         // stream.id, stream.trim_seq (never lowers it).
+  // A catalog snapshot, so older mutations (and the segments holding them)
+  // can go: kSnapshotBegin, then one kCreate with the full state of every
+  // live stream in id order, then kSnapshotEnd. stream.id of both markers is
+  // the next id to use. StreamStore handles them; StreamCatalog refuses them.
+  kSnapshotBegin = 7,
+  kSnapshotEnd = 8,
 };
 
 struct CatalogMutation {
@@ -95,6 +101,11 @@ class StreamCatalog {
 
   // The id a new stream gets: one more than any id ever used here.
   uint64_t next_id() const { return max_id_ + 1; }
+  // Marks every id below `next_id` as used (a snapshot's ids may run past
+  // its live streams, whose deleted ids must never come back).
+  void reserve_ids_below(uint64_t next_id) {
+    if (next_id > 0 && next_id - 1 > max_id_) max_id_ = next_id - 1;
+  }
   size_t size() const { return by_id_.size(); }
 
  private:

@@ -351,10 +351,20 @@ TEST(Catalog, DecodeRejectsUnknownVersion) {
 }
 
 TEST(Catalog, DecodeRejectsUnknownOp) {
-  for (uint8_t bad_op : {0, 7, 255}) {
+  for (uint8_t bad_op : {0, 9, 255}) {
     std::string bytes = encode_mutation(op(CatalogOp::kSeal, 1));
     bytes[kOpOffset] = static_cast<char>(bad_op);
     expect_corrupt(bytes);
+  }
+}
+
+TEST(Catalog, SnapshotMarkersRoundTripButTheCatalogRefusesThem) {
+  for (CatalogOp marker : {CatalogOp::kSnapshotBegin, CatalogOp::kSnapshotEnd}) {
+    CatalogMutation m = op(marker, 42);
+    expect_round_trip(m);
+    StreamCatalog catalog;
+    EXPECT_EQ(catalog.check(m).code(), ErrorCode::kInvalidArgument);
+    EXPECT_EQ(catalog.apply(m).code(), ErrorCode::kInvalidArgument);
   }
 }
 

@@ -5,9 +5,10 @@
 // real one: each operation is one SQE on the shard's ring, never a blocking
 // syscall on the shard thread.
 //
-// Asynchronous operations take a caller-owned FileOp. The op must stay alive
-// until its callback has run; its callback runs on the shard, never inline
-// from the call that started it. Results follow io_uring: >= 0 is success
+// Asynchronous operations take a caller-owned FileOp. The op — and any path
+// or buffer passed with it — must stay alive until its callback has run (the
+// kernel reads them when the SQE is submitted, later in the loop step); the
+// callback runs on the shard, never inline from the call that started it. Results follow io_uring: >= 0 is success
 // (bytes transferred, or a file id for open), < 0 is -errno.
 //
 // Synchronous operations (names ending in _sync) block and exist for startup

@@ -119,11 +119,14 @@ struct ShardLog::SegmentSummary {
   std::unordered_map<uint64_t, Tail> tails;
   std::vector<Entry> entries;
   std::vector<std::string> controls;
+  // Bad byte ranges recovery found in the segment (torn remains voided by a
+  // skip marker, corruption): reads must keep jumping over them.
+  std::vector<std::pair<uint64_t, uint64_t>> holes;
 };
 
 namespace {
 
-constexpr uint32_t kSummaryMagic = 0x32534E52;  // "RNS2"
+constexpr uint32_t kSummaryMagic = 0x33534E52;  // "RNS3"
 
 template <typename T>
 void put(std::string* out, T v) {
@@ -165,6 +168,11 @@ std::string ShardLog::encode_summary(uint64_t segment_id, const SegmentSummary& 
     put<uint32_t>(&out, static_cast<uint32_t>(c.size()));
     out.append(c);
   }
+  put<uint64_t>(&out, summary.holes.size());
+  for (const auto& [start, end] : summary.holes) {
+    put(&out, start);
+    put(&out, end);
+  }
   put<uint64_t>(&out, payload_checksum(out));
   return out;
 }
@@ -204,6 +212,12 @@ bool ShardLog::decode_summary(std::string_view bytes, uint64_t segment_id, Segme
     summary->controls.emplace_back(in.substr(0, len));
     in.remove_prefix(len);
   }
+  if (!take(&in, &count)) return false;
+  for (uint64_t i = 0; i < count; i++) {
+    uint64_t start, end;
+    if (!take(&in, &start) || !take(&in, &end)) return false;
+    summary->holes.emplace_back(start, end);
+  }
   return in.empty();
 }
 
@@ -219,6 +233,9 @@ struct ShardLog::Segment {
   // and saved beside it once it is complete (see SegmentSummary).
   std::unique_ptr<SegmentSummary> summary;
   bool summary_written = false;
+  uint64_t control_records = 0;  // Catalog records in it (they keep it alive until superseded).
+  uint32_t reads_in_flight = 0;  // Disk reads on its fd: never close it under them.
+  bool summary_in_flight = false;
 
   // End of the hole containing `offset`, or `offset` if none does.
   uint64_t skip_hole(uint64_t offset) const {
@@ -270,6 +287,7 @@ struct ShardLog::StreamState {
   };
   uint64_t next_seq = 0;  // Assigned, durable or not.
   uint64_t bytes_total = 0;  // Durable batch bytes ever appended.
+  uint64_t floor_seq = 0;    // Records below are no longer needed (trimmed or deleted).
   uint64_t last_timestamp = 0;
   uint64_t durable_next_seq = 0;
   uint64_t durable_last_timestamp = 0;
@@ -334,6 +352,7 @@ ShardLog::ShardLog(Reactor* reactor, FileIo& io, const LogOptions& options)
     flushes_ = &m.counter("runnel_log_flushes_total", "Flushes (durable writes) completed.");
     flush_bytes_ = &m.counter("runnel_log_flush_bytes_total", "Bytes written by flushes, padding included.");
     reads_ = &m.counter("runnel_log_reads_total", "Reads served.");
+    reclaimed_segments_ = &m.counter("runnel_log_segments_reclaimed_total", "Segment files deleted because nothing in them was needed.");
     cache_hits_ = &m.counter("runnel_log_read_cache_hits_total", "Read steps served from recently written data in memory.");
     cache_misses_ = &m.counter("runnel_log_read_cache_misses_total", "Read steps that went to disk.");
     corrupt_batches_ = &m.counter("runnel_log_corrupt_batches_total",
@@ -540,7 +559,8 @@ Status ShardLog::scan_segment(Segment& segment, bool last) {
       if (p != nullptr && parse_control(h, std::string_view(p, h.payload_bytes), limits_, &type, &bytes) &&
           type == kControlUser && control_handler_) {
         segment.summary->controls.emplace_back(bytes);
-        if (Status s = control_handler_(bytes); !s) {
+        segment.control_records++;
+        if (Status s = control_handler_(bytes, segment.id); !s) {
           log_error("segment {} offset {}: control record rejected at replay: {}", segment.path, f.offset,
                     s.to_string());
         }
@@ -726,7 +746,7 @@ bool ShardLog::apply_summary(Segment& segment) {
   }
   for (const std::string& control : summary.controls) {
     if (!control_handler_) break;
-    if (Status s = control_handler_(control); !s) {
+    if (Status s = control_handler_(control, segment.id); !s) {
       log_error("segment {}: control record rejected at replay: {}", segment.path, s.to_string());
     }
   }
@@ -744,6 +764,8 @@ bool ShardLog::apply_summary(Segment& segment) {
     slot->bytes_total = tail.bytes_total;
   }
   segment.durable_end = summary.durable_end;
+  segment.control_records = summary.controls.size();
+  segment.holes = summary.holes;
   log_position_ += summary.durable_end;
   recovery_.batches += summary.batches;
   recovery_.segments_from_summary++;
@@ -753,6 +775,7 @@ bool ShardLog::apply_summary(Segment& segment) {
 
 void ShardLog::write_summary_sync(Segment& segment) {
   if (!segment.summary) return;
+  segment.summary->holes = segment.holes;
   const std::string bytes = encode_summary(segment.id, *segment.summary);
   auto fd = io_.open_sync(summary_path(segment.id), true, false);
   Status s = fd ? io_.truncate_sync(*fd, 0) : fd.status();
@@ -768,28 +791,33 @@ void ShardLog::write_summary(Segment& segment) {
   if (!segment.summary || segment.summary_written || reactor_ == nullptr || !failure_.is_ok()) return;
   segment.summary_written = true;
   segment.summary->durable_end = segment.durable_end;
+  segment.summary->holes = segment.holes;
   // open → write → fdatasync → close, through the ring. A crash part way
   // leaves a file whose checksum fails: recovery then scans the segment.
   struct Job {
     ShardLog* log;
-    Segment* segment;
+    uint64_t segment_id;
     std::string bytes;
     FileOp op;
     FileId fd = -1;
+    std::string path;  // Lives until the open completes.
   };
-  auto* job = new Job{this, &segment, encode_summary(segment.id, *segment.summary), {}, -1};
+  auto* job = new Job{this, segment.id, encode_summary(segment.id, *segment.summary), {}, -1, summary_path(segment.id)};
   segment.summary.reset();
+  segment.summary_in_flight = true;  // Not reclaimed under the write.
   reactor_->hold();
   auto finish = [](Job* j, int res, const char* step) {
     if (res < 0) {
-      log_warn("segment {}: cannot save its summary ({}: {}); the next recovery scans it", j->segment->path, step,
+      log_warn("summary {}: cannot save it ({}: {}); the next recovery scans its segment", j->path, step,
                std::strerror(-res));
     }
     ShardLog* log = j->log;
+    auto it = log->segments_.find(j->segment_id);
+    if (it != log->segments_.end()) it->second->summary_in_flight = false;
     delete j;
     log->reactor_->release();
   };
-  io_.open(summary_path(segment.id), true, false, &job->op, [this, job, finish](int fd) {
+  io_.open(job->path, true, false, &job->op, [this, job, finish](int fd) {
     if (fd < 0) return finish(job, fd, "open");
     job->fd = fd;
     io_.write(fd, job->bytes.data(), job->bytes.size(), 0, kWriteNone, &job->op, [this, job, finish](int res) {
@@ -1065,6 +1093,7 @@ void ShardLog::complete_flushes() {
     cache_.insert(buffer->segment->id, buffer->offset, buffer->data.get(), buffer->padded());
     for (WriteBuffer::Pending& p : buffer->pending) {
       if (p.stream_id == kControlStreamId) {
+        buffer->segment->control_records++;
         if (SegmentSummary* summary = buffer->segment->summary.get()) {
           summary->controls.push_back(std::move(p.control));
           summary->batches++;
@@ -1170,6 +1199,100 @@ void ShardLog::roll_segment() {
   for (WriteBuffer* b : sealed_) still_writing |= b->segment == previous;
   if (filling_ != nullptr) still_writing |= filling_->segment == previous;
   if (!still_writing) write_summary(*previous);
+}
+
+// --- reclaiming space -------------------------------------------------------
+
+uint64_t ShardLog::active_segment_id() const { return active_->id; }
+
+void ShardLog::set_floor(uint64_t stream_id, uint64_t floor_seq) {
+  auto it = streams_.find(stream_id);
+  if (it == streams_.end()) return;
+  it->second->floor_seq = std::max(it->second->floor_seq, floor_seq);
+}
+
+void ShardLog::ensure_tail(uint64_t stream_id, uint64_t next_seq) {
+  auto& slot = streams_[stream_id];
+  if (!slot) slot = std::make_unique<StreamState>();
+  StreamState& s = *slot;
+  if (s.next_seq < next_seq) s.next_seq = next_seq;
+  if (s.durable_next_seq < next_seq) s.durable_next_seq = next_seq;
+}
+
+std::vector<uint64_t> ShardLog::stream_ids() const {
+  std::vector<uint64_t> ids;
+  ids.reserve(streams_.size());
+  for (const auto& [id, state] : streams_) ids.push_back(id);
+  return ids;
+}
+
+ShardLog::ReclaimReport ShardLog::reclaim() {
+  ReclaimReport report;
+  if (!failure_.is_ok()) return report;
+  // Which complete segments still hold something needed.
+  std::map<uint64_t, bool> live;
+  for (const auto& [id, segment] : segments_) {
+    if (segment.get() == active_) continue;
+    bool in_use = segment->reads_in_flight > 0 || segment->summary_in_flight;
+    for (WriteBuffer* b : sealed_) in_use |= b->segment == segment.get();
+    live[id] = in_use;
+  }
+  for (const auto& [stream_id, state] : streams_) {
+    const auto& index = state->index;
+    // Each segment the stream has data in starts with an entry; its data
+    // there ends where the next segment's first entry begins (or at the tail).
+    for (size_t i = 0; i < index.size(); i++) {
+      const uint64_t segment_id = index[i].segment_id;
+      if (i > 0 && index[i - 1].segment_id == segment_id) continue;
+      size_t j = i + 1;
+      while (j < index.size() && index[j].segment_id == segment_id) j++;
+      const uint64_t end_seq = j < index.size() ? index[j].base_seq : state->durable_next_seq;
+      auto it = live.find(segment_id);
+      if (it != live.end() && state->floor_seq < end_seq) it->second = true;
+    }
+  }
+  std::vector<uint64_t> dead;
+  for (const auto& [id, is_live] : live) {
+    if (is_live) continue;
+    const Segment& segment = *segments_.at(id);
+    if (segment.control_records > 0 && id >= control_horizon_) {
+      report.blocked_by_control_records = true;
+      continue;
+    }
+    dead.push_back(id);
+  }
+  for (uint64_t id : dead) {
+    std::unique_ptr<Segment> segment = std::move(segments_.at(id));
+    segments_.erase(id);
+    for (auto& [stream_id, state] : streams_) {
+      auto& index = state->index;
+      index.erase(std::remove_if(index.begin(), index.end(),
+                                 [id](const StreamState::IndexEntry& e) { return e.segment_id == id; }),
+                  index.end());
+    }
+    report.segments_deleted++;
+    report.bytes_freed += options_.segment_bytes;
+    log_info("reclaiming segment {}: nothing in it is needed any more", segment->path);
+    (void)io_.close_sync(segment->fd);  // Closing a file is quick; unlinking one can take a while.
+    struct Job {
+      ShardLog* log;
+      FileOp op;
+      std::string segment_path;  // Paths live until their unlink completes.
+      std::string summary_path;
+    };
+    auto* job = new Job{this, {}, segment->path, summary_path(id)};
+    reactor_->hold();
+    io_.unlink(job->segment_path, &job->op, [job](int res) {
+      if (res < 0 && res != -ENOENT) log_warn("unlink of a reclaimed segment failed: {}", std::strerror(-res));
+      job->log->io_.unlink(job->summary_path, &job->op, [job](int) {
+        ShardLog* log = job->log;
+        delete job;
+        log->reactor_->release();
+      });
+    });
+  }
+  if (reclaimed_segments_ != nullptr) reclaimed_segments_->inc(report.segments_deleted);
+  return report;
 }
 
 // --- recent-data cache ------------------------------------------------------
@@ -1411,7 +1534,9 @@ void ShardLog::continue_read(ReadOp* op) {
     if (cache_misses_ != nullptr) cache_misses_->inc();
     op->read_offset = align_down(op->offset);
     const uint64_t len = std::min<uint64_t>(op->capacity, segment.durable_end - op->read_offset);
+    segment.reads_in_flight++;
     io_.read(segment.fd, op->buffer.get(), len, op->read_offset, &op->op, [this, op, len](int res) {
+      segments_.at(op->segment_id)->reads_in_flight--;
       if (res < 0) {
         return finish_read(op, Status(ErrorCode::kIoError, fmt::format("segment read failed: {}", std::strerror(-res))));
       }

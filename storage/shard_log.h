@@ -96,8 +96,9 @@ class ShardLog {
   using AppendCallback = InlineFunction<void(Result<AppendAck>), 40>;
   using ReadCallback = InlineFunction<void(Result<ReadResult>), 40>;
   // Receives, during recovery and in log order, the bytes of every durable
-  // append_control() record. An error is logged; replay goes on.
-  using ControlHandler = std::function<Status(std::string_view bytes)>;
+  // append_control() record and the segment holding it. An error is
+  // logged; replay goes on.
+  using ControlHandler = std::function<Status(std::string_view bytes, uint64_t segment_id)>;
 
   // Opens the log in options.dir, creating it if needed, and recovers it.
   // Blocking: call at startup, before the shard serves. `reactor` may be null
@@ -142,6 +143,28 @@ class ShardLog {
   // `bytes_max` bytes (0: no size limit) remain. Conservative: it rounds to
   // index entries, keeping a little more rather than dropping a live record.
   uint64_t retention_point(uint64_t stream_id, uint64_t age_cutoff_ms, uint64_t bytes_max) const;
+
+  // --- reclaiming disk space ---
+  // Records of the stream below `floor_seq` are no longer needed (trimmed;
+  // UINT64_MAX: the stream is deleted). Floors only rise.
+  void set_floor(uint64_t stream_id, uint64_t floor_seq);
+  // After segments were reclaimed a stream may have no batch left on disk:
+  // the owner restores its tail so seq_nums continue where they were.
+  void ensure_tail(uint64_t stream_id, uint64_t next_seq);
+  std::vector<uint64_t> stream_ids() const;
+  // Control records in segments below this one are superseded (a complete
+  // catalog snapshot starts in it) and no longer keep their segment alive.
+  void set_control_horizon(uint64_t segment_id) { control_horizon_ = std::max(control_horizon_, segment_id); }
+  uint64_t active_segment_id() const;
+  struct ReclaimReport {
+    uint64_t segments_deleted = 0;
+    uint64_t bytes_freed = 0;
+    bool blocked_by_control_records = false;  // A dead segment kept only for catalog history.
+  };
+  // Deletes every complete segment that holds no needed data and no
+  // unsuperseded control records, with nothing in flight on it.
+  ReclaimReport reclaim();
+  size_t segment_count() const { return segments_.size(); }
   size_t stream_count() const { return streams_.size(); }
 
   // Recovery figures, for logs and tests.
@@ -255,6 +278,7 @@ class ShardLog {
   Status failure_;
   RecoveryReport recovery_;
   std::string pending_control_;  // append_control's bytes, handed to append_batch.
+  uint64_t control_horizon_ = 0;
 
   Counter* appends_ = nullptr;
   Counter* append_errors_ = nullptr;
@@ -264,6 +288,7 @@ class ShardLog {
   Counter* flush_bytes_ = nullptr;
   Counter* reads_ = nullptr;
   Counter* cache_hits_ = nullptr;
+  Counter* reclaimed_segments_ = nullptr;
   Counter* cache_misses_ = nullptr;
   Counter* corrupt_batches_ = nullptr;
   Histogram* flush_us_ = nullptr;

@@ -5,20 +5,53 @@
 #include "core/log.h"
 
 namespace runnel {
+namespace {
+// At most one catalog snapshot per this long (each rewrites the whole catalog).
+constexpr uint64_t kSnapshotIntervalMinMs = 10'000;
+}  // namespace
 
 Result<std::unique_ptr<StreamStore>> StreamStore::open(Reactor* reactor, FileIo& io, const LogOptions& options) {
   std::unique_ptr<StreamStore> store(new StreamStore());
   store->reactor_ = reactor;
-  StreamCatalog* catalog = &store->catalog_;
-  auto log = ShardLog::open(reactor, io, options, [catalog](std::string_view bytes) -> Status {
-    auto mutation = decode_mutation(bytes);
-    if (!mutation) return mutation.status();
-    return catalog->apply(*mutation);
+  StreamStore* self = store.get();
+  auto log = ShardLog::open(reactor, io, options, [self](std::string_view bytes, uint64_t segment_id) {
+    return self->replay(bytes, segment_id);
   });
   if (!log) return log.status();
   store->log_ = std::move(*log);
+  store->replay_shadow_.reset();  // A snapshot without its end was cut short: the records before it rule.
   store->ids_reserved_ = store->catalog_.next_id() - 1;
+  store->log_->set_control_horizon(store->control_horizon_);
+  // Tell the log what is no longer needed, and restore the tails of streams
+  // whose batches are all gone from disk (trimmed, their segments reclaimed).
+  for (const StreamInfo* info : store->catalog_.all()) {
+    store->log_->ensure_tail(info->id, info->trim_seq);
+    store->log_->set_floor(info->id, info->trim_seq);
+  }
+  for (uint64_t id : store->log_->stream_ids()) {
+    if (store->catalog_.find(id) == nullptr) store->log_->set_floor(id, UINT64_MAX);  // Deleted.
+  }
   return store;
+}
+
+Status StreamStore::replay(std::string_view bytes, uint64_t segment_id) {
+  auto mutation = decode_mutation(bytes);
+  if (!mutation) return mutation.status();
+  switch (mutation->op) {
+    case CatalogOp::kSnapshotBegin:
+      replay_shadow_ = std::make_unique<StreamCatalog>();
+      replay_shadow_segment_ = segment_id;
+      return Status::ok();
+    case CatalogOp::kSnapshotEnd:
+      if (!replay_shadow_) return Status(ErrorCode::kCorrupt, "snapshot end without its beginning");
+      catalog_ = std::move(*replay_shadow_);
+      catalog_.reserve_ids_below(mutation->stream.id);
+      replay_shadow_.reset();
+      control_horizon_ = replay_shadow_segment_;
+      return Status::ok();
+    default:
+      return (replay_shadow_ ? *replay_shadow_ : catalog_).apply(*mutation);
+  }
 }
 
 Result<const StreamInfo*> StreamStore::existing(std::string_view bucket, std::string_view name) const {
@@ -30,6 +63,10 @@ Result<const StreamInfo*> StreamStore::existing(std::string_view bucket, std::st
 }
 
 void StreamStore::mutate(CatalogMutation mutation, InfoCallback done) {
+  if (snapshot_in_progress_) {
+    deferred_.emplace_back(std::move(mutation), std::move(done));
+    return;
+  }
   if (Status s = catalog_.check(mutation); !s) return done(std::move(s));
   // The record is durable before the catalog changes: an acknowledged
   // operation survives a crash, an unacknowledged one never half-applies.
@@ -47,6 +84,8 @@ void StreamStore::mutate(CatalogMutation mutation, InfoCallback done) {
     if (m.op == CatalogOp::kCreate) store.creating_.erase({m.stream.bucket, m.stream.name});
     if (!ack) return owned->done(ack.status());
     if (Status s = store.catalog_.apply(m); !s) return owned->done(std::move(s));
+    if (m.op == CatalogOp::kTrim) store.log_->set_floor(m.stream.id, store.catalog_.find(m.stream.id)->trim_seq);
+    if (m.op == CatalogOp::kDelete) store.log_->set_floor(m.stream.id, UINT64_MAX);
     const StreamInfo* info = store.catalog_.find(m.stream.id);
     if (info == nullptr) return owned->done(m.stream);  // Deleted: answer with what it was.
     owned->done(*info);
@@ -249,6 +288,70 @@ void StreamStore::enforce_retention(uint64_t now_ms) {
       retention_pending_.erase(id);
       if (!r) log_warn("retention of stream {} failed: {}", id, r.status().to_string());
     });
+  }
+  // Space: delete what nothing needs; if only old catalog records hold a
+  // segment, write a snapshot so the next pass can let it go.
+  ShardLog::ReclaimReport reclaimed = log_->reclaim();
+  if (reclaimed.blocked_by_control_records && !snapshot_in_progress_ &&
+      Reactor::clock_realtime_ms() - last_snapshot_ms_ >= kSnapshotIntervalMinMs) {
+    write_snapshot();
+  }
+}
+
+void StreamStore::write_snapshot() {
+  if (snapshot_in_progress_) return;
+  snapshot_in_progress_ = true;
+  last_snapshot_ms_ = Reactor::clock_realtime_ms();
+  // Begin, every live stream's full state in id order, End: appended back to
+  // back, acknowledged in that order. The snapshot counts (and older catalog
+  // records stop mattering) only once End is durable.
+  struct Snapshot {
+    StreamStore* store;
+    uint64_t begin_segment = 0;
+    size_t records = 0;
+    size_t acked = 0;
+    bool failed = false;
+  };
+  auto* snap = new Snapshot{this};
+  std::vector<CatalogMutation> records;
+  CatalogMutation begin;
+  begin.op = CatalogOp::kSnapshotBegin;
+  begin.stream.id = catalog_.next_id();
+  records.push_back(begin);
+  for (const StreamInfo* info : catalog_.all()) {
+    CatalogMutation create;
+    create.op = CatalogOp::kCreate;
+    create.stream = *info;
+    records.push_back(std::move(create));
+  }
+  CatalogMutation end = begin;
+  end.op = CatalogOp::kSnapshotEnd;
+  records.push_back(end);
+  snap->records = records.size();
+  for (size_t i = 0; i < records.size(); i++) {
+    log_->append_control(encode_mutation(records[i]), [snap](Result<AppendAck> ack) {
+      snap->failed |= !ack;
+      if (++snap->acked < snap->records) return;
+      std::unique_ptr<Snapshot> owned(snap);
+      StreamStore& store = *owned->store;
+      if (owned->failed) {
+        log_warn("catalog snapshot failed; old segments stay until the next one");
+      } else {
+        store.log_->set_control_horizon(owned->begin_segment);
+        log_info("catalog snapshot of {} streams written", owned->records - 2);
+      }
+      store.snapshot_in_progress_ = false;
+      store.run_deferred();
+    });
+    if (i == 0) snap->begin_segment = log_->active_segment_id();  // Where Begin was placed.
+  }
+}
+
+void StreamStore::run_deferred() {
+  while (!deferred_.empty() && !snapshot_in_progress_) {
+    auto [mutation, done] = std::move(deferred_.front());
+    deferred_.pop_front();
+    mutate(std::move(mutation), std::move(done));
   }
 }
 

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <deque>
 #include <map>
 #include <set>
 #include <string>
@@ -72,10 +73,14 @@ class StreamStore {
   // Retention in the background: every `interval_ms`, streams with an age or
   // size limit are trimmed (durably) to what they may keep, and streams with
   // delete_on_empty that stayed empty that long are deleted. Trimmed records
-  // are never returned again. (Disk space of fully trimmed segments is not
-  // reclaimed yet: segment deletion and compaction are still to come.)
+  // are never returned again, and a segment file is deleted once no stream
+  // needs anything in it. (Compaction — copying the few live batches that
+  // pin an old segment forward — is still to come.)
   void start_retention(uint64_t interval_ms);
-  // One retention pass now (the timer calls this; tests too).
+  // One retention pass now (the timer calls this; tests too): trims,
+  // deletes empty streams, deletes segment files nothing needs any more,
+  // and writes a catalog snapshot when only old catalog records keep a
+  // segment alive.
   void enforce_retention(uint64_t now_ms);
   const StreamCatalog& catalog() const { return catalog_; }
   ShardLog& log() { return *log_; }
@@ -93,6 +98,20 @@ class StreamStore {
   // (or a reused id) is refused before it reaches the log.
   std::set<std::pair<std::string, std::string>, std::less<>> creating_;
   uint64_t ids_reserved_ = 0;
+
+  // Catalog snapshots: written when old segments are kept alive only by
+  // their catalog records. Other mutations wait meanwhile, so none lands
+  // between the snapshot's records.
+  void write_snapshot();
+  void run_deferred();
+  bool snapshot_in_progress_ = false;
+  uint64_t last_snapshot_ms_ = 0;
+  std::deque<std::pair<CatalogMutation, InfoCallback>> deferred_;
+  // Replay of a snapshot found in the log: built aside, swapped in at its end.
+  std::unique_ptr<StreamCatalog> replay_shadow_;
+  uint64_t replay_shadow_segment_ = 0;
+  uint64_t control_horizon_ = 0;
+  Status replay(std::string_view bytes, uint64_t segment_id);
 
   std::unique_ptr<Timer> retention_timer_;
   uint64_t retention_interval_ms_ = 0;

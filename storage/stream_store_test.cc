@@ -404,3 +404,91 @@ TEST(StreamStore, RetentionTrimsSurviveARestart) {
 
 }  // namespace
 }  // namespace runnel
+
+namespace runnel {
+namespace {
+
+size_t segment_files(const std::string& dir) {
+  size_t n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) n += e.path().extension() == ".seg";
+  return n;
+}
+
+LogOptions small_segments(const std::string& dir) {
+  LogOptions o = dense_index(dir);
+  o.segment_bytes = 1u << 20;
+  return o;
+}
+
+// Several retention passes, letting each one's mutations and unlinks finish.
+void settle(StoreHarness& h, uint64_t now_ms) {
+  for (int pass = 0; pass < 4; pass++) retention_pass(h, now_ms);
+}
+
+TEST(StreamStore, ReclaimsSegmentFilesOnceNothingInThemIsNeeded) {
+  std::string dir = temp_dir();
+  StreamConfig capped;
+  capped.retention_bytes = 100'000;
+  uint64_t tail = 0;
+  {
+    StoreHarness h(small_segments(dir));
+    ASSERT_NE(h.log(), nullptr);
+    ASSERT_TRUE(create(h, "orders", "capped", capped).is_ok());
+    ASSERT_TRUE(create(h, "orders", "doomed").is_ok());
+    append_at(h, "doomed", 200, 1000, 1000);
+    append_at(h, "capped", 4000, 1000, 1000);  // ~4 MiB through 1 MiB segments.
+    const size_t before = segment_files(dir);
+    ASSERT_GE(before, 4u);
+    ASSERT_TRUE(run_op(h, [](StreamStore& s, StreamStore::InfoCallback cb) { s.delete_stream("orders", "doomed", std::move(cb)); }).is_ok());
+    settle(h, 2000);
+    const size_t after = segment_files(dir);
+    EXPECT_LE(after, 2u) << "segments holding only trimmed or deleted data must go (had " << before << ")";
+    tail = h.log()->tail("orders", "capped")->next_seq;
+    EXPECT_EQ(tail, 4000u);
+    // What retention kept is still readable.
+    const uint64_t trim = h.log()->catalog().find("orders", "capped")->trim_seq;
+    auto r = read(h, "orders", "capped", ReadStart::seq_num(0));
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+    EXPECT_EQ(first_seq(*r), trim);
+  }
+  // After a restart the catalog (from its snapshot) and the tails are intact.
+  StoreHarness h(small_segments(dir));
+  ASSERT_NE(h.log(), nullptr) << h.open_status().to_string();
+  EXPECT_EQ(h.log()->catalog().find("orders", "doomed"), nullptr);
+  ASSERT_NE(h.log()->catalog().find("orders", "capped"), nullptr);
+  EXPECT_EQ(h.log()->tail("orders", "capped")->next_seq, tail);
+  auto ack = append(h, "orders", "capped", 0);
+  ASSERT_TRUE(ack.is_ok());
+  EXPECT_EQ(ack->start_seq, tail) << "seq_nums continue after reclaimed segments";
+  auto fresh = create(h, "orders", "fresh");
+  ASSERT_TRUE(fresh.is_ok());
+  EXPECT_GT(fresh->id, 2u) << "ids of deleted streams are never reused";
+  std::filesystem::remove_all(dir);
+}
+
+TEST(StreamStore, AFullyTrimmedStreamKeepsItsTailWhenItsSegmentsAreGone) {
+  std::string dir = temp_dir();
+  {
+    StoreHarness h(small_segments(dir));
+    ASSERT_NE(h.log(), nullptr);
+    ASSERT_TRUE(create(h, "orders", "x").is_ok());
+    ASSERT_TRUE(create(h, "orders", "filler").is_ok());
+    append_at(h, "x", 1500, 1000, 1000);
+    ASSERT_TRUE(run_op(h, [](StreamStore& s, StreamStore::InfoCallback cb) { s.trim_stream("orders", "x", 1500, std::move(cb)); }).is_ok());
+    StreamConfig small;
+    small.retention_bytes = 1;
+    ASSERT_TRUE(run_op(h, [&](StreamStore& s, StreamStore::InfoCallback cb) { s.reconfigure_stream("orders", "filler", small, std::move(cb)); }).is_ok());
+    append_at(h, "filler", 2500, 1000, 1000);  // Rolls past x's segments.
+    settle(h, 2000);
+  }
+  StoreHarness h(small_segments(dir));
+  ASSERT_NE(h.log(), nullptr);
+  EXPECT_EQ(h.log()->tail("orders", "x")->next_seq, 1500u);
+  auto ack = append(h, "orders", "x", 0);
+  ASSERT_TRUE(ack.is_ok());
+  EXPECT_EQ(ack->start_seq, 1500u);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace runnel

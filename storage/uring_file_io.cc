@@ -33,12 +33,8 @@ io_uring_sqe* UringFileIo::prepare(FileOp* op, FileOp::Callback done) {
 }
 
 void UringFileIo::open(const std::string& path, bool create, bool direct, FileOp* op, FileOp::Callback done) {
-  // The kernel copies the path when the SQE is submitted (SUBMIT_STABLE), but
-  // submission may happen later in this loop step, so keep a copy until then.
-  std::string& kept = path_scratch_[path_next_++ % std::size(path_scratch_)];
-  kept = path;
   io_uring_sqe* sqe = prepare(op, std::move(done));
-  io_uring_prep_openat(sqe, AT_FDCWD, kept.c_str(), open_flags(create, direct), 0644);
+  io_uring_prep_openat(sqe, AT_FDCWD, path.c_str(), open_flags(create, direct), 0644);
   Reactor::set_completion(sqe, op);
 }
 
@@ -75,18 +71,14 @@ void UringFileIo::close(FileId file, FileOp* op, FileOp::Callback done) {
 }
 
 void UringFileIo::unlink(const std::string& path, FileOp* op, FileOp::Callback done) {
-  std::string& kept = path_scratch_[path_next_++ % std::size(path_scratch_)];
-  kept = path;
   io_uring_sqe* sqe = prepare(op, std::move(done));
-  io_uring_prep_unlinkat(sqe, AT_FDCWD, kept.c_str(), 0);
+  io_uring_prep_unlinkat(sqe, AT_FDCWD, path.c_str(), 0);
   Reactor::set_completion(sqe, op);
 }
 
 void UringFileIo::fsync_dir(const std::string& path, FileOp* op, FileOp::Callback done) {
   // Three steps on the ring: open the directory, fsync it, close it. The
   // caller's callback waits in the op; the first error ends the chain.
-  std::string& kept = path_scratch_[path_next_++ % std::size(path_scratch_)];
-  kept = path;
   op->final_callback() = std::move(done);
   io_uring_sqe* sqe = prepare(op, [this, op](int fd) {
     if (fd < 0) {
@@ -105,7 +97,7 @@ void UringFileIo::fsync_dir(const std::string& path, FileOp* op, FileOp::Callbac
     io_uring_prep_fsync(fsync_sqe, fd, 0);
     Reactor::set_completion(fsync_sqe, op);
   });
-  io_uring_prep_openat(sqe, AT_FDCWD, kept.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+  io_uring_prep_openat(sqe, AT_FDCWD, path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
   Reactor::set_completion(sqe, op);
 }
 

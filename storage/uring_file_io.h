@@ -41,9 +41,6 @@ class UringFileIo final : public FileIo {
   io_uring_sqe* prepare(FileOp* op, FileOp::Callback done);
 
   Reactor* reactor_;
-  // OPENAT and UNLINKAT read the path after submission: keep it alive.
-  std::string path_scratch_[8];
-  size_t path_next_ = 0;
 };
 
 }  // namespace runnel

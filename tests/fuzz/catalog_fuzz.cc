@@ -109,6 +109,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         RUNNEL_ASSERT(after != nullptr && after->trim_seq >= copy_before.trim_seq);
         RUNNEL_ASSERT(after->trim_seq >= m.stream.trim_seq);
         break;
+      case runnel::CatalogOp::kSnapshotBegin:
+      case runnel::CatalogOp::kSnapshotEnd:
+        RUNNEL_ASSERT(false);  // The catalog refuses snapshot markers.
+        break;
     }
   }
   check_bucket(catalog, "abc");
