@@ -1,5 +1,7 @@
 #include "storage/batch.h"
 
+#include <lz4.h>
+
 #include <fmt/format.h>
 #include <xxhash.h>
 
@@ -33,7 +35,7 @@ static_assert(offsetof(BatchHeader, record_count) == 64);
 static_assert(offsetof(BatchHeader, flags) == 68);
 static_assert(offsetof(BatchHeader, reserved) == 70);
 
-constexpr uint16_t kBatchFlagsKnown = kBatchFlagArrivalTimestamps;
+constexpr uint16_t kBatchFlagsKnown = kBatchFlagArrivalTimestamps | kBatchFlagLz4;
 
 uint64_t compute_header_checksum(const BatchHeader& header, uint64_t segment_id) {
   BatchHeader zeroed = header;
@@ -139,7 +141,11 @@ Status verify_header(const BatchHeader& header, uint64_t segment_id, const Batch
     return Status(ErrorCode::kTooLarge,
                   fmt::format("batch payload is {} bytes, max {}", header.payload_bytes, limits.payload_bytes_max));
   }
-  if (header.payload_bytes < uint64_t{header.record_count} * kRecordBytesMin) {
+  const bool compressed = (header.flags & kBatchFlagLz4) != 0;
+  if (compressed && header.payload_bytes <= kLz4PrefixBytes) {
+    return malformed(fmt::format("compressed batch payload of {} bytes is too short", header.payload_bytes));
+  }
+  if (!compressed && header.payload_bytes < uint64_t{header.record_count} * kRecordBytesMin) {
     return malformed(
         fmt::format("batch payload of {} bytes cannot hold {} records", header.payload_bytes, header.record_count));
   }
@@ -163,6 +169,24 @@ Status verify_payload(const BatchHeader& header, std::string_view payload, const
   if (payload.size() != header.payload_bytes) {
     return malformed(fmt::format("batch payload is {} bytes, header says {}", payload.size(), header.payload_bytes));
   }
+  if ((header.flags & kBatchFlagLz4) != 0) {
+    // Stored compressed: check the stored bytes' own checksum here; the raw
+    // payload is checked against the client's when it is decompressed.
+    if (payload.size() <= kLz4PrefixBytes) return malformed("compressed payload too short");
+    uint32_t raw_bytes;
+    uint64_t stored_checksum;
+    std::memcpy(&raw_bytes, payload.data(), 4);
+    std::memcpy(&stored_checksum, payload.data() + 4, 8);
+    if (raw_bytes > limits.payload_bytes_max || raw_bytes < uint64_t{header.record_count} * kRecordBytesMin) {
+      return malformed(fmt::format("compressed batch claims {} raw bytes", raw_bytes));
+    }
+    const uint64_t computed = payload_checksum(payload.substr(kLz4PrefixBytes));
+    if (computed != stored_checksum) {
+      return Status(ErrorCode::kCorrupt, fmt::format("compressed payload checksum mismatch: stored {:#018x}, computed {:#018x}",
+                                                     stored_checksum, computed));
+    }
+    return Status::ok();
+  }
   const uint64_t checksum = payload_checksum(payload);
   if (header.payload_checksum != checksum) {
     return Status(ErrorCode::kCorrupt,
@@ -175,6 +199,37 @@ Status verify_payload(const BatchHeader& header, std::string_view payload, const
   while (it.next(&record)) {
   }
   return it.status();
+}
+
+bool compress_payload(std::string_view raw, std::string* out) {
+  const int bound = LZ4_compressBound(static_cast<int>(raw.size()));
+  std::string buffer(kLz4PrefixBytes + static_cast<size_t>(bound), '\0');
+  const int n = LZ4_compress_default(raw.data(), buffer.data() + kLz4PrefixBytes, static_cast<int>(raw.size()), bound);
+  if (n <= 0 || kLz4PrefixBytes + static_cast<size_t>(n) >= raw.size()) return false;
+  buffer.resize(kLz4PrefixBytes + static_cast<size_t>(n));
+  const uint32_t raw_bytes = static_cast<uint32_t>(raw.size());
+  const uint64_t checksum = payload_checksum(std::string_view(buffer).substr(kLz4PrefixBytes));
+  std::memcpy(buffer.data(), &raw_bytes, 4);
+  std::memcpy(buffer.data() + 4, &checksum, 8);
+  *out = std::move(buffer);
+  return true;
+}
+
+Result<std::string> decompress_payload(const BatchHeader& header, std::string_view stored, const BatchLimits& limits) {
+  if (Status s = verify_payload(header, stored, limits); !s) return s;
+  uint32_t raw_bytes;
+  std::memcpy(&raw_bytes, stored.data(), 4);
+  std::string raw(raw_bytes, '\0');
+  const std::string_view block = stored.substr(kLz4PrefixBytes);
+  const int n = LZ4_decompress_safe(block.data(), raw.data(), static_cast<int>(block.size()), static_cast<int>(raw_bytes));
+  if (n < 0 || static_cast<uint32_t>(n) != raw_bytes) {
+    return Status(ErrorCode::kCorrupt, "compressed payload does not decompress to its stated size");
+  }
+  BatchHeader plain = header;
+  plain.flags = static_cast<uint16_t>(plain.flags & ~kBatchFlagLz4);
+  plain.payload_bytes = raw_bytes;
+  if (Status s = verify_payload(plain, raw, limits); !s) return s;  // The client's checksum, and every record.
+  return raw;
 }
 
 RecordIterator::RecordIterator(std::string_view payload, uint32_t record_count, const BatchLimits& limits)

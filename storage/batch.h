@@ -48,6 +48,7 @@ inline constexpr size_t kBatchHeaderBytes = 72;
 enum BatchFlags : uint16_t {
   kBatchFlagNone = 0,
   kBatchFlagArrivalTimestamps = 1,  // Every record's timestamp is first_timestamp.
+  kBatchFlagLz4 = 2,                // The stored payload is lz4-compressed (see compress_payload).
 };
 
 struct BatchHeader {
@@ -178,6 +179,19 @@ enum class TimestampMode : uint8_t {
 // unchanged. On success the header must be sealed again (seal_header).
 Status stamp_batch(BatchHeader* header, std::string_view payload, uint64_t arrival_ms, uint64_t previous_last_timestamp,
                    TimestampMode mode, const BatchLimits& limits);
+
+// Per-stream compression. A compressed stored payload is
+//   u32 raw_bytes | u64 XXH3-64 of the compressed bytes | lz4 block
+// and the header keeps payload_checksum = the client's checksum of the raw
+// payload, so integrity stays end to end: the stored checksum is checked at
+// recovery and on every read, the client's after decompressing.
+inline constexpr size_t kLz4PrefixBytes = 12;
+// Compresses a verified raw payload into *out (prefix included). False, and
+// *out untouched, when compression would not make it smaller.
+bool compress_payload(std::string_view raw, std::string* out);
+// The raw payload of a kBatchFlagLz4 batch, checked against the client's
+// checksum and decoded in full (`header` as stored). kCorrupt otherwise.
+Result<std::string> decompress_payload(const BatchHeader& header, std::string_view stored, const BatchLimits& limits);
 
 // LEB128 helpers, exposed for the codec tests.
 void put_varint(std::string* out, uint64_t value);

@@ -438,7 +438,7 @@ TEST(Batch, VerifyRejectsNonzeroReserved) {
 }
 
 TEST(Batch, VerifyRejectsUnknownFlags) {
-  EXPECT_EQ(verify_edited([](BatchHeader* h) { h->flags = 2; }).code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(verify_edited([](BatchHeader* h) { h->flags = 4; }).code(), ErrorCode::kInvalidArgument);
 }
 
 TEST(Batch, VerifyRejectsArrivalFlagWithSpreadTimestamps) {
@@ -616,6 +616,72 @@ TEST(Batch, EffectiveTimestampsRejectsMalformedPayload) {
   std::vector<uint64_t> eff;
   EXPECT_EQ(effective_timestamps(header, builder.bytes(), BatchLimits{}, &eff).code(), ErrorCode::kInvalidArgument);
   EXPECT_TRUE(eff.empty());
+}
+
+}  // namespace
+}  // namespace runnel
+
+namespace runnel {
+namespace {
+
+BatchHeader header_for(const std::string& raw, uint32_t count) {
+  BatchHeader h;
+  h.stream_id = 9;
+  h.record_count = count;
+  h.payload_bytes = static_cast<uint32_t>(raw.size());
+  h.payload_checksum = payload_checksum(raw);
+  return h;
+}
+
+TEST(BatchLz4, CompressesAndDecompressesToTheSameRecords) {
+  PayloadBuilder builder;
+  for (int i = 0; i < 200; i++) builder.add(1000 + i, {{"type", "order"}}, "the same words again and again " + std::to_string(i % 7));
+  std::string stored;
+  ASSERT_TRUE(compress_payload(builder.bytes(), &stored));
+  EXPECT_LT(stored.size(), builder.bytes().size() / 2);
+  BatchHeader h = header_for(builder.bytes(), builder.record_count());
+  h.flags = kBatchFlagLz4;
+  h.payload_bytes = static_cast<uint32_t>(stored.size());
+  EXPECT_TRUE(verify_payload(h, stored, BatchLimits{}).is_ok());
+  auto raw = decompress_payload(h, stored, BatchLimits{});
+  ASSERT_TRUE(raw.is_ok()) << raw.status().to_string();
+  EXPECT_EQ(*raw, builder.bytes());
+}
+
+TEST(BatchLz4, LeavesIncompressibleDataAlone) {
+  std::string noise;
+  uint64_t x = 88172645463325252ull;
+  for (int i = 0; i < 4000; i++) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    noise.push_back(static_cast<char>(x));
+  }
+  PayloadBuilder builder;
+  builder.add(0, noise);
+  std::string stored = "untouched";
+  EXPECT_FALSE(compress_payload(builder.bytes(), &stored));
+  EXPECT_EQ(stored, "untouched");
+}
+
+TEST(BatchLz4, DetectsCorruptionInTheCompressedBytesAndInTheRawPayload) {
+  PayloadBuilder builder;
+  for (int i = 0; i < 50; i++) builder.add(0, "compressible compressible compressible");
+  std::string stored;
+  ASSERT_TRUE(compress_payload(builder.bytes(), &stored));
+  BatchHeader h = header_for(builder.bytes(), builder.record_count());
+  h.flags = kBatchFlagLz4;
+  h.payload_bytes = static_cast<uint32_t>(stored.size());
+  std::string flipped = stored;
+  flipped[flipped.size() - 3] ^= 0x04;
+  EXPECT_EQ(verify_payload(h, flipped, BatchLimits{}).code(), ErrorCode::kCorrupt);
+  EXPECT_FALSE(decompress_payload(h, flipped, BatchLimits{}).is_ok());
+  // A header whose client checksum does not match the raw bytes.
+  BatchHeader lying = h;
+  lying.payload_checksum ^= 1;
+  auto raw = decompress_payload(lying, stored, BatchLimits{});
+  ASSERT_FALSE(raw.is_ok());
+  EXPECT_EQ(raw.status().code(), ErrorCode::kCorrupt);
 }
 
 }  // namespace

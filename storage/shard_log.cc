@@ -288,6 +288,7 @@ struct ShardLog::StreamState {
   uint64_t next_seq = 0;  // Assigned, durable or not.
   uint64_t bytes_total = 0;  // Durable batch bytes ever appended.
   uint64_t floor_seq = 0;    // Records below are no longer needed (trimmed or deleted).
+  bool compress_lz4 = false;  // Store new batches lz4-compressed.
   uint64_t last_timestamp = 0;
   uint64_t durable_next_seq = 0;
   uint64_t durable_last_timestamp = 0;
@@ -940,7 +941,15 @@ void ShardLog::append_batch(uint64_t stream_id, std::string_view payload, uint32
   if (Status s = stamp_batch(&header, payload, arrival_ms, stream.last_timestamp, mode, limits_); !s) {
     return reject(std::move(s));
   }
-  const size_t bytes = kBatchHeaderBytes + payload.size();
+  // Per-stream lz4: the stored payload is compressed when that saves space;
+  // the header keeps the client's checksum of the raw payload.
+  std::string_view stored = payload;
+  if (stream.compress_lz4 && compress_payload(payload, &compress_scratch_)) {
+    stored = compress_scratch_;
+    header.flags = static_cast<uint16_t>(header.flags | kBatchFlagLz4);
+    header.payload_bytes = static_cast<uint32_t>(stored.size());
+  }
+  const size_t bytes = kBatchHeaderBytes + stored.size();
   WriteBuffer* buffer = current_buffer(bytes);
   if (buffer == nullptr) {
     if (!failure_.is_ok()) return reject(failure_);
@@ -953,7 +962,7 @@ void ShardLog::append_batch(uint64_t stream_id, std::string_view payload, uint32
   seal_header(&header, buffer->segment->id);
   char* at = buffer->data.get() + buffer->used;
   std::memcpy(at, &header, kBatchHeaderBytes);
-  std::memcpy(at + kBatchHeaderBytes, payload.data(), payload.size());
+  std::memcpy(at + kBatchHeaderBytes, stored.data(), stored.size());
   WriteBuffer::Pending pending;
   pending.done = std::move(done);
   pending.ack = {header.base_seq, header.base_seq + record_count, header.first_timestamp, header.last_timestamp};
@@ -1205,6 +1214,17 @@ void ShardLog::roll_segment() {
 
 uint64_t ShardLog::active_segment_id() const { return active_->id; }
 
+uint64_t ShardLog::stored_bytes(uint64_t stream_id) const {
+  auto it = streams_.find(stream_id);
+  return it == streams_.end() ? 0 : it->second->bytes_total;
+}
+
+void ShardLog::set_compression(uint64_t stream_id, bool lz4) {
+  auto& slot = streams_[stream_id];
+  if (!slot) slot = std::make_unique<StreamState>();
+  slot->compress_lz4 = lz4;
+}
+
 void ShardLog::set_floor(uint64_t stream_id, uint64_t floor_seq) {
   auto it = streams_.find(stream_id);
   if (it == streams_.end()) return;
@@ -1424,58 +1444,58 @@ bool ShardLog::parse_chunk(ReadOp* op, const char* base, uint64_t base_offset, u
       if (h.base_seq > op->next_seq) {
         // Records between were lost (corruption found by recovery or by
         // this read): never skip them silently.
-        if (!op->result.batches.empty()) {
-        finish_read(op, Status::ok());
-        return false;
-      }
-        {
-        finish_read(op, Status(ErrorCode::kCorrupt,
-                                      fmt::format("records [{}, {}) of this stream are lost (corrupt on disk)",
-                                                  op->next_seq, h.base_seq)));
-        return false;
-      }
+        if (!op->result.batches.empty()) return finish_read_false(op, Status::ok());
+        return finish_read_false(op, Status(ErrorCode::kCorrupt,
+                                            fmt::format("records [{}, {}) of this stream are lost (corrupt on disk)",
+                                                        op->next_seq, h.base_seq)));
       }
       if (!verify_payload(h, payload, limits_).is_ok()) {
         if (corrupt_batches_ != nullptr) corrupt_batches_->inc();
         log_error("read: bad batch payload in segment {} at {}", op->segment_id, base_offset + pos);
-        {
-        finish_read(op, Status(ErrorCode::kCorrupt,
-                                      fmt::format("stream records from seq {} are corrupt on disk", h.base_seq)));
-        return false;
+        return finish_read_false(
+            op, Status(ErrorCode::kCorrupt, fmt::format("stream records from seq {} are corrupt on disk", h.base_seq)));
       }
+      // What the reader gets: the raw payload and a header that describes it.
+      BatchHeader out = h;
+      std::string body;
+      if ((h.flags & kBatchFlagLz4) != 0) {
+        auto raw = decompress_payload(h, payload, limits_);
+        if (!raw) {
+          if (corrupt_batches_ != nullptr) corrupt_batches_->inc();
+          return finish_read_false(op, Status(ErrorCode::kCorrupt, "compressed batch: " + raw.status().message()));
+        }
+        body = std::move(*raw);
+        out.flags = static_cast<uint16_t>(out.flags & ~kBatchFlagLz4);
+        out.payload_bytes = static_cast<uint32_t>(body.size());
+      } else {
+        body.assign(payload);
       }
       if (op->by_timestamp) {
-        if (h.last_timestamp < op->start_timestamp) {
+        if (out.last_timestamp < op->start_timestamp) {
           // Wholly before the timestamp: skip it.
           op->next_seq = batch_end_seq;
           pos += kBatchHeaderBytes + h.payload_bytes;
           continue;
         }
-        if (!effective_timestamps(h, payload, limits_, &op->timestamps).is_ok()) {
-          {
-        finish_read(op, Status(ErrorCode::kCorrupt, "batch timestamps do not decode"));
-        return false;
-      }
+        if (!effective_timestamps(out, body, limits_, &op->timestamps).is_ok()) {
+          return finish_read_false(op, Status(ErrorCode::kCorrupt, "batch timestamps do not decode"));
         }
         uint64_t first = 0;
-        while (first < h.record_count && op->timestamps[first] < op->start_timestamp) first++;
-        op->next_seq = h.base_seq + first;
+        while (first < out.record_count && op->timestamps[first] < op->start_timestamp) first++;
+        op->next_seq = out.base_seq + first;
         op->by_timestamp = false;
       }
       if (op->result.batches.empty()) {
         op->result.first_record_index = static_cast<uint32_t>(op->next_seq > h.base_seq ? op->next_seq - h.base_seq : 0);
       }
-      op->result.batches.push_back({h, std::string(payload)});
       op->records += batch_end_seq - std::max(h.base_seq, op->next_seq);
-      op->bytes += h.payload_bytes;
+      op->bytes += out.payload_bytes;
       op->next_seq = batch_end_seq;
+      op->result.batches.push_back({out, std::move(body)});
       if (op->records >= op->max_records || op->bytes >= op->max_bytes) {
         pos += kBatchHeaderBytes + h.payload_bytes;
         op->offset = base_offset + pos;
-        {
-        finish_read(op, Status::ok());
-        return false;
-      }
+        return finish_read_false(op, Status::ok());
       }
     }
     pos += kBatchHeaderBytes + h.payload_bytes;
@@ -1545,6 +1565,11 @@ void ShardLog::continue_read(ReadOp* op) {
     });
     return;
   }
+}
+
+bool ShardLog::finish_read_false(ReadOp* op, Status status) {
+  finish_read(op, std::move(status));
+  return false;
 }
 
 void ShardLog::finish_read(ReadOp* op, Status status) {

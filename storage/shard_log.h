@@ -156,6 +156,10 @@ class ShardLog {
   // catalog snapshot starts in it) and no longer keep their segment alive.
   void set_control_horizon(uint64_t segment_id) { control_horizon_ = std::max(control_horizon_, segment_id); }
   uint64_t active_segment_id() const;
+  // Store the stream's new batches lz4-compressed (when that saves space).
+  void set_compression(uint64_t stream_id, bool lz4);
+  // Bytes the stream's durable batches take in the log (headers included, compressed size).
+  uint64_t stored_bytes(uint64_t stream_id) const;
   struct ReclaimReport {
     uint64_t segments_deleted = 0;
     uint64_t bytes_freed = 0;
@@ -243,6 +247,7 @@ class ShardLog {
     std::deque<Chunk> chunks_;  // Log order, oldest first.
   };
   void finish_read(ReadOp* op, Status status);
+  bool finish_read_false(ReadOp* op, Status status);  // finish_read, then "stop parsing".
 
   Reactor* reactor_;
   FileIo& io_;
@@ -278,6 +283,7 @@ class ShardLog {
   Status failure_;
   RecoveryReport recovery_;
   std::string pending_control_;  // append_control's bytes, handed to append_batch.
+  std::string compress_scratch_;  // Reused: no allocation per compressed append.
   uint64_t control_horizon_ = 0;
 
   Counter* appends_ = nullptr;

@@ -27,6 +27,7 @@ Result<std::unique_ptr<StreamStore>> StreamStore::open(Reactor* reactor, FileIo&
   for (const StreamInfo* info : store->catalog_.all()) {
     store->log_->ensure_tail(info->id, info->trim_seq);
     store->log_->set_floor(info->id, info->trim_seq);
+    store->log_->set_compression(info->id, info->config.compress_lz4);
   }
   for (uint64_t id : store->log_->stream_ids()) {
     if (store->catalog_.find(id) == nullptr) store->log_->set_floor(id, UINT64_MAX);  // Deleted.
@@ -86,6 +87,9 @@ void StreamStore::mutate(CatalogMutation mutation, InfoCallback done) {
     if (Status s = store.catalog_.apply(m); !s) return owned->done(std::move(s));
     if (m.op == CatalogOp::kTrim) store.log_->set_floor(m.stream.id, store.catalog_.find(m.stream.id)->trim_seq);
     if (m.op == CatalogOp::kDelete) store.log_->set_floor(m.stream.id, UINT64_MAX);
+    if (m.op == CatalogOp::kCreate || m.op == CatalogOp::kReconfigure) {
+      store.log_->set_compression(m.stream.id, m.stream.config.compress_lz4);
+    }
     const StreamInfo* info = store.catalog_.find(m.stream.id);
     if (info == nullptr) return owned->done(m.stream);  // Deleted: answer with what it was.
     owned->done(*info);
