@@ -311,8 +311,15 @@ void retention_pass(StoreHarness& h, uint64_t now_ms) {
   h.call([&](StreamStore& store, std::function<void()> finish) {
     store.enforce_retention(now_ms);
     // Let the trim mutations become durable before looking.
-    auto* timer = new Timer(Reactor::current(), [finish] { finish(); });
-    timer->arm_after_us(50'000);
+    struct Wait {
+      std::unique_ptr<Timer> timer;
+    };
+    auto* wait = new Wait;
+    wait->timer = std::make_unique<Timer>(Reactor::current(), [wait, finish] {
+      finish();
+      Reactor::current().post([wait] { delete wait; });  // Not from inside its own callback.
+    });
+    wait->timer->arm_after_us(50'000);
   });
 }
 
