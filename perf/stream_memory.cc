@@ -64,21 +64,30 @@ int run(int argc, char** argv) {
     uint64_t checksum;
     void create_next() {
       // A window of creates in flight: each is a durable catalog record.
-      while (created < total && created - appended < 256) {
-        std::string name = fmt::format("stream-{:08}", created++);
-        store->create_stream("bucket", name, {}, [this, name](Result<StreamInfo> r) {
-          RUNNEL_ASSERT(r.is_ok());
-          AppendRequest req;
-          req.payload = payload;
-          req.record_count = 1;
-          req.payload_checksum = checksum;
-          store->append("bucket", name, req, [this](Result<AppendAck> ack) {
-            RUNNEL_ASSERT(ack.is_ok());
-            if (++appended == total) return done();
-            create_next();
-          });
-        });
-      }
+      while (created < total && created - appended < 256) create(created++);
+    }
+    void create(uint64_t i) {
+      store->create_stream("bucket", fmt::format("stream-{:08}", i), {}, [this, i](Result<StreamInfo> r) {
+        if (!r && r.status().code() == ErrorCode::kOverloaded) {
+          return Reactor::current().post([this, i] { create(i); });  // Buffers full or a segment roll: retry.
+        }
+        RUNNEL_ASSERT(r.is_ok());
+        append(i);
+      });
+    }
+    void append(uint64_t i) {
+      AppendRequest req;
+      req.payload = payload;
+      req.record_count = 1;
+      req.payload_checksum = checksum;
+      store->append("bucket", fmt::format("stream-{:08}", i), req, [this, i](Result<AppendAck> ack) {
+        if (!ack && ack.status().code() == ErrorCode::kOverloaded) {
+          return Reactor::current().post([this, i] { append(i); });
+        }
+        RUNNEL_ASSERT(ack.is_ok());
+        if (++appended == total) return done();
+        create_next();
+      });
     }
   };
   Driver driver{nullptr, streams, 0, 0, nullptr, {}, 0};
