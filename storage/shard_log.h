@@ -1,7 +1,10 @@
 #pragma once
 // ShardLog: one shard's log — the active segment with group commit, the
-// per-stream tails and sparse indexes, recovery at open, and reads by
-// seq_num. Lives on its shard; every call is made on that shard.
+// per-stream tails and sparse indexes, control records (the stream catalog's
+// mutations), segment summaries, recovery at open, reads (from the
+// recent-data cache or disk), retention points and reclaiming segments
+// nothing needs. Lives on its shard; every call is made on that shard.
+// Streams are ids here; StreamStore (stream_store.h) adds names.
 //
 // Append path: a batch is checked, given its seq_nums and timestamps, and
 // copied into the current aligned write buffer. Buffers are flushed as whole
