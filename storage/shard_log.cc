@@ -346,6 +346,7 @@ ShardLog::ShardLog(Reactor* reactor, FileIo& io, const LogOptions& options)
     read_ops_.push_back(std::move(op));
   }
   if (reactor_ != nullptr) {
+    wait_timer_ = std::make_unique<Timer>(*reactor_, [this] { expire_waiting(); });
     MetricsRegistry& m = reactor_->metrics();
     appends_ = &m.counter("runnel_log_appends_total", "Batches appended and acknowledged.");
     append_errors_ = &m.counter("runnel_log_append_errors_total", "Appends that failed.");
@@ -932,20 +933,19 @@ StreamTail ShardLog::tail(uint64_t stream_id) const {
 // --- append ---------------------------------------------------------------
 
 void ShardLog::append(uint64_t stream_id, std::string_view payload, uint32_t record_count, uint64_t checksum,
-                      TimestampMode mode, uint64_t arrival_ms, AppendCallback done) {
+                      TimestampMode mode, uint64_t arrival_ms, std::optional<uint64_t> expected_tail,
+                      AppendCallback done) {
   if (stream_id == kControlStreamId) {
     if (append_errors_ != nullptr) append_errors_->inc();
     return done(Status(ErrorCode::kInvalidArgument, "stream id 0 is reserved"));
   }
-  append_batch(stream_id, payload, record_count, checksum, mode, arrival_ms, std::move(done));
+  append_batch(stream_id, payload, record_count, checksum, mode, arrival_ms, expected_tail, {}, std::move(done));
 }
 
 void ShardLog::append_control(std::string_view bytes, AppendCallback done) {
   std::string payload = control_payload(kControlUser, bytes);
-  pending_control_ = std::string(bytes);
   append_batch(kControlStreamId, payload, 1, payload_checksum(payload), TimestampMode::kArrival,
-               Reactor::clock_realtime_ms(), std::move(done));
-  pending_control_.clear();
+               Reactor::clock_realtime_ms(), std::nullopt, bytes, std::move(done));
 }
 
 uint64_t ShardLog::assigned_tail(uint64_t stream_id) const {
@@ -954,11 +954,68 @@ uint64_t ShardLog::assigned_tail(uint64_t stream_id) const {
 }
 
 void ShardLog::append_batch(uint64_t stream_id, std::string_view payload, uint32_t record_count, uint64_t checksum,
-                            TimestampMode mode, uint64_t arrival_ms, AppendCallback done) {
+                            TimestampMode mode, uint64_t arrival_ms, std::optional<uint64_t> expected_tail,
+                            std::string_view control, AppendCallback done) {
   RUNNEL_ASSERT(reactor_ != nullptr);
+  // Appends are placed in arrival order: while some wait, newcomers queue behind them.
+  if (waiting_.empty() &&
+      try_append(stream_id, payload, record_count, checksum, mode, arrival_ms, expected_tail, control, done)) {
+    return;
+  }
+  if (waiting_.size() >= options_.appends_waiting_max) {
+    if (append_errors_ != nullptr) append_errors_->inc();
+    return done(Status(ErrorCode::kOverloaded, "log write buffers are full and too many appends wait; retry later"));
+  }
+  // Overload path only: the waiting append keeps its own copy of the bytes.
+  if (waiting_.empty()) reactor_->hold();  // Shutdown waits for waiting appends too.
+  waiting_.push_back({stream_id, std::string(payload), record_count, checksum, mode, arrival_ms, expected_tail,
+                      std::string(control), std::move(done),
+                      Reactor::clock_us() + uint64_t{options_.append_wait_ms_max} * 1000});
+  if (!wait_timer_->armed()) wait_timer_->arm_at_us(waiting_.front().deadline_us);
+}
+
+void ShardLog::drain_waiting() {
+  if (waiting_.empty() || draining_) return;
+  draining_ = true;
+  while (!waiting_.empty()) {
+    WaitingAppend& w = waiting_.front();
+    if (!try_append(w.stream_id, w.payload, w.record_count, w.checksum, w.mode, w.arrival_ms, w.expected_tail,
+                    w.control, w.done)) {
+      break;  // Still no room: the rest waits too.
+    }
+    waiting_.pop_front();
+  }
+  draining_ = false;
+  if (waiting_.empty()) {
+    wait_timer_->cancel();
+    reactor_->release();
+  } else if (!wait_timer_->armed()) {
+    wait_timer_->arm_at_us(waiting_.front().deadline_us);
+  }
+}
+
+void ShardLog::expire_waiting() {
+  const uint64_t now = Reactor::clock_us();
+  while (!waiting_.empty() && waiting_.front().deadline_us <= now) {
+    WaitingAppend w = std::move(waiting_.front());
+    waiting_.pop_front();
+    // Release before answering: the answer may append again and wait anew.
+    if (waiting_.empty()) reactor_->release();
+    if (append_errors_ != nullptr) append_errors_->inc();
+    w.done(Status(ErrorCode::kOverloaded,
+                  fmt::format("waited {} ms for log write buffers; retry later", options_.append_wait_ms_max)));
+  }
+  if (!waiting_.empty() && !wait_timer_->armed()) wait_timer_->arm_at_us(waiting_.front().deadline_us);
+}
+
+bool ShardLog::try_append(uint64_t stream_id, std::string_view payload, uint32_t record_count, uint64_t checksum,
+                          TimestampMode mode, uint64_t arrival_ms, std::optional<uint64_t> expected_tail,
+                          std::string_view control, AppendCallback& done) {
   auto reject = [&](Status status) {
     if (append_errors_ != nullptr) append_errors_->inc();
-    done(std::move(status));
+    AppendCallback callback = std::move(done);
+    callback(std::move(status));
+    return true;
   };
   if (!failure_.is_ok()) return reject(failure_);
   BatchHeader header;
@@ -980,6 +1037,13 @@ void ShardLog::append_batch(uint64_t stream_id, std::string_view payload, uint32
     state = slot.get();
   }
   StreamState& stream = *state;
+  // match_seq_num is decided here, when seq_nums are assigned, so of racing
+  // appends (waiting or not) exactly one wins.
+  if (expected_tail && *expected_tail != stream.next_seq) {
+    return reject(Status(ErrorCode::kSeqNumMismatch,
+                         fmt::format("match_seq_num {} is not the tail {}", *expected_tail, stream.next_seq),
+                         stream.next_seq));
+  }
   if (Status s = stamp_batch(&header, payload, arrival_ms, stream.last_timestamp, mode, limits_); !s) {
     return reject(std::move(s));
   }
@@ -998,7 +1062,7 @@ void ShardLog::append_batch(uint64_t stream_id, std::string_view payload, uint32
     if (next_state_ == NextSegment::kFailed) {
       return reject(Status(ErrorCode::kNoSpace, "no space for a new segment"));
     }
-    return reject(Status(ErrorCode::kOverloaded, "log write buffers are full; retry later"));
+    return false;  // Buffers full or the next segment not ready yet: wait.
   }
   header.base_seq = stream.next_seq;
   seal_header(&header, buffer->segment->id);
@@ -1011,13 +1075,14 @@ void ShardLog::append_batch(uint64_t stream_id, std::string_view payload, uint32
   pending.stream_id = stream_id;
   pending.offset = buffer->offset + buffer->used;
   pending.bytes = bytes;
-  if (stream_id == kControlStreamId) pending.control = std::move(pending_control_);
+  if (stream_id == kControlStreamId) pending.control = std::string(control);
   if (buffer->pending.empty()) reactor_->hold();  // Until this buffer is durable: shutdown waits.
   buffer->pending.push_back(std::move(pending));
   buffer->used += bytes;
   stream.next_seq += record_count;
   stream.last_timestamp = header.last_timestamp;
   maybe_flush();
+  return true;
 }
 
 ShardLog::WriteBuffer* ShardLog::current_buffer(size_t needed) {
@@ -1182,6 +1247,7 @@ void ShardLog::complete_flushes() {
     if (held) reactor_->release();
   }
   maybe_flush();
+  drain_waiting();  // Buffers came free: waiting appends go in.
 }
 
 void ShardLog::fail(Status status) {
@@ -1197,6 +1263,16 @@ void ShardLog::fail(Status status) {
   };
   for (WriteBuffer* buffer : sealed_) fail_buffer(buffer);
   if (filling_ != nullptr) fail_buffer(filling_);
+  if (!waiting_.empty()) {
+    std::deque<WaitingAppend> waiting;
+    waiting.swap(waiting_);
+    wait_timer_->cancel();
+    reactor_->release();
+    for (WaitingAppend& w : waiting) {
+      if (append_errors_ != nullptr) append_errors_->inc();
+      w.done(status);
+    }
+  }
   // The buffers stay out of the free list: writes may still be in flight into them.
 }
 
@@ -1229,6 +1305,7 @@ void ShardLog::prepare_next_segment() {
           if (dir_res < 0) return failed(dir_res, "fsync dir");
           next_state_ = NextSegment::kReady;
           maybe_flush();
+          drain_waiting();
         });
       });
     });

@@ -27,6 +27,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -54,6 +55,8 @@ struct LogOptions {
   uint32_t index_interval_bytes = 64u << 10;  // A stream gets an index entry every this many of its bytes...
   uint32_t index_log_gap_bytes = 1u << 20;    // ...or when this much log passed since its last entry.
   uint64_t cache_bytes = 64ull << 20;         // Recently flushed data kept in memory for reads (0: none).
+  uint32_t appends_waiting_max = 4096;        // Appends that may wait for a free write buffer...
+  uint32_t append_wait_ms_max = 250;          // ...and for how long, before kOverloaded.
   BatchLimits limits;
 };
 
@@ -120,10 +123,19 @@ class ShardLog {
   // Appends one batch for `stream_id` (non-zero). The payload is verified
   // against `payload_checksum` and copied; `done` runs once it is durable, or
   // with an error (kInvalidArgument, kCorrupt, kOverloaded, kNoSpace, kIoError).
-  // An append refused up front (bad batch, full buffers, failed log) calls
-  // `done` before append() returns; every other outcome comes later.
+  // An append refused up front (bad batch, failed log, too many waiting)
+  // calls `done` before append() returns; every other outcome comes later.
+  // When every write buffer is full the append waits, in arrival order, up
+  // to append_wait_ms_max for one (at most appends_waiting_max wait); then
+  // kOverloaded. With `expected_tail` (match_seq_num), the append fails with
+  // kSeqNumMismatch (detail() = the tail) unless the stream's tail is exactly
+  // that when its seq_nums are assigned.
   void append(uint64_t stream_id, std::string_view payload, uint32_t record_count, uint64_t payload_checksum,
-              TimestampMode mode, uint64_t arrival_ms, AppendCallback done);
+              TimestampMode mode, uint64_t arrival_ms, std::optional<uint64_t> expected_tail, AppendCallback done);
+  void append(uint64_t stream_id, std::string_view payload, uint32_t record_count, uint64_t payload_checksum,
+              TimestampMode mode, uint64_t arrival_ms, AppendCallback done) {
+    append(stream_id, payload, record_count, payload_checksum, mode, arrival_ms, std::nullopt, std::move(done));
+  }
 
   // Reads durable batches of `stream_id` from `start_seq`, up to about
   // max_records / max_bytes (whole batches; at least one if any exists).
@@ -197,7 +209,29 @@ class ShardLog {
 
   ShardLog(Reactor* reactor, FileIo& io, const LogOptions& options);
   void append_batch(uint64_t stream_id, std::string_view payload, uint32_t record_count, uint64_t checksum,
-                    TimestampMode mode, uint64_t arrival_ms, AppendCallback done);
+                    TimestampMode mode, uint64_t arrival_ms, std::optional<uint64_t> expected_tail,
+                    std::string_view control, AppendCallback done);
+  // Places the append, or answers it with an error (both consume `done`:
+  // true); false when no write buffer is free yet (`done` untouched).
+  bool try_append(uint64_t stream_id, std::string_view payload, uint32_t record_count, uint64_t checksum,
+                  TimestampMode mode, uint64_t arrival_ms, std::optional<uint64_t> expected_tail,
+                  std::string_view control, AppendCallback& done);
+  void drain_waiting();
+  void expire_waiting();
+
+  // An append waiting for a write buffer (overload only; bounded).
+  struct WaitingAppend {
+    uint64_t stream_id;
+    std::string payload;
+    uint32_t record_count;
+    uint64_t checksum;
+    TimestampMode mode;
+    uint64_t arrival_ms;
+    std::optional<uint64_t> expected_tail;
+    std::string control;
+    AppendCallback done;
+    uint64_t deadline_us;
+  };
   Status recover();
   Status scan_segment(Segment& segment, bool last);
   Status create_segment_sync(uint64_t id);
@@ -285,7 +319,9 @@ class ShardLog {
 
   Status failure_;
   RecoveryReport recovery_;
-  std::string pending_control_;  // append_control's bytes, handed to append_batch.
+  std::deque<WaitingAppend> waiting_;
+  std::unique_ptr<Timer> wait_timer_;
+  bool draining_ = false;
   std::string compress_scratch_;  // Reused: no allocation per compressed append.
   uint64_t control_horizon_ = 0;
 

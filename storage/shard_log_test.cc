@@ -416,3 +416,46 @@ TEST(ShardLog, TornRemainsStaySkippedAfterTheSegmentIsSummarized) {
 
 }  // namespace
 }  // namespace runnel
+
+namespace runnel {
+namespace {
+
+LogOptions tight_buffers(const std::string& dir) {
+  LogOptions o = small_options(dir);
+  o.write_buffers = 2;
+  o.flushes_in_flight_max = 1;
+  return o;
+}
+
+// Appends that find every write buffer full wait for one, in order, instead
+// of failing at once.
+TEST(ShardLog, AppendsWaitForAFreeWriteBuffer) {
+  std::string dir = temp_dir();
+  LogHarness h(tight_buffers(dir));
+  ASSERT_NE(h.log(), nullptr);
+  uint64_t next_seq[3] = {};
+  // All issued in one loop step: far more than two buffers hold.
+  Appended a = append_many(h, 2, 400, 40, next_seq);
+  EXPECT_TRUE(a.errors.empty()) << a.errors.size() << " failed, first: " << a.errors[0].to_string();
+  ASSERT_EQ(a.acks.size(), 400u);
+  expect_stream_intact(h, 1, next_seq[1]);
+  expect_stream_intact(h, 2, next_seq[2]);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(ShardLog, OnlySoManyAppendsMayWait) {
+  std::string dir = temp_dir();
+  LogOptions o = tight_buffers(dir);
+  o.appends_waiting_max = 3;
+  LogHarness h(o);
+  ASSERT_NE(h.log(), nullptr);
+  uint64_t next_seq[2] = {};
+  Appended a = append_many(h, 1, 400, 40, next_seq);
+  ASSERT_FALSE(a.errors.empty()) << "more appends than buffers and waiting slots must be refused";
+  for (const Status& e : a.errors) EXPECT_EQ(e.code(), ErrorCode::kOverloaded) << e.to_string();
+  EXPECT_GE(a.acks.size(), 3u);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace runnel

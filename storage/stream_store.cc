@@ -186,13 +186,10 @@ void StreamStore::append(std::string_view bucket, std::string_view name, const A
                            ? fmt::format("stream {}/{} is not fenced, but the append carries a token", bucket, name)
                            : fmt::format("stream {}/{} is fenced with another token", bucket, name)));
   }
-  const uint64_t tail = log_->assigned_tail(stream.id);
-  if (request.match_seq_num && *request.match_seq_num != tail) {
-    return done(Status(ErrorCode::kSeqNumMismatch,
-                       fmt::format("match_seq_num {} is not the tail {}", *request.match_seq_num, tail), tail));
-  }
+  // match_seq_num is decided by the log when it assigns seq_nums, in arrival
+  // order: an earlier append that is still waiting for a buffer counts.
   log_->append(stream.id, request.payload, request.record_count, request.payload_checksum, stream.config.timestamping,
-               request.arrival_ms, std::move(done));
+               request.arrival_ms, request.match_seq_num, std::move(done));
 }
 
 void StreamStore::read(std::string_view bucket, std::string_view name, ReadStart start, uint32_t max_records,

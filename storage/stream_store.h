@@ -8,9 +8,10 @@
 // catalog mutations written durably into the log; the catalog changes only
 // once the mutation is durable, so an acknowledged operation survives a
 // crash and an unacknowledged one never half-applies. Appends check the
-// stream's state (exists, not sealed, fencing token, match_seq_num) against
-// the tail as assigned, durable or not, so concurrent writers race fairly:
-// exactly one of several appends with the same match_seq_num wins.
+// stream's state (exists, not sealed, fencing token); match_seq_num is
+// decided by the log when it assigns seq_nums, in arrival order, so of
+// several appends with the same match_seq_num exactly one wins — even when
+// some of them had to wait for a write buffer.
 
 #include <cstdint>
 #include <memory>

@@ -546,3 +546,58 @@ TEST(StreamStore, Lz4StreamsReadBackTheSameRecordsBeforeAndAfterRestart) {
 
 }  // namespace
 }  // namespace runnel
+
+namespace runnel {
+namespace {
+
+// Racers with the same match_seq_num, most of them waiting for a write
+// buffer: still exactly one wins.
+TEST(StreamStore, MatchSeqNumRacesStayExactWhileAppendsWait) {
+  std::string dir = temp_dir();
+  LogOptions o = small_options(dir);
+  o.write_buffers = 2;
+  o.flushes_in_flight_max = 1;
+  StoreHarness h(o);
+  ASSERT_NE(h.log(), nullptr);
+  ASSERT_TRUE(create(h, "orders", "x").is_ok());
+  struct Tally {
+    int ok = 0, mismatch = 0, left = 0;
+    std::function<void()> finish;
+  } tally;
+  h.call([&](StreamStore& store, std::function<void()> finish) {
+    tally.finish = std::move(finish);
+    PayloadBuilder big;
+    big.add(0, std::string(100'000, 'b'));  // Fills buffers, so later racers wait.
+    PayloadBuilder small;
+    small.add(0, "racer");
+    for (int i = 0; i < 12; i++) {
+      AppendRequest filler;
+      filler.payload = big.bytes();
+      filler.record_count = 1;
+      filler.payload_checksum = payload_checksum(big.bytes());
+      tally.left++;
+      store.append("orders", "x", filler, [t = &tally](Result<AppendAck>) {
+        if (--t->left == 0) t->finish();
+      });
+    }
+    for (int i = 0; i < 8; i++) {
+      AppendRequest req;
+      req.payload = small.bytes();
+      req.record_count = 1;
+      req.payload_checksum = payload_checksum(small.bytes());
+      req.match_seq_num = 12;  // The tail once the fillers are in.
+      tally.left++;
+      store.append("orders", "x", req, [t = &tally](Result<AppendAck> r) {
+        if (r) t->ok++;
+        if (!r && r.status().code() == ErrorCode::kSeqNumMismatch) t->mismatch++;
+        if (--t->left == 0) t->finish();
+      });
+    }
+  });
+  EXPECT_EQ(tally.ok, 1);
+  EXPECT_EQ(tally.mismatch, 7);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace runnel
