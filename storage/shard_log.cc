@@ -17,6 +17,8 @@ constexpr uint64_t kControlStreamId = 0;  // Batches the log writes for itself (
 // recovery zeroes at least this much after the point where writing resumes.
 constexpr uint64_t kZeroWindowFloorBytes = 32ull << 20;
 constexpr uint64_t kNoSpaceRetryUs = 1'000'000;
+// Strings kept for reuse by waiting appends (each holds up to one batch).
+constexpr size_t kSparePayloadsMax = 64;
 
 uint64_t align_up(uint64_t v) { return (v + kBlock - 1) & ~(kBlock - 1); }
 uint64_t align_down(uint64_t v) { return v & ~(kBlock - 1); }
@@ -962,13 +964,22 @@ void ShardLog::append_batch(uint64_t stream_id, std::string_view payload, uint32
       try_append(stream_id, payload, record_count, checksum, mode, arrival_ms, expected_tail, control, done)) {
     return;
   }
-  if (waiting_.size() >= options_.appends_waiting_max) {
+  if (waiting_.size() >= options_.appends_waiting_max ||
+      waiting_bytes_ + payload.size() > options_.append_waiting_bytes_max) {
     if (append_errors_ != nullptr) append_errors_->inc();
     return done(Status(ErrorCode::kOverloaded, "log write buffers are full and too many appends wait; retry later"));
   }
-  // Overload path only: the waiting append keeps its own copy of the bytes.
+  // Overload path only: the waiting append keeps its own copy of the bytes,
+  // in a recycled string so a sustained overload does not churn the allocator.
   if (waiting_.empty()) reactor_->hold();  // Shutdown waits for waiting appends too.
-  waiting_.push_back({stream_id, std::string(payload), record_count, checksum, mode, arrival_ms, expected_tail,
+  std::string copy;
+  if (!spare_payloads_.empty()) {
+    copy = std::move(spare_payloads_.back());
+    spare_payloads_.pop_back();
+  }
+  copy.assign(payload);
+  waiting_bytes_ += payload.size();
+  waiting_.push_back({stream_id, std::move(copy), record_count, checksum, mode, arrival_ms, expected_tail,
                       std::string(control), std::move(done),
                       Reactor::clock_us() + uint64_t{options_.append_wait_ms_max} * 1000});
   if (!wait_timer_->armed()) wait_timer_->arm_at_us(waiting_.front().deadline_us);
@@ -983,6 +994,7 @@ void ShardLog::drain_waiting() {
                     w.control, w.done)) {
       break;  // Still no room: the rest waits too.
     }
+    recycle(std::move(w.payload));
     waiting_.pop_front();
   }
   draining_ = false;
@@ -999,6 +1011,7 @@ void ShardLog::expire_waiting() {
   while (!waiting_.empty() && waiting_.front().deadline_us <= now) {
     WaitingAppend w = std::move(waiting_.front());
     waiting_.pop_front();
+    recycle(std::move(w.payload));
     // Release before answering: the answer may append again and wait anew.
     if (waiting_.empty()) reactor_->release();
     if (append_errors_ != nullptr) append_errors_->inc();
@@ -1006,6 +1019,14 @@ void ShardLog::expire_waiting() {
                   fmt::format("waited {} ms for log write buffers; retry later", options_.append_wait_ms_max)));
   }
   if (!waiting_.empty() && !wait_timer_->armed()) wait_timer_->arm_at_us(waiting_.front().deadline_us);
+}
+
+void ShardLog::recycle(std::string payload) {
+  waiting_bytes_ -= payload.size();
+  if (spare_payloads_.size() < kSparePayloadsMax) {
+    payload.clear();  // Keeps its capacity.
+    spare_payloads_.push_back(std::move(payload));
+  }
 }
 
 bool ShardLog::try_append(uint64_t stream_id, std::string_view payload, uint32_t record_count, uint64_t checksum,
@@ -1266,6 +1287,7 @@ void ShardLog::fail(Status status) {
   if (!waiting_.empty()) {
     std::deque<WaitingAppend> waiting;
     waiting.swap(waiting_);
+    waiting_bytes_ = 0;
     wait_timer_->cancel();
     reactor_->release();
     for (WaitingAppend& w : waiting) {

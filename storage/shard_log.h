@@ -57,6 +57,7 @@ struct LogOptions {
   uint64_t cache_bytes = 64ull << 20;         // Recently flushed data kept in memory for reads (0: none).
   uint32_t appends_waiting_max = 4096;        // Appends that may wait for a free write buffer...
   uint32_t append_wait_ms_max = 250;          // ...and for how long, before kOverloaded.
+  uint64_t append_waiting_bytes_max = 64ull << 20;  // Bytes all waiting appends may hold.
   BatchLimits limits;
 };
 
@@ -218,6 +219,7 @@ class ShardLog {
                   std::string_view control, AppendCallback& done);
   void drain_waiting();
   void expire_waiting();
+  void recycle(std::string payload);  // A waiting append's bytes, back for reuse.
 
   // An append waiting for a write buffer (overload only; bounded).
   struct WaitingAppend {
@@ -320,6 +322,8 @@ class ShardLog {
   Status failure_;
   RecoveryReport recovery_;
   std::deque<WaitingAppend> waiting_;
+  uint64_t waiting_bytes_ = 0;
+  std::vector<std::string> spare_payloads_;
   std::unique_ptr<Timer> wait_timer_;
   bool draining_ = false;
   std::string compress_scratch_;  // Reused: no allocation per compressed append.
