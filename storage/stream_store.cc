@@ -115,60 +115,45 @@ void StreamStore::create_stream(std::string_view bucket, std::string_view name, 
   mutate(std::move(m), std::move(done));
 }
 
-void StreamStore::reconfigure_stream(std::string_view bucket, std::string_view name, const StreamConfig& config,
-                                     InfoCallback done) {
+void StreamStore::mutate_existing(std::string_view bucket, std::string_view name, CatalogOp op,
+                                  const std::function<void(StreamInfo&)>& edit, InfoCallback done) {
   auto info = existing(bucket, name);
   if (!info) return done(info.status());
   CatalogMutation m;
-  m.op = CatalogOp::kReconfigure;
+  m.op = op;
   m.stream = **info;
-  m.stream.config = config;
+  edit(m.stream);
   mutate(std::move(m), std::move(done));
+}
+
+void StreamStore::reconfigure_stream(std::string_view bucket, std::string_view name, const StreamConfig& config,
+                                     InfoCallback done) {
+  mutate_existing(bucket, name, CatalogOp::kReconfigure, [&](StreamInfo& s) { s.config = config; }, std::move(done));
 }
 
 void StreamStore::delete_stream(std::string_view bucket, std::string_view name, InfoCallback done) {
-  auto info = existing(bucket, name);
-  if (!info) return done(info.status());
-  CatalogMutation m;
-  m.op = CatalogOp::kDelete;
-  m.stream = **info;
-  mutate(std::move(m), std::move(done));
+  mutate_existing(bucket, name, CatalogOp::kDelete, [](StreamInfo&) {}, std::move(done));
 }
 
 void StreamStore::seal_stream(std::string_view bucket, std::string_view name, InfoCallback done) {
-  auto info = existing(bucket, name);
-  if (!info) return done(info.status());
-  CatalogMutation m;
-  m.op = CatalogOp::kSeal;
-  m.stream = **info;
-  m.stream.sealed = true;
-  mutate(std::move(m), std::move(done));
+  mutate_existing(bucket, name, CatalogOp::kSeal, [](StreamInfo& s) { s.sealed = true; }, std::move(done));
 }
 
 void StreamStore::fence_stream(std::string_view bucket, std::string_view name, std::string_view token,
                                InfoCallback done) {
-  auto info = existing(bucket, name);
-  if (!info) return done(info.status());
   if (token.size() > kFencingTokenBytesMax) {
     return done(Status(ErrorCode::kInvalidArgument,
                        fmt::format("fencing token is {} bytes; at most {}", token.size(), kFencingTokenBytesMax)));
   }
-  CatalogMutation m;
-  m.op = CatalogOp::kFence;
-  m.stream = **info;
-  m.stream.fencing_token = std::string(token);
-  mutate(std::move(m), std::move(done));
+  mutate_existing(bucket, name, CatalogOp::kFence, [&](StreamInfo& s) { s.fencing_token = std::string(token); },
+                  std::move(done));
 }
 
 void StreamStore::trim_stream(std::string_view bucket, std::string_view name, uint64_t trim_seq, InfoCallback done) {
-  auto info = existing(bucket, name);
-  if (!info) return done(info.status());
-  CatalogMutation m;
-  m.op = CatalogOp::kTrim;
-  m.stream = **info;
   // Trimming past the tail would drop records not yet written.
-  m.stream.trim_seq = std::min(trim_seq, log_->assigned_tail((*info)->id));
-  mutate(std::move(m), std::move(done));
+  mutate_existing(
+      bucket, name, CatalogOp::kTrim,
+      [&](StreamInfo& s) { s.trim_seq = std::min(trim_seq, log_->assigned_tail(s.id)); }, std::move(done));
 }
 
 void StreamStore::append(std::string_view bucket, std::string_view name, const AppendRequest& request,

@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <deque>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -91,6 +92,9 @@ class StreamStore {
   // Writes `mutation` durably, then applies it and answers with the stream's new state.
   void mutate(CatalogMutation mutation, InfoCallback done);
   Result<const StreamInfo*> existing(std::string_view bucket, std::string_view name) const;
+  // Looks the stream up, lets `edit` change a copy of its state, writes that as an `op` mutation.
+  void mutate_existing(std::string_view bucket, std::string_view name, CatalogOp op,
+                       const std::function<void(StreamInfo&)>& edit, InfoCallback done);
 
   Reactor* reactor_ = nullptr;
   std::unique_ptr<ShardLog> log_;
