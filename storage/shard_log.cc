@@ -607,7 +607,10 @@ Status ShardLog::scan_segment(Segment& segment, bool last) {
         segment.summary->controls.emplace_back(bytes);
         segment.control_records++;
         if (Status s = control_handler_(bytes, segment.id); !s) {
-          log_error("segment {} offset {}: control record rejected at replay: {}", segment.path, f.offset,
+          // kNotFound is expected after a catalog snapshot: records about
+          // streams the snapshot already dropped.
+          log(s.code() == ErrorCode::kNotFound ? LogLevel::kDebug : LogLevel::kError,
+              "segment {} offset {}: control record rejected at replay: {}", segment.path, f.offset,
                     s.to_string());
         }
       }
@@ -622,7 +625,9 @@ Status ShardLog::scan_segment(Segment& segment, bool last) {
                 h.stream_id, h.base_seq, stream.next_seq);
       continue;
     }
-    if (h.base_seq > stream.next_seq) {
+    // A stream's first batch on disk may start above 0 once older segments
+    // were reclaimed: only a gap after batches of it is lost data.
+    if (h.base_seq > stream.next_seq && stream.next_seq > 0) {
       log_error("stream {}: records [{}, {}) are missing (lost to corruption)", h.stream_id, stream.next_seq,
                 h.base_seq);
     }
@@ -793,7 +798,8 @@ bool ShardLog::apply_summary(Segment& segment) {
   for (const std::string& control : summary.controls) {
     if (!control_handler_) break;
     if (Status s = control_handler_(control, segment.id); !s) {
-      log_error("segment {}: control record rejected at replay: {}", segment.path, s.to_string());
+      log(s.code() == ErrorCode::kNotFound ? LogLevel::kDebug : LogLevel::kError,
+          "segment {}: control record rejected at replay: {}", segment.path, s.to_string());
     }
   }
   for (const auto& e : summary.entries) {
