@@ -101,6 +101,9 @@ constexpr std::array kKeys = {
             "Recently written data kept in memory per shard for reads, in MiB (0: none)"),
     u32_key("storage.retention_interval_ms", {}, &Config::storage_retention_interval_ms, 10, 3600000,
             "How often each shard applies per-stream retention (age, size, delete_on_empty), in milliseconds"),
+    u32_key("storage.compact_live_percent", {}, &Config::storage_compact_live_percent, 0, 100,
+            "Copy the live records of an old segment forward, so it can be deleted, once they are at most this "
+            "percentage of it (0: never)"),
 };
 
 // Values shown in error messages are cut to this many bytes: a message is one

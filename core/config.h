@@ -63,6 +63,7 @@ struct Config {
   uint32_t storage_write_buffers = 8;             // storage.write_buffers (> flushes_in_flight_max)
   uint32_t storage_cache_mib = 64;                // storage.cache_mib
   uint32_t storage_retention_interval_ms = 1000;  // storage.retention_interval_ms
+  uint32_t storage_compact_live_percent = 25;     // storage.compact_live_percent
 
   bool operator==(const Config&) const = default;
 };

@@ -50,6 +50,7 @@ flushes_in_flight_max = 8
 write_buffers = 16
 cache_mib = 0
 retention_interval_ms = 10
+compact_live_percent = 7
 )";
 
 Config every_key_changed() {
@@ -359,6 +360,7 @@ TEST(Config, ApplyTomlSetsKeysInSections) {
   EXPECT_EQ(config.storage_write_buffers, 16u);
   EXPECT_EQ(config.storage_cache_mib, 0u);
   EXPECT_EQ(config.storage_retention_interval_ms, 10u);
+  EXPECT_EQ(config.storage_compact_live_percent, 7u);
 }
 
 TEST(Config, EveryKeyChangedTouchesEveryKey) {
@@ -893,7 +895,8 @@ TEST(Config, ConfigKeysAreUniqueAndInDocumentationOrder) {
                                             "storage.flushes_in_flight_max",
                                             "storage.write_buffers",
                                             "storage.cache_mib",
-                                            "storage.retention_interval_ms"};
+                                            "storage.retention_interval_ms",
+                                            "storage.compact_live_percent"};
   EXPECT_EQ(keys, expected);
 }
 

@@ -84,6 +84,7 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config) {
         log_options.flushes_in_flight_max = config.storage_flushes_in_flight_max;
         log_options.write_buffers = config.storage_write_buffers;
         log_options.cache_bytes = uint64_t{config.storage_cache_mib} << 20;
+        log_options.compact_live_percent = config.storage_compact_live_percent;
         auto store = StreamStore::open(&reactor, *services.io, log_options);
         if (!store) {
           return Status(store.status().code(), fmt::format("shard {} log: {}", shard, store.status().message()));

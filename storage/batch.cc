@@ -35,7 +35,7 @@ static_assert(offsetof(BatchHeader, record_count) == 64);
 static_assert(offsetof(BatchHeader, flags) == 68);
 static_assert(offsetof(BatchHeader, reserved) == 70);
 
-constexpr uint16_t kBatchFlagsKnown = kBatchFlagArrivalTimestamps | kBatchFlagLz4;
+constexpr uint16_t kBatchFlagsKnown = kBatchFlagArrivalTimestamps | kBatchFlagLz4 | kBatchFlagRelocated;
 
 uint64_t compute_header_checksum(const BatchHeader& header, uint64_t segment_id) {
   BatchHeader zeroed = header;

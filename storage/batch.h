@@ -49,6 +49,7 @@ enum BatchFlags : uint16_t {
   kBatchFlagNone = 0,
   kBatchFlagArrivalTimestamps = 1,  // Every record's timestamp is first_timestamp.
   kBatchFlagLz4 = 2,                // The stored payload is lz4-compressed (see compress_payload).
+  kBatchFlagRelocated = 4,          // A copy written by compaction (storage/FORMAT.md); never set by clients.
 };
 
 struct BatchHeader {

@@ -438,7 +438,7 @@ TEST(Batch, VerifyRejectsNonzeroReserved) {
 }
 
 TEST(Batch, VerifyRejectsUnknownFlags) {
-  EXPECT_EQ(verify_edited([](BatchHeader* h) { h->flags = 4; }).code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(verify_edited([](BatchHeader* h) { h->flags = 8; }).code(), ErrorCode::kInvalidArgument);
 }
 
 TEST(Batch, VerifyRejectsArrivalFlagWithSpreadTimestamps) {

@@ -7,33 +7,19 @@
 #include <future>
 
 #include "core/log.h"
+#include "storage/log_internal.h"
+#include "storage/shard_log_state.h"
 
 namespace runnel {
+using namespace log_internal;
 namespace {
 
-constexpr uint64_t kBlock = kDmaAlignment;
-constexpr uint64_t kControlStreamId = 0;  // Batches the log writes for itself (skip markers).
 // Unacknowledged flushes may have landed up to this far past the first hole;
 // recovery zeroes at least this much after the point where writing resumes.
 constexpr uint64_t kZeroWindowFloorBytes = 32ull << 20;
 constexpr uint64_t kNoSpaceRetryUs = 1'000'000;
 // Strings kept for reuse by waiting appends (each holds up to one batch).
 constexpr size_t kSparePayloadsMax = 64;
-
-uint64_t align_up(uint64_t v) { return (v + kBlock - 1) & ~(kBlock - 1); }
-uint64_t align_down(uint64_t v) { return v & ~(kBlock - 1); }
-
-// O_DIRECT needs block-aligned memory.
-struct AlignedFree {
-  void operator()(char* p) const { std::free(p); }
-};
-using AlignedBytes = std::unique_ptr<char, AlignedFree>;
-AlignedBytes aligned_alloc_bytes(size_t bytes) {
-  void* p = nullptr;
-  RUNNEL_ASSERT(::posix_memalign(&p, kBlock, bytes) == 0);
-  std::memset(p, 0, bytes);
-  return AlignedBytes(static_cast<char*>(p));
-}
 
 std::string segment_name(uint64_t id) { return fmt::format("{:020}.seg", id); }
 
@@ -45,37 +31,6 @@ bool parse_segment_name(const std::string& name, uint64_t* id) {
     v = v * 10 + static_cast<uint64_t>(name[i] - '0');
   }
   *id = v;
-  return true;
-}
-
-bool is_zero(const char* p, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    if (p[i] != 0) return false;
-  }
-  return true;
-}
-
-// Control batches (stream 0) hold one record whose body starts with a type byte.
-constexpr uint8_t kControlSkipMarker = 1;  // Then u64 void_from.
-constexpr uint8_t kControlUser = 2;        // Then the owner's bytes (the stream catalog's mutations).
-
-std::string control_payload(uint8_t type, std::string_view bytes) {
-  std::string body(1, static_cast<char>(type));
-  body.append(bytes);
-  PayloadBuilder builder;
-  builder.add(0, body);
-  return builder.bytes();
-}
-
-// The control record's type and the bytes after it, or false.
-bool parse_control(const BatchHeader& header, std::string_view payload, const BatchLimits& limits, uint8_t* type,
-                   std::string_view* bytes) {
-  if (header.stream_id != kControlStreamId || header.record_count != 1) return false;
-  RecordIterator it(payload, 1, limits);
-  RecordView record;
-  if (!it.next(&record) || record.body.empty()) return false;
-  *type = static_cast<uint8_t>(record.body[0]);
-  *bytes = record.body.substr(1);
   return true;
 }
 
@@ -99,37 +54,9 @@ bool parse_skip_marker(const BatchHeader& header, std::string_view payload, cons
 
 }  // namespace
 
-// A segment's summary, saved as NNNN.sum once the segment is complete: the
-// tail of every stream written in it, the index entries that point into it,
-// and its control records in order. Recovery applies it instead of scanning
-// the segment, so a restart reads only the last segment in full. A missing
-// or damaged summary (checksum) just means a scan.
-struct ShardLog::SegmentSummary {
-  struct Tail {
-    uint64_t next_seq;
-    uint64_t last_timestamp;
-    uint64_t bytes_total;
-  };
-  struct Entry {
-    uint64_t stream_id;
-    uint64_t base_seq;
-    uint64_t offset;
-    uint64_t first_timestamp;
-    uint64_t bytes_before;
-  };
-  uint64_t batches = 0;
-  uint64_t durable_end = 0;
-  std::unordered_map<uint64_t, Tail> tails;
-  std::vector<Entry> entries;
-  std::vector<std::string> controls;
-  // Bad byte ranges recovery found in the segment (torn remains voided by a
-  // skip marker, corruption): reads must keep jumping over them.
-  std::vector<std::pair<uint64_t, uint64_t>> holes;
-};
-
 namespace {
 
-constexpr uint32_t kSummaryMagic = 0x33534E52;  // "RNS3"
+constexpr uint32_t kSummaryMagic = 0x34534E52;  // "RNS4"
 
 template <typename T>
 void put(std::string* out, T v) {
@@ -176,6 +103,24 @@ std::string ShardLog::encode_summary(uint64_t segment_id, const SegmentSummary& 
     put(&out, start);
     put(&out, end);
   }
+  put<uint64_t>(&out, summary.relocations.size());
+  for (const Relocation& r : summary.relocations) {
+    put(&out, r.source);
+    put<uint64_t>(&out, r.streams.size());
+    for (const Relocation::Stream& st : r.streams) {
+      put(&out, st.stream_id);
+      put(&out, st.end_seq);
+      put(&out, st.last_timestamp);
+      put(&out, st.bytes_end);
+      put<uint64_t>(&out, st.entries.size());
+      for (const Relocation::Entry& e : st.entries) {
+        put(&out, e.base_seq);
+        put(&out, e.offset);
+        put(&out, e.first_timestamp);
+        put(&out, e.bytes_before);
+      }
+    }
+  }
   put<uint64_t>(&out, payload_checksum(out));
   return out;
 }
@@ -221,106 +166,33 @@ bool ShardLog::decode_summary(std::string_view bytes, uint64_t segment_id, Segme
     if (!take(&in, &start) || !take(&in, &end)) return false;
     summary->holes.emplace_back(start, end);
   }
+  if (!take(&in, &count)) return false;
+  for (uint64_t i = 0; i < count; i++) {
+    Relocation r;
+    uint64_t streams;
+    if (!take(&in, &r.source) || !take(&in, &streams)) return false;
+    for (uint64_t k = 0; k < streams; k++) {
+      Relocation::Stream st;
+      uint64_t entries;
+      if (!take(&in, &st.stream_id) || !take(&in, &st.end_seq) || !take(&in, &st.last_timestamp) ||
+          !take(&in, &st.bytes_end) || !take(&in, &entries)) {
+        return false;
+      }
+      if (entries > in.size() / 32) return false;
+      for (uint64_t n = 0; n < entries; n++) {
+        Relocation::Entry e;
+        if (!take(&in, &e.base_seq) || !take(&in, &e.offset) || !take(&in, &e.first_timestamp) ||
+            !take(&in, &e.bytes_before)) {
+          return false;
+        }
+        st.entries.push_back(e);
+      }
+      r.streams.push_back(std::move(st));
+    }
+    summary->relocations.push_back(std::move(r));
+  }
   return in.empty();
 }
-
-struct ShardLog::Segment {
-  uint64_t id = 0;
-  std::string path;
-  FileId fd = -1;
-  uint64_t durable_end = 0;  // Reads never go past this (block-aligned).
-  uint32_t flushes_in_flight = 0;
-  // Byte ranges recovery found bad (torn remains, corruption): reads jump over them.
-  std::vector<std::pair<uint64_t, uint64_t>> holes;
-  // What recovery needs from this segment, collected while it is written
-  // and saved beside it once it is complete (see SegmentSummary).
-  std::unique_ptr<SegmentSummary> summary;
-  bool summary_written = false;
-  uint64_t control_records = 0;  // Catalog records in it (they keep it alive until superseded).
-  uint32_t reads_in_flight = 0;  // Disk reads on its fd: never close it under them.
-  bool summary_in_flight = false;
-
-  // End of the hole containing `offset`, or `offset` if none does.
-  uint64_t skip_hole(uint64_t offset) const {
-    for (const auto& [start, end] : holes) {
-      if (offset >= start && offset < end) return end;
-    }
-    return offset;
-  }
-};
-
-struct ShardLog::WriteBuffer {
-  struct Pending {
-    AppendCallback done;
-    AppendAck ack;
-    uint64_t stream_id = 0;
-    uint64_t offset = 0;  // Of the batch in the segment.
-    uint64_t bytes = 0;
-    std::string control;  // Control records only: the bytes, for the segment summary.
-  };
-
-  AlignedBytes data;
-  size_t capacity = 0;
-  size_t used = 0;
-  Segment* segment = nullptr;
-  uint64_t offset = 0;  // Where the buffer goes in the segment (block-aligned).
-  std::vector<Pending> pending;
-  FileOp op;
-  bool started = false;
-  bool durable = false;
-  uint64_t started_us = 0;
-
-  size_t padded() const { return align_up(used); }
-  void reset() {
-    used = 0;
-    segment = nullptr;
-    offset = 0;
-    pending.clear();
-    started = durable = false;
-  }
-};
-
-struct ShardLog::StreamState {
-  struct IndexEntry {
-    uint64_t base_seq;
-    uint64_t segment_id;
-    uint64_t offset;
-    uint64_t first_timestamp;
-    uint64_t bytes_before;  // The stream's durable bytes before this batch (for retention by size).
-  };
-  uint64_t next_seq = 0;  // Assigned, durable or not.
-  uint64_t bytes_total = 0;  // Durable batch bytes ever appended.
-  uint64_t floor_seq = 0;    // Records below are no longer needed (trimmed or deleted).
-  bool compress_lz4 = false;  // Store new batches lz4-compressed.
-  uint64_t last_timestamp = 0;
-  uint64_t durable_next_seq = 0;
-  uint64_t durable_last_timestamp = 0;
-  uint64_t bytes_since_index = 0;
-  uint64_t log_position_at_index = 0;
-  std::vector<IndexEntry> index;
-};
-
-struct ShardLog::ReadOp {
-  ShardLog* log = nullptr;
-  FileOp op;
-  AlignedBytes buffer;
-  size_t capacity = 0;
-  ReadCallback done;
-  ReadResult result;
-  uint64_t stream_id = 0;
-  uint64_t next_seq = 0;
-  uint32_t max_records = 0;
-  uint32_t max_bytes = 0;
-  uint64_t records = 0;
-  uint64_t bytes = 0;
-  bool positioned = false;
-  bool by_timestamp = false;     // Still looking for the first record at or after start_timestamp.
-  uint64_t start_timestamp = 0;
-  std::vector<uint64_t> timestamps;  // Scratch for effective timestamps.
-  uint64_t segment_id = 0;
-  uint64_t offset = 0;
-  uint64_t read_offset = 0;  // File offset of buffer[0].
-};
 
 ShardLog::ShardLog(Reactor* reactor, FileIo& io, const LogOptions& options)
     : reactor_(reactor), io_(io), options_(options), limits_(options.limits), cache_(options.cache_bytes) {
@@ -362,6 +234,11 @@ ShardLog::ShardLog(Reactor* reactor, FileIo& io, const LogOptions& options)
     cache_misses_ = &m.counter("runnel_log_read_cache_misses_total", "Read steps that went to disk.");
     corrupt_batches_ = &m.counter("runnel_log_corrupt_batches_total",
                                   "Bad batches found by recovery or reads; never returned as data.");
+    compactions_ = &m.counter("runnel_log_compactions_total",
+                              "Segments whose live batches were copied forward so the segment could be deleted.");
+    compactions_abandoned_ = &m.counter("runnel_log_compactions_abandoned_total",
+                                        "Compactions cut short (segment roll, I/O error, shutdown); retried later.");
+    relocated_bytes_ = &m.counter("runnel_log_compaction_bytes_total", "Batch bytes copied forward by compaction.");
     flush_us_ = &m.histogram("runnel_log_flush_seconds", "Time from flush submission to durability.", 1e-6);
     flush_batch_count_ = &m.histogram("runnel_log_flush_batches", "Batches per flush (group commit).", 1.0);
   }
@@ -592,18 +469,38 @@ Status ShardLog::scan_segment(Segment& segment, bool last) {
   }
 
   uint64_t valid_end = 0;
+  // Compaction copies count only between a begin and an end marker of the
+  // same source in this segment (storage/FORMAT.md, "Compaction").
+  RelocationBuilder relocating;
   for (const Found& f : found) {
     if (f.offset >= cut) break;
     const BatchHeader& h = f.header;
     valid_end = f.offset + kBatchHeaderBytes + h.payload_bytes;
     recovery_.batches++;
+    if ((h.flags & kBatchFlagRelocated) != 0) {
+      segment.summary->batches++;
+      relocating.copy(h, f.offset);
+      continue;
+    }
     if (h.stream_id == kControlStreamId) {
       segment.summary->batches++;
       const char* p = scanner.bytes(f.offset + kBatchHeaderBytes, h.payload_bytes);
       uint8_t type = 0;
       std::string_view bytes;
-      if (p != nullptr && parse_control(h, std::string_view(p, h.payload_bytes), limits_, &type, &bytes) &&
-          type == kControlUser && control_handler_) {
+      const bool parsed = p != nullptr && parse_control(h, std::string_view(p, h.payload_bytes), limits_, &type, &bytes);
+      uint64_t a = 0, b = 0;
+      if (parsed && type == kControlRelocationBegin && control_field(bytes, 0, &a)) {
+        relocating.begin(a);
+      } else if (parsed && type == kControlRelocationRun && control_field(bytes, 1, &b) && control_field(bytes, 0, &a)) {
+        relocating.run(a, b);
+      } else if (parsed && type == kControlRelocationEnd && control_field(bytes, 0, &a)) {
+        if (relocating.active && relocating.relocation.source == a) {
+          apply_relocation(relocating.relocation, segment.id);
+          segment.summary->relocations.push_back(std::move(relocating.relocation));
+        }
+        relocating = RelocationBuilder();
+      }
+      if (parsed && type == kControlUser && control_handler_) {
         segment.summary->controls.emplace_back(bytes);
         segment.control_records++;
         if (Status s = control_handler_(bytes, segment.id); !s) {
@@ -627,14 +524,18 @@ Status ShardLog::scan_segment(Segment& segment, bool last) {
     }
     // A stream's first batch on disk may start above 0 once older segments
     // were reclaimed: only a gap after batches of it is lost data.
-    if (h.base_seq > stream.next_seq && stream.next_seq > 0) {
+    // So may one whose tail so far comes from compaction copies (later
+    // copies, further on, fill the gap).
+    if (h.base_seq > stream.next_seq && stream.next_seq > 0 && !stream.tail_from_copies) {
       log_error("stream {}: records [{}, {}) are missing (lost to corruption)", h.stream_id, stream.next_seq,
                 h.base_seq);
     }
+    const uint64_t previous_end = stream.durable_next_seq;
     stream.next_seq = stream.durable_next_seq = h.base_seq + h.record_count;
     stream.last_timestamp = stream.durable_last_timestamp = h.last_timestamp;
+    stream.tail_from_copies = false;
     log_position_ += kBatchHeaderBytes + h.payload_bytes;
-    index_batch(h.stream_id, stream, h.base_seq, segment.id, f.offset, h.first_timestamp,
+    index_batch(h.stream_id, stream, h.base_seq, previous_end, segment.id, f.offset, h.first_timestamp,
                 kBatchHeaderBytes + h.payload_bytes);
     segment.summary->tails[h.stream_id] = {stream.next_seq, stream.last_timestamp, stream.bytes_total};
     segment.summary->batches++;
@@ -815,6 +716,7 @@ bool ShardLog::apply_summary(Segment& segment) {
     slot->last_timestamp = slot->durable_last_timestamp = tail.last_timestamp;
     slot->bytes_total = tail.bytes_total;
   }
+  for (const Relocation& r : summary.relocations) apply_relocation(r, segment.id);
   segment.durable_end = summary.durable_end;
   segment.control_records = summary.controls.size();
   segment.holes = summary.holes;
@@ -886,11 +788,14 @@ void ShardLog::write_summary(Segment& segment) {
 
 // --- index ----------------------------------------------------------------
 
-void ShardLog::index_batch(uint64_t stream_id, StreamState& stream, uint64_t base_seq, uint64_t segment_id,
-                           uint64_t offset, uint64_t first_timestamp, uint64_t bytes) {
+void ShardLog::index_batch(uint64_t stream_id, StreamState& stream, uint64_t base_seq, uint64_t previous_end,
+                           uint64_t segment_id, uint64_t offset, uint64_t first_timestamp, uint64_t bytes) {
   // Sparse: an entry per index_interval_bytes of the stream's own data, or
   // when index_log_gap_bytes of log passed, so a read scans a bounded amount.
-  bool need = stream.index.empty() || stream.index.back().segment_id != segment_id ||
+  // A batch that does not follow the last one indexed (the records between
+  // are compaction copies recovery has not reached yet, or lost) starts an
+  // entry too: the entry before it may point past it.
+  bool need = stream.index.empty() || stream.index.back().segment_id != segment_id || base_seq != previous_end ||
               stream.bytes_since_index >= options_.index_interval_bytes ||
               log_position_ - stream.log_position_at_index >= options_.index_log_gap_bytes;
   if (need) {
@@ -1112,6 +1017,32 @@ bool ShardLog::try_append(uint64_t stream_id, std::string_view payload, uint32_t
   return true;
 }
 
+bool ShardLog::place_internal(BatchHeader header, std::string_view stored, AppendCallback& done,
+                              uint64_t* segment_id, uint64_t* offset) {
+  const size_t bytes = kBatchHeaderBytes + stored.size();
+  WriteBuffer* buffer = current_buffer(bytes);
+  if (buffer == nullptr) return false;
+  seal_header(&header, buffer->segment->id);
+  char* at = buffer->data.get() + buffer->used;
+  std::memcpy(at, &header, kBatchHeaderBytes);
+  std::memcpy(at + kBatchHeaderBytes, stored.data(), stored.size());
+  WriteBuffer::Pending pending;
+  pending.done = std::move(done);
+  pending.ack = {header.base_seq, header.base_seq + header.record_count, header.first_timestamp,
+                 header.last_timestamp};
+  pending.stream_id = header.stream_id;
+  pending.offset = buffer->offset + buffer->used;
+  pending.bytes = bytes;
+  pending.internal = true;
+  *segment_id = buffer->segment->id;
+  *offset = pending.offset;
+  if (buffer->pending.empty()) reactor_->hold();
+  buffer->pending.push_back(std::move(pending));
+  buffer->used += bytes;
+  maybe_flush();
+  return true;
+}
+
 ShardLog::WriteBuffer* ShardLog::current_buffer(size_t needed) {
   if (filling_ != nullptr && filling_->used + needed <= filling_->capacity &&
       filling_->offset + align_up(filling_->used + needed) <= options_.segment_bytes) {
@@ -1235,6 +1166,11 @@ void ShardLog::complete_flushes() {
     buffer->segment->durable_end = std::max(buffer->segment->durable_end, buffer->offset + buffer->padded());
     cache_.insert(buffer->segment->id, buffer->offset, buffer->data.get(), buffer->padded());
     for (WriteBuffer::Pending& p : buffer->pending) {
+      if (p.internal) {
+        if (SegmentSummary* summary = buffer->segment->summary.get()) summary->batches++;
+        p.done(p.ack);
+        continue;
+      }
       if (p.stream_id == kControlStreamId) {
         buffer->segment->control_records++;
         if (SegmentSummary* summary = buffer->segment->summary.get()) {
@@ -1245,11 +1181,12 @@ void ShardLog::complete_flushes() {
         continue;
       }
       StreamState& stream = *streams_[p.stream_id];
+      const uint64_t previous_end = stream.durable_next_seq;
       stream.durable_next_seq = p.ack.end_seq;
       stream.durable_last_timestamp = p.ack.last_timestamp;
       log_position_ += p.bytes;
-      index_batch(p.stream_id, stream, p.ack.start_seq, buffer->segment->id, p.offset, p.ack.first_timestamp,
-                  p.bytes);
+      index_batch(p.stream_id, stream, p.ack.start_seq, previous_end, buffer->segment->id, p.offset,
+                  p.ack.first_timestamp, p.bytes);
       if (SegmentSummary* summary = buffer->segment->summary.get()) {
         summary->tails[p.stream_id] = {p.ack.end_seq, p.ack.last_timestamp, stream.bytes_total};
         summary->batches++;
@@ -1275,6 +1212,7 @@ void ShardLog::complete_flushes() {
   }
   maybe_flush();
   drain_waiting();  // Buffers came free: waiting appends go in.
+  if (compaction_) schedule_compaction_step();  // ...and then compaction's copies.
 }
 
 void ShardLog::fail(Status status) {
@@ -1400,23 +1338,19 @@ ShardLog::ReclaimReport ShardLog::reclaim() {
   std::map<uint64_t, bool> live;
   for (const auto& [id, segment] : segments_) {
     if (segment.get() == active_) continue;
-    bool in_use = segment->reads_in_flight > 0 || segment->summary_in_flight;
+    bool in_use = segment->reads_in_flight > 0 || segment->summary_in_flight || segment->compacting;
     for (WriteBuffer* b : sealed_) in_use |= b->segment == segment.get();
     live[id] = in_use;
   }
   for (const auto& [stream_id, state] : streams_) {
-    const auto& index = state->index;
-    // Each segment the stream has data in starts with an entry; its data
-    // there ends where the next segment's first entry begins (or at the tail).
-    for (size_t i = 0; i < index.size(); i++) {
-      const uint64_t segment_id = index[i].segment_id;
-      if (i > 0 && index[i - 1].segment_id == segment_id) continue;
-      size_t j = i + 1;
-      while (j < index.size() && index[j].segment_id == segment_id) j++;
-      const uint64_t end_seq = j < index.size() ? index[j].base_seq : state->durable_next_seq;
+    // Each run of a stream's data in one segment starts with an entry; it
+    // ends where the next run's first entry begins (or at the tail).
+    const StreamState& stream = *state;
+    for_each_run(stream, [&](uint64_t segment_id, size_t, size_t last) {
+      const uint64_t end_seq = last < stream.index.size() ? stream.index[last].base_seq : stream.durable_next_seq;
       auto it = live.find(segment_id);
-      if (it != live.end() && state->floor_seq < end_seq) it->second = true;
-    }
+      if (it != live.end() && stream.floor_seq < end_seq) it->second = true;
+    });
   }
   std::vector<uint64_t> dead;
   for (const auto& [id, is_live] : live) {
@@ -1589,6 +1523,15 @@ bool ShardLog::parse_chunk(ReadOp* op, const char* base, uint64_t base_offset, u
     const uint64_t batch_end_seq = h.base_seq + h.record_count;
     if (h.stream_id == op->stream_id && batch_end_seq > op->next_seq) {
       if (h.base_seq > op->next_seq) {
+        // The records wanted next may be elsewhere: relocated by compaction,
+        // or back in log order after a run of relocated copies.
+        const uint64_t here = base_offset + pos;
+        if (reposition(op, op->segment_id, here)) return true;
+        if (op->in_relocated && (h.flags & kBatchFlagRelocated) == 0) {
+          // A new append that landed among the copies: not next.
+          pos += kBatchHeaderBytes + h.payload_bytes;
+          continue;
+        }
         // Records between were lost (corruption found by recovery or by
         // this read): never skip them silently.
         if (!op->result.batches.empty()) return finish_read_false(op, Status::ok());
@@ -1603,7 +1546,9 @@ bool ShardLog::parse_chunk(ReadOp* op, const char* base, uint64_t base_offset, u
             op, Status(ErrorCode::kCorrupt, fmt::format("stream records from seq {} are corrupt on disk", h.base_seq)));
       }
       // What the reader gets: the raw payload and a header that describes it.
+      op->in_relocated = (h.flags & kBatchFlagRelocated) != 0;
       BatchHeader out = h;
+      out.flags = static_cast<uint16_t>(out.flags & ~kBatchFlagRelocated);
       std::string body;
       if ((h.flags & kBatchFlagLz4) != 0) {
         auto raw = decompress_payload(h, payload, limits_);
@@ -1657,6 +1602,25 @@ bool ShardLog::parse_chunk(ReadOp* op, const char* base, uint64_t base_offset, u
   return true;
 }
 
+bool ShardLog::reposition(ReadOp* op, uint64_t segment_id, uint64_t offset) const {
+  const StreamState& stream = *streams_.at(op->stream_id);
+  auto entry = std::upper_bound(stream.index.begin(), stream.index.end(), op->next_seq,
+                                [](uint64_t seq, const StreamState::IndexEntry& e) { return seq < e.base_seq; });
+  if (entry == stream.index.begin()) return false;
+  --entry;
+  using Location = std::pair<uint64_t, uint64_t>;
+  const Location at{entry->segment_id, entry->offset};
+  // Ahead: jump over other streams' data. Behind the scan's start: the
+  // records are elsewhere (copies and originals are out of log order).
+  if (at > Location{segment_id, offset} || at < Location{op->scan_segment_id, op->scan_offset}) {
+    op->segment_id = op->scan_segment_id = entry->segment_id;
+    op->offset = op->scan_offset = entry->offset;
+    op->in_relocated = false;
+    return true;
+  }
+  return false;
+}
+
 void ShardLog::continue_read(ReadOp* op) {
   // Steps served from the cache loop here; a disk read ends the call and
   // resumes from its completion.
@@ -1677,12 +1641,14 @@ void ShardLog::continue_read(ReadOp* op) {
     if (entry == stream.index.begin()) {
       return finish_read(op, Status(ErrorCode::kNotFound, "records below the first indexed seq_num are gone"));
     }
-    --entry;
-    if (!op->positioned || entry->segment_id > op->segment_id ||
-        (entry->segment_id == op->segment_id && entry->offset > op->offset)) {
-      op->segment_id = entry->segment_id;
-      op->offset = entry->offset;
+    if (!op->positioned) {
+      --entry;
+      op->segment_id = op->scan_segment_id = entry->segment_id;
+      op->offset = op->scan_offset = entry->offset;
+      op->in_relocated = false;
       op->positioned = true;
+    } else {
+      reposition(op, op->segment_id, op->offset);
     }
     auto segment_it = segments_.find(op->segment_id);
     while (segment_it != segments_.end() && op->offset >= segment_it->second->durable_end) {

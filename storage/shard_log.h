@@ -58,6 +58,9 @@ struct LogOptions {
   uint32_t appends_waiting_max = 4096;        // Appends that may wait for a free write buffer...
   uint32_t append_wait_ms_max = 250;          // ...and for how long, before kOverloaded.
   uint64_t append_waiting_bytes_max = 64ull << 20;  // Bytes all waiting appends may hold.
+  // Compaction: a complete segment whose live data is at most this share of
+  // it gets that data copied forward so the segment can be deleted (0: never).
+  uint32_t compact_live_percent = 25;
   BatchLimits limits;
 };
 
@@ -185,6 +188,23 @@ class ShardLog {
   // unsuperseded control records, with nothing in flight on it.
   ReclaimReport reclaim();
   size_t segment_count() const { return segments_.size(); }
+
+  // --- compaction ---
+  // Starts compacting the oldest complete segment whose live data (records
+  // above their stream's floor) is at most compact_live_percent of it: its
+  // live batches are copied, unchanged, to the end of the log, and once the
+  // copies are durable the index points at them and reclaim() deletes the
+  // segment. One at a time, in the background, yielding to appends. Returns
+  // true if one started. Format and crash rules: storage/FORMAT.md.
+  bool compact();
+  bool compacting() const { return compaction_ != nullptr; }
+  struct CompactionStats {
+    uint64_t completed = 0;
+    uint64_t abandoned = 0;         // Cut short (segment roll, I/O error, shutdown): retried later.
+    uint64_t batches_relocated = 0;
+    uint64_t bytes_relocated = 0;
+  };
+  const CompactionStats& compaction_stats() const { return compaction_stats_; }
   size_t stream_count() const { return streams_.size(); }
 
   // Recovery figures, for logs and tests.
@@ -206,6 +226,9 @@ class ShardLog {
   struct WriteBuffer;
   struct StreamState;
   struct ReadOp;
+  struct Relocation;
+  struct RelocationBuilder;
+  struct Compaction;
   friend struct ShardLogTestPeer;
 
   ShardLog(Reactor* reactor, FileIo& io, const LogOptions& options);
@@ -249,8 +272,32 @@ class ShardLog {
   void prepare_next_segment();
   void roll_segment();
 
-  void index_batch(uint64_t stream_id, StreamState& stream, uint64_t base_seq, uint64_t segment_id, uint64_t offset,
-                   uint64_t first_timestamp, uint64_t bytes);
+  // `previous_end`: the stream's durable tail before this batch.
+  void index_batch(uint64_t stream_id, StreamState& stream, uint64_t base_seq, uint64_t previous_end,
+                   uint64_t segment_id, uint64_t offset, uint64_t first_timestamp, uint64_t bytes);
+  // Calls fn(segment_id, first, last) for each run of consecutive index
+  // entries in one segment; [first, last) are entry positions.
+  template <typename Fn>
+  static void for_each_run(const StreamState& stream, Fn&& fn);
+  // True if a read at (segment_id, offset) must continue elsewhere rather
+  // than scan on: the index entry for its next_seq lies ahead of it, or
+  // behind where its current stretch of scanning began (relocated copies sit
+  // out of log order). Sets op's position and scan start to that entry.
+  bool reposition(ReadOp* op, uint64_t segment_id, uint64_t offset) const;
+
+  // Compaction (shard_log_compaction.cc).
+  void apply_relocation(const Relocation& relocation, uint64_t dest_segment_id);
+  // Places a batch the log writes for itself (a relocated copy, a compaction
+  // marker) into the current write buffer, sealed for its segment; false if
+  // no buffer is free. Not counted as an append; does not touch stream state.
+  bool place_internal(BatchHeader header, std::string_view stored, AppendCallback& done, uint64_t* segment_id,
+                      uint64_t* offset);
+  void schedule_compaction_step();
+  void compaction_step();
+  void compaction_read();
+  void compaction_parse(int res);
+  void compaction_pump();
+  void compaction_commit();
 
   static std::string encode_summary(uint64_t segment_id, const SegmentSummary& summary);
   static bool decode_summary(std::string_view bytes, uint64_t segment_id, SegmentSummary* summary);
@@ -328,6 +375,10 @@ class ShardLog {
   bool draining_ = false;
   std::string compress_scratch_;  // Reused: no allocation per compressed append.
   uint64_t control_horizon_ = 0;
+  std::unique_ptr<Compaction> compaction_;
+  bool compaction_step_scheduled_ = false;
+  CompactionStats compaction_stats_;
+  std::vector<uint64_t> not_compactable_;  // Segments whose data did not check out: left in place.
 
   Counter* appends_ = nullptr;
   Counter* append_errors_ = nullptr;
@@ -340,6 +391,9 @@ class ShardLog {
   Counter* reclaimed_segments_ = nullptr;
   Counter* cache_misses_ = nullptr;
   Counter* corrupt_batches_ = nullptr;
+  Counter* compactions_ = nullptr;
+  Counter* compactions_abandoned_ = nullptr;
+  Counter* relocated_bytes_ = nullptr;
   Histogram* flush_us_ = nullptr;
   Histogram* flush_batch_count_ = nullptr;
 };

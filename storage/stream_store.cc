@@ -278,6 +278,8 @@ void StreamStore::enforce_retention(uint64_t now_ms) {
   // Space: delete what nothing needs; if only old catalog records hold a
   // segment, write a snapshot so the next pass can let it go.
   ShardLog::ReclaimReport reclaimed = log_->reclaim();
+  // A segment kept only by a few live batches: copy them forward.
+  log_->compact();
   if (reclaimed.blocked_by_control_records && !snapshot_in_progress_ &&
       Reactor::clock_realtime_ms() - last_snapshot_ms_ >= kSnapshotIntervalMinMs) {
     write_snapshot();
