@@ -361,6 +361,12 @@ class SegmentScanner {
   std::future<Result<size_t>> ahead_;
 };
 
+void ShardLog::log_unfinished_relocation(const Segment& segment, uint64_t source) {
+  recovery_.unfinished_compactions++;
+  log_info("segment {}: a compaction of segment {} did not finish (crash or abandoned); its copies are ignored",
+           segment.path, source);
+}
+
 Status ShardLog::scan_segment(Segment& segment, bool last) {
   segment.summary = std::make_unique<SegmentSummary>();
   auto size = io_.file_size_sync(segment.fd);
@@ -490,6 +496,7 @@ Status ShardLog::scan_segment(Segment& segment, bool last) {
       const bool parsed = p != nullptr && parse_control(h, std::string_view(p, h.payload_bytes), limits_, &type, &bytes);
       uint64_t a = 0, b = 0;
       if (parsed && type == kControlRelocationBegin && control_field(bytes, 0, &a)) {
+        if (relocating.active) log_unfinished_relocation(segment, relocating.relocation.source);
         relocating.begin(a);
       } else if (parsed && type == kControlRelocationRun && control_field(bytes, 1, &b) && control_field(bytes, 0, &a)) {
         relocating.run(a, b);
@@ -526,9 +533,11 @@ Status ShardLog::scan_segment(Segment& segment, bool last) {
     // were reclaimed: only a gap after batches of it is lost data.
     // So may one whose tail so far comes from compaction copies (later
     // copies, further on, fill the gap).
+    // Otherwise the records between were trimmed and their segment deleted,
+    // or were in a corrupt region (reported above); reads never skip them.
     if (h.base_seq > stream.next_seq && stream.next_seq > 0 && !stream.tail_from_copies) {
-      log_error("stream {}: records [{}, {}) are missing (lost to corruption)", h.stream_id, stream.next_seq,
-                h.base_seq);
+      log_debug("stream {}: records [{}, {}) are not in the log (trimmed, or in a corrupt region)", h.stream_id,
+                stream.next_seq, h.base_seq);
     }
     const uint64_t previous_end = stream.durable_next_seq;
     stream.next_seq = stream.durable_next_seq = h.base_seq + h.record_count;
@@ -540,6 +549,7 @@ Status ShardLog::scan_segment(Segment& segment, bool last) {
     segment.summary->tails[h.stream_id] = {stream.next_seq, stream.last_timestamp, stream.bytes_total};
     segment.summary->batches++;
   }
+  if (relocating.active) log_unfinished_relocation(segment, relocating.relocation.source);
   segment.durable_end = align_up(cut == UINT64_MAX ? data_end : valid_end);
 
   if (last && cut != UINT64_MAX) {

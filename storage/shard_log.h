@@ -195,8 +195,14 @@ class ShardLog {
   // live batches are copied, unchanged, to the end of the log, and once the
   // copies are durable the index points at them and reclaim() deletes the
   // segment. One at a time, in the background, yielding to appends. Returns
-  // true if one started. Format and crash rules: storage/FORMAT.md.
-  bool compact();
+  // kStarted if one started. Format and crash rules: storage/FORMAT.md.
+  enum class CompactStart {
+    kStarted,
+    kNothingToDo,              // No segment qualifies (or one is being compacted).
+    kWaitingForSpace,          // The copies would not fit in the active segment: after the next roll.
+    kBlockedByControlRecords,  // The candidate holds catalog records: a catalog snapshot frees it.
+  };
+  CompactStart compact();
   bool compacting() const { return compaction_ != nullptr; }
   struct CompactionStats {
     uint64_t completed = 0;
@@ -215,6 +221,7 @@ class ShardLog {
     uint64_t segments_from_summary = 0;  // Complete segments recovered from their summary, unscanned.
     uint64_t corrupt_regions = 0;     // Bad data outside the torn tail: reported, never returned.
     uint64_t torn_tail_bytes = 0;     // Discarded at the end of the last segment.
+    uint64_t unfinished_compactions = 0;  // Copies without their end marker: ignored.
     uint64_t duration_us = 0;
   };
   const RecoveryReport& recovery_report() const { return recovery_; }
@@ -259,6 +266,7 @@ class ShardLog {
   };
   Status recover();
   Status scan_segment(Segment& segment, bool last);
+  void log_unfinished_relocation(const Segment& segment, uint64_t source);
   Status create_segment_sync(uint64_t id);
   std::string segment_path(uint64_t id) const;
 

@@ -97,16 +97,15 @@ void ShardLog::apply_relocation(const Relocation& relocation, uint64_t dest_segm
   }
 }
 
-bool ShardLog::compact() {
+ShardLog::CompactStart ShardLog::compact() {
   if (compaction_ || reactor_ == nullptr || !failure_.is_ok() || options_.compact_live_percent == 0 ||
       reactor_->stopping()) {
-    return false;
+    return CompactStart::kNothingToDo;
   }
   // Live bytes of each complete segment that may be compacted.
   std::map<uint64_t, uint64_t> live;
   for (const auto& [id, segment] : segments_) {
     if (segment.get() == active_ || segment->compacting) continue;
-    if (segment->control_records > 0 && id >= control_horizon_) continue;  // Catalog history: a snapshot frees it.
     if (std::find(not_compactable_.begin(), not_compactable_.end(), id) != not_compactable_.end()) continue;
     bool writing = filling_ != nullptr && filling_->segment == segment.get();
     for (WriteBuffer* b : sealed_) writing |= b->segment == segment.get();
@@ -133,13 +132,17 @@ bool ShardLog::compact() {
   for (const auto& [id, bytes] : live) {
     if (bytes == 0) continue;  // Nothing live: reclaim() deletes it.
     if (bytes * 100 > options_.segment_bytes * options_.compact_live_percent) continue;
+    // Catalog records are replayed in log order and cannot move; once a
+    // snapshot supersedes them they no longer matter.
+    const Segment& segment = *segments_.at(id);
+    if (segment.control_records > 0 && id >= control_horizon_) return CompactStart::kBlockedByControlRecords;
     // The copies must all land in the active segment; wait for a fresh one otherwise.
-    if (bytes + options_.flush_bytes_max > space_left) return false;
+    if (bytes + options_.flush_bytes_max > space_left) return CompactStart::kWaitingForSpace;
     source = id;
     live_bytes = bytes;
     break;
   }
-  if (source == UINT64_MAX) return false;
+  if (source == UINT64_MAX) return CompactStart::kNothingToDo;
 
   auto c = std::make_unique<Compaction>();
   c->source = source;
@@ -164,7 +167,7 @@ bool ShardLog::compact() {
   compaction_ = std::move(c);
   reactor_->hold();  // Shutdown waits for the compaction to wind down.
   schedule_compaction_step();
-  return true;
+  return CompactStart::kStarted;
 }
 
 void ShardLog::schedule_compaction_step() {

@@ -275,12 +275,12 @@ void StreamStore::enforce_retention(uint64_t now_ms) {
       if (!r) log_warn("retention of stream {} failed: {}", id, r.status().to_string());
     });
   }
-  // Space: delete what nothing needs; if only old catalog records hold a
-  // segment, write a snapshot so the next pass can let it go.
+  // Space: delete segments nothing needs, and copy forward the few live
+  // batches that keep an old one; if old catalog records hold a segment
+  // (for either), write a snapshot so a later pass can let it go.
   ShardLog::ReclaimReport reclaimed = log_->reclaim();
-  // A segment kept only by a few live batches: copy them forward.
-  log_->compact();
-  if (reclaimed.blocked_by_control_records && !snapshot_in_progress_ &&
+  const bool compaction_blocked = log_->compact() == ShardLog::CompactStart::kBlockedByControlRecords;
+  if ((reclaimed.blocked_by_control_records || compaction_blocked) && !snapshot_in_progress_ &&
       Reactor::clock_realtime_ms() - last_snapshot_ms_ >= kSnapshotIntervalMinMs) {
     write_snapshot();
   }
