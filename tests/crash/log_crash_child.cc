@@ -4,7 +4,10 @@
 //     Recovers the log in DIR, then appends forever to streams 1..STREAMS,
 //     each record's body a function of (stream, seq_num). After each
 //     acknowledgement it writes "ack STREAM END_SEQ\n" to stdout with one
-//     write(2): a line on stdout means the append was durable.
+//     write(2): a line on stdout means the append was durable. Meanwhile a
+//     bulk stream, trimmed close behind its tail, fills segments fast, and
+//     every few ms old segments are reclaimed and compacted: the checked
+//     streams' records keep being copied forward while the kills land.
 //
 //   log_crash_child verify DIR STREAMS
 //     Recovers and reads every stream back in full, checking every record
@@ -44,11 +47,35 @@ void write_line(const std::string& line) {
   [[maybe_unused]] ssize_t n = ::write(STDOUT_FILENO, with_newline.data(), with_newline.size());
 }
 
+constexpr uint64_t kBulkStream = 1'000'000;  // Never verified: only there to make old segments mostly dead.
+constexpr uint64_t kBulkKeep = 64;            // Records of it kept above its floor.
+
 struct Appender {
   ShardLog* log;
   int streams;
   std::vector<uint64_t> next_seq;  // Per stream: seq the next record will get.
   uint64_t round = 0;
+  std::unique_ptr<Timer> maintenance;
+
+  void append_bulk() {
+    PayloadBuilder payload;
+    const std::string body(4096, 'b');
+    for (int i = 0; i < 22; i++) payload.add(0, body);  // ~90 KiB: the checked streams are ~1/6 of the log.
+    log->append(kBulkStream, payload.bytes(), 22, payload_checksum(payload.bytes()), TimestampMode::kArrival,
+                crash_timestamp(1, 0), [this](Result<AppendAck> ack) {
+                  if (ack) log->set_floor(kBulkStream, ack->end_seq > kBulkKeep ? ack->end_seq - kBulkKeep : 0);
+                  Reactor::current().post([this] { append_bulk(); });
+                });
+  }
+
+  void start_maintenance(Reactor& r) {
+    maintenance = std::make_unique<Timer>(r, [this] {
+      log->reclaim();
+      log->compact();
+      maintenance->arm_after_us(5'000);
+    });
+    maintenance->arm_after_us(5'000);
+  }
 
   void append_one(uint64_t stream) {
     PayloadBuilder payload;
@@ -151,9 +178,11 @@ int run(int argc, char** argv) {
         if (!opened) return opened.status();
         log = std::move(*opened);
         if (mode == "append") {
-          appender = std::make_unique<Appender>(Appender{log.get(), streams, std::vector<uint64_t>(streams + 1)});
+          appender = std::make_unique<Appender>(Appender{log.get(), streams, std::vector<uint64_t>(streams + 1), 0, nullptr});
           for (int s = 1; s <= streams; s++) appender->next_seq[s] = log->tail(s).next_seq;
           for (int s = 1; s <= streams; s++) appender->append_one(static_cast<uint64_t>(s));
+          appender->append_bulk();
+          appender->start_maintenance(r);
         } else {
           for (int s = 1; s <= streams; s++) {
             verifiers.push_back(std::make_unique<Verifier>(Verifier{log.get(), static_cast<uint64_t>(s), 0, &ok, [&] {
