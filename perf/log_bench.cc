@@ -5,12 +5,15 @@
 //
 //   log_bench --dir D --record-bytes 100 --batch-records 100 --streams 1 --seconds 5
 //             [--inflight 64] [--fdatasync] [--flush-bytes N] [--flushes N] [--buffers N]
-//             [--rate BATCHES_PER_S] [--read] [--read-hot] [--recover] [--keep]
+//             [--rate BATCHES_PER_S] [--read] [--read-hot] [--recover] [--keep] [--compact]
 //
 // --rate offers batches at a fixed rate (latency is measured from each
 // batch's scheduled send time, so a stall is not hidden: no coordinated
 // omission). --read then reads every stream back from disk and reports read
 // throughput. --recover instead times recovery of whatever log is in D.
+// --compact then trims every stream but stream 1 to its tail and times
+// compacting the log: stream 1's records are copied forward and the
+// segments freed (with --streams 10, stream 1 is a tenth of each segment).
 
 #include <fmt/format.h>
 
@@ -46,6 +49,7 @@ struct Args {
   uint32_t buffers = 8;
   double rate = 0;  // Batches per second; 0 = as fast as acks allow.
   uint64_t stop_after_bytes = 0;  // Stop once this much payload is acknowledged (0 = by time).
+  bool compact = false;
 };
 
 // Reads one stream from the start to its tail, one read in flight.
@@ -92,9 +96,42 @@ struct Bench {
   int read_active = 0;
   bool done_writing = false;
 
+  // --compact: everything but stream 1 is trimmed; compact until done.
+  std::unique_ptr<Timer> compactor;
+  uint64_t compact_started_us = 0, compact_us = 0, segments_before = 0, segments_after = 0;
+  bool filler_in_flight = false;
+
+  void compact_step() {
+    if (log->compacting() || filler_in_flight) return compactor->arm_after_us(200);
+    log->reclaim();
+    const ShardLog::CompactStart start = log->compact();
+    if (start == ShardLog::CompactStart::kStarted) return compactor->arm_after_us(200);
+    if (start == ShardLog::CompactStart::kWaitingForSpace) {
+      // The copies need room in the active segment: write (trimmed) filler to roll it.
+      filler_in_flight = true;
+      const uint64_t filler_stream = args.streams > 1 ? 2 : 1'000'000;
+      log->append(filler_stream, payload, args.batch_records, checksum, TimestampMode::kArrival,
+                  Reactor::clock_realtime_ms(), [this, filler_stream](Result<AppendAck> ack) {
+                    filler_in_flight = false;
+                    if (ack) log->set_floor(filler_stream, ack->end_seq);
+                  });
+      return compactor->arm_after_us(200);
+    }
+    compact_us = Reactor::clock_us() - compact_started_us;
+    segments_after = log->segment_count();
+    reactor->request_stop();
+  }
+
   void written() {
     if (done_writing) return;
     done_writing = true;
+    if (args.compact) {
+      for (uint32_t s = 2; s <= args.streams; s++) log->set_floor(s, log->tail(s).next_seq);
+      segments_before = log->segment_count();
+      compact_started_us = Reactor::clock_us();
+      compactor = std::make_unique<Timer>(*reactor, [this] { compact_step(); });
+      return compact_step();
+    }
     if (!args.read_hot) return reactor->request_stop();
     read_active = static_cast<int>(args.streams);
     read_started_us = Reactor::clock_us();
@@ -231,6 +268,7 @@ int run(int argc, char** argv) {
     else if (k == "--buffers") a.buffers = static_cast<uint32_t>(std::stoul(next()));
     else if (k == "--rate") a.rate = std::stod(next());
     else if (k == "--stop-after-bytes") a.stop_after_bytes = std::stoull(next());
+    else if (k == "--compact") a.compact = true;
     else {
       fmt::print(stderr, "unknown argument {}\n", k);
       return 2;
@@ -253,6 +291,7 @@ int run(int argc, char** argv) {
   ShardSet shards(so);
   std::unique_ptr<UringFileIo> io;
   std::unique_ptr<ShardLog> log;
+  ShardLog::CompactionStats log_stats;
   Bench bench;
   bench.args = a;
   Status started = shards.start(
@@ -296,6 +335,8 @@ int run(int argc, char** argv) {
       },
       [&](Reactor&) {
         bench.pacer.reset();
+        bench.compactor.reset();
+        if (log) log_stats = log->compaction_stats();
         log.reset();
         io.reset();
       });
@@ -323,6 +364,17 @@ int run(int argc, char** argv) {
     fmt::print("read back right after writing (cache {} MiB): {:.0f} records/s, {:.1f} MB/s payload\n",
                o.cache_bytes >> 20, static_cast<double>(bench.read_records) / rs,
                static_cast<double>(bench.read_bytes) / 1e6 / rs);
+  }
+  if (a.compact) {
+    const auto& c = log_stats;
+    const double cs = static_cast<double>(bench.compact_us) / 1e6;
+    fmt::print("compaction: {} segments -> {} in {:.3f} s; {} compactions copied {:.1f} MiB ({:.0f} MiB/s), "
+               "freeing {:.0f} MiB of segments per second\n",
+               bench.segments_before, bench.segments_after, cs, c.completed,
+               static_cast<double>(c.bytes_relocated) / (1 << 20),
+               static_cast<double>(c.bytes_relocated) / (1 << 20) / cs,
+               static_cast<double>((bench.segments_before - std::min(bench.segments_before, bench.segments_after)) *
+                                   (a.segment_bytes >> 20)) / cs);
   }
   if (a.read) return read_back(a, o);
   return 0;
