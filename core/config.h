@@ -42,6 +42,10 @@ struct Config {
 
   // --- [server]: the binary protocol port ---
   HostPort listen{"127.0.0.1", 7420};       // server.listen
+  uint32_t connections_max = 10000;          // server.connections_max (per shard)
+  uint32_t frame_bytes_max = 2u << 20;       // server.frame_bytes_max
+  uint32_t requests_in_flight_max = 1024;    // server.requests_in_flight_max (per connection)
+  uint32_t heartbeat_ms = 5000;              // server.heartbeat_ms
 
   // --- [admin]: the HTTP admin port ---
   HostPort admin_listen{"127.0.0.1", 7421};       // admin.listen

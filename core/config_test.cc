@@ -29,6 +29,10 @@ log_level = "debug"
 
 [server]
 listen = "0.0.0.0:9000"
+connections_max = 3
+frame_bytes_max = 65536
+requests_in_flight_max = 2
+heartbeat_ms = 100
 
 [admin]
 listen = "127.0.0.1:9001"
@@ -347,6 +351,10 @@ TEST(Config, ApplyTomlSetsKeysInSections) {
   EXPECT_EQ(config.listen, (HostPort{"0.0.0.0", 9000}));
   EXPECT_EQ(config.admin_listen, (HostPort{"127.0.0.1", 9001}));
   EXPECT_EQ(config.admin_connections_max, 10u);
+  EXPECT_EQ(config.connections_max, 3u);
+  EXPECT_EQ(config.frame_bytes_max, 65536u);
+  EXPECT_EQ(config.requests_in_flight_max, 2u);
+  EXPECT_EQ(config.heartbeat_ms, 100u);
   EXPECT_EQ(config.admin_header_bytes_max, 2048u);
   EXPECT_EQ(config.admin_body_bytes_max, 0u);
   EXPECT_EQ(config.admin_request_timeout_ms, 1u);
@@ -881,6 +889,10 @@ TEST(Config, ConfigKeysAreUniqueAndInDocumentationOrder) {
                                             "shards",
                                             "log_level",
                                             "server.listen",
+                                            "server.connections_max",
+                                            "server.frame_bytes_max",
+                                            "server.requests_in_flight_max",
+                                            "server.heartbeat_ms",
                                             "admin.listen",
                                             "admin.connections_max",
                                             "admin.header_bytes_max",

@@ -22,6 +22,8 @@ std::string_view error_code_name(ErrorCode code) {
     case ErrorCode::kFencingTokenMismatch: return "fencing_token_mismatch";
     case ErrorCode::kOutOfRange: return "out_of_range";
     case ErrorCode::kStreamSealed: return "stream_sealed";
+    case ErrorCode::kUnauthenticated: return "unauthenticated";
+    case ErrorCode::kPermissionDenied: return "permission_denied";
   }
   return "unknown";
 }

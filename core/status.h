@@ -34,6 +34,8 @@ enum class ErrorCode : uint16_t {
   kFencingTokenMismatch = 15,  // The stream is fenced with another token.
   kOutOfRange = 16,            // A read starts beyond the tail; detail() is the tail.
   kStreamSealed = 17,          // The stream is sealed: read-only forever.
+  kUnauthenticated = 18,       // Missing or invalid access token.
+  kPermissionDenied = 19,      // The token does not allow this.
 };
 
 // The lower-case name used in logs and JSON error bodies ("invalid_argument").

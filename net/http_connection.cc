@@ -97,10 +97,8 @@ void HttpConnection::start(int fd) {
   fd_ = fd;
   parser_ = std::make_unique<HttpRequestParser>(limits_.parser);
   read_len_ = read_pos_ = 0;
-  sending_.clear();
-  pending_.clear();
-  sent_ = 0;
-  recv_in_flight_ = send_in_flight_ = handler_pending_ = in_process_input_ = false;
+  out_.reset();
+  recv_in_flight_ = handler_pending_ = in_process_input_ = false;
   peer_closed_ = close_after_send_ = closing_ = false;
   request_started_us_ = 0;
   post_recv();
@@ -152,7 +150,7 @@ void HttpConnection::on_recv(int res, uint32_t) {
         parser_->finish() == HttpRequestParser::Result::kRequestReady) {
       dispatch();
     }
-    if (!handler_pending_ && !send_in_flight_ && pending_.empty()) begin_close();
+    if (!handler_pending_ && out_.idle()) begin_close();
     return;
   }
   read_len_ = static_cast<size_t>(res);
@@ -164,7 +162,7 @@ void HttpConnection::process_input() {
   if (in_process_input_) return;  // A synchronous answer re-enters; the outer loop continues.
   in_process_input_ = true;
   while (!closing_ && !close_after_send_ && !handler_pending_ && read_pos_ < read_len_ &&
-         pending_.size() < kOutputBytesHighWater) {
+         out_.pending().size() < kOutputBytesHighWater) {
     size_t consumed = 0;
     auto result = parser_->feed(read_buffer_.get() + read_pos_, read_len_ - read_pos_, &consumed);
     read_pos_ += consumed;
@@ -222,70 +220,56 @@ void HttpConnection::answer(HttpResponse response) {
   if (!in_process_input_) process_input();
 }
 
-void HttpConnection::queue_raw(std::string_view bytes) { pending_.append(bytes); }
+void HttpConnection::queue_raw(std::string_view bytes) { out_.pending().append(bytes); }
 
 void HttpConnection::queue_response(const HttpResponse& response, bool close_after) {
   bool has_length = false;
   for (const auto& [name, value] : response.headers) {
     if (name == "Content-Length") has_length = true;
   }
-  fmt::format_to(std::back_inserter(pending_), "HTTP/1.1 {} {}\r\nContent-Type: {}\r\n", response.status,
+  std::string& pending = out_.pending();
+  fmt::format_to(std::back_inserter(pending), "HTTP/1.1 {} {}\r\nContent-Type: {}\r\n", response.status,
                  reason_phrase(response.status), response.content_type);
-  if (!has_length) fmt::format_to(std::back_inserter(pending_), "Content-Length: {}\r\n", response.body.size());
+  if (!has_length) fmt::format_to(std::back_inserter(pending), "Content-Length: {}\r\n", response.body.size());
   for (const auto& [name, value] : response.headers) {
-    fmt::format_to(std::back_inserter(pending_), "{}: {}\r\n", name, value);
+    fmt::format_to(std::back_inserter(pending), "{}: {}\r\n", name, value);
   }
-  pending_.append(close_after ? "Connection: close\r\n\r\n" : "Connection: keep-alive\r\n\r\n");
-  pending_.append(response.body);
+  pending.append(close_after ? "Connection: close\r\n\r\n" : "Connection: keep-alive\r\n\r\n");
+  pending.append(response.body);
   if (close_after) close_after_send_ = true;
 }
 
 void HttpConnection::flush_output() {
-  if (send_in_flight_ || closing_ || fd_ < 0) return;
-  if (pending_.empty()) {
+  if (closing_ || fd_ < 0) return;
+  if (out_.idle()) {
     if (close_after_send_ || (peer_closed_ && !handler_pending_)) begin_close();
     return;
   }
-  sending_.swap(pending_);
-  pending_.clear();
-  sent_ = 0;
-  io_uring_sqe* sqe = reactor_.get_sqe();
-  io_uring_prep_send(sqe, fd_, sending_.data(), sending_.size(), MSG_NOSIGNAL);
-  Reactor::set_completion(sqe, &send_op_);
-  send_in_flight_ = true;
+  out_.flush(reactor_, fd_, &send_op_);
 }
 
 void HttpConnection::on_sent(int res, uint32_t) {
-  send_in_flight_ = false;
+  const SocketOutput::Sent sent = out_.on_sent(reactor_, fd_, &send_op_, res);
   if (closing_) {
     maybe_finish_close();
     return;
   }
-  if (res < 0) {
+  if (sent == SocketOutput::Sent::kFailed) {
     log_debug("admin send: {}", std::strerror(-res));
     begin_close();
     return;
   }
-  sent_ += static_cast<size_t>(res);
-  if (sent_ < sending_.size()) {
-    // Short send: the rest of the same buffer, which nobody has touched.
-    io_uring_sqe* sqe = reactor_.get_sqe();
-    io_uring_prep_send(sqe, fd_, sending_.data() + sent_, sending_.size() - sent_, MSG_NOSIGNAL);
-    Reactor::set_completion(sqe, &send_op_);
-    send_in_flight_ = true;
-    return;
-  }
-  sending_.clear();
+  if (sent == SocketOutput::Sent::kMore) return;
   flush_output();
   // Output drained below the high-water mark: resume parsing buffered input.
-  if (!closing_ && !send_in_flight_ && read_pos_ < read_len_) process_input();
+  if (!closing_ && !out_.in_flight() && read_pos_ < read_len_) process_input();
 }
 
 void HttpConnection::shut_down() {
   if (fd_ < 0 || closing_) return;
   // A request still arriving is not in-flight work yet: drop it with the
   // connection. One being answered finishes and goes out with Connection: close.
-  if (!handler_pending_ && !send_in_flight_ && pending_.empty()) {
+  if (!handler_pending_ && out_.idle()) {
     begin_close();
   } else {
     close_after_send_ = true;  // The answer in progress goes out with "Connection: close".
@@ -302,12 +286,11 @@ void HttpConnection::begin_close() {
 }
 
 void HttpConnection::maybe_finish_close() {
-  if (!closing_ || recv_in_flight_ || send_in_flight_ || handler_pending_ || fd_ < 0) return;
+  if (!closing_ || recv_in_flight_ || out_.in_flight() || handler_pending_ || fd_ < 0) return;
   ::close(fd_);
   fd_ = -1;
   parser_.reset();
-  sending_ = std::string();
-  pending_ = std::string();
+  out_.reset();
   server_.connection_closed(this);
 }
 

@@ -21,7 +21,9 @@
 #include <vector>
 
 #include "core/reactor.h"
+#include "net/acceptor.h"
 #include "net/http_parser.h"
+#include "net/socket_output.h"
 
 namespace runnel {
 
@@ -66,7 +68,7 @@ struct HttpConnectionLimits {
   uint32_t idle_timeout_ms = 60'000;
 };
 
-class HttpConnection {
+class HttpConnection final : public AcceptedConnection {
  public:
   static constexpr size_t kReadBufferBytes = 16 * 1024;
   static constexpr size_t kOutputBytesHighWater = 4 * 1024 * 1024;
@@ -74,13 +76,13 @@ class HttpConnection {
   HttpConnection(HttpServer& server, Reactor& reactor, const HttpConnectionLimits& limits);
   HttpConnection(const HttpConnection&) = delete;
   HttpConnection& operator=(const HttpConnection&) = delete;
-  ~HttpConnection();
+  ~HttpConnection() override;
 
   // Takes ownership of an accepted socket and starts reading.
-  void start(int fd);
+  void start(int fd) override;
   // Server shutdown: close now if idle, else after the current response.
-  void shut_down();
-  bool open() const { return fd_ >= 0; }
+  void shut_down() override;
+  bool open() const override { return fd_ >= 0; }
 
  private:
   friend class HttpResponder;
@@ -119,13 +121,10 @@ class HttpConnection {
   std::unique_ptr<char[]> read_buffer_;
   size_t read_len_ = 0;
   size_t read_pos_ = 0;
-  std::string sending_;  // In flight; untouched until its send completes.
-  size_t sent_ = 0;
-  std::string pending_;  // Queued behind it.
+  SocketOutput out_;
 
   int fd_ = -1;
   bool recv_in_flight_ = false;
-  bool send_in_flight_ = false;
   bool handler_pending_ = false;
   bool in_process_input_ = false;
   bool peer_closed_ = false;

@@ -70,9 +70,17 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config) {
   admin_options.limits.request_timeout_ms = config.admin_request_timeout_ms;
   admin_options.limits.idle_timeout_ms = config.admin_idle_timeout_ms;
 
+  BinaryServerOptions binary_options;
+  binary_options.connections_max = config.connections_max;
+  binary_options.limits.max_frame_bytes = config.frame_bytes_max;
+  binary_options.limits.requests_in_flight_max = config.requests_in_flight_max;
+  binary_options.limits.heartbeat_ms = config.heartbeat_ms;
+  binary_options.server_version = RUNNEL_VERSION;
+  server->stores_.resize(static_cast<size_t>(shards), nullptr);
+
   Server* s = server.get();
   Status started = s->shards_->start(
-      [s, admin_options, &config](Reactor& reactor) {
+      [s, admin_options, binary_options, &config](Reactor& reactor) {
         const auto shard = static_cast<size_t>(reactor.shard());
         ShardServices& services = s->shard_services_[shard];
         // Recovery runs here, on the shard, before anything is served.
@@ -94,15 +102,26 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config) {
         services.admin = std::make_unique<HttpServer>(reactor, std::move(s->admin_listeners_[shard]), admin_options,
                                                       make_admin_handler(reactor, s->node_));
         services.admin->start();
+        s->stores_[shard] = services.store.get();
+        services.streams = std::make_unique<StreamService>(reactor, &s->stores_);
+        // Accepting starts once every shard has recovered (below): a request
+        // may need any shard's store.
+        services.binary = std::make_unique<BinaryServer>(reactor, std::move(s->binary_listeners_[shard]),
+                                                         binary_options, *services.streams);
         return Status::ok();
       },
       [s](Reactor& reactor) {
         ShardServices& services = s->shard_services_[static_cast<size_t>(reactor.shard())];
+        services.binary.reset();
+        services.streams.reset();
         services.admin.reset();
         services.store.reset();
         services.io.reset();
       });
   if (!started) return started;
+  for (int shard = 0; shard < shards; shard++) {
+    s->shards_->reactor(shard).post_external([s, shard] { s->shard_services_[static_cast<size_t>(shard)].binary->start(); });
+  }
 
   log_info("runneld {} serving with {} shards: binary={} admin={} data_dir={}", s->node_.version, shards,
            s->binary_address_.to_string(), s->admin_address_.to_string(), config.data_dir);

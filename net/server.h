@@ -13,6 +13,7 @@
 #include "core/config.h"
 #include "core/shard_set.h"
 #include "net/admin.h"
+#include "net/binary_server.h"
 #include "net/http_server.h"
 #include "net/socket.h"
 #include "storage/stream_store.h"
@@ -57,8 +58,11 @@ class Server {
     std::unique_ptr<UringFileIo> io;
     std::unique_ptr<StreamStore> store;
     std::unique_ptr<HttpServer> admin;
+    std::unique_ptr<StreamService> streams;
+    std::unique_ptr<BinaryServer> binary;
   };
   std::vector<ShardServices> shard_services_;
+  std::vector<StreamStore*> stores_;  // stores_[s] is used only on shard s.
 };
 
 }  // namespace runnel

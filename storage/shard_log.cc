@@ -1531,13 +1531,18 @@ bool ShardLog::parse_chunk(ReadOp* op, const char* base, uint64_t base_offset, u
     if (pos + kBatchHeaderBytes + h.payload_bytes > got) break;  // Continues in the next read.
     std::string_view payload(base + pos + kBatchHeaderBytes, h.payload_bytes);
     const uint64_t batch_end_seq = h.base_seq + h.record_count;
+    // Copies of the stream's records and new appends may be interleaved in
+    // a run of relocated copies: note which kind this stretch is, from every
+    // batch of the stream passed, taken or not.
+    const bool relocated = (h.flags & kBatchFlagRelocated) != 0;
+    if (h.stream_id == op->stream_id && batch_end_seq <= op->next_seq) op->in_relocated = relocated;
     if (h.stream_id == op->stream_id && batch_end_seq > op->next_seq) {
       if (h.base_seq > op->next_seq) {
         // The records wanted next may be elsewhere: relocated by compaction,
         // or back in log order after a run of relocated copies.
         const uint64_t here = base_offset + pos;
         if (reposition(op, op->segment_id, here)) return true;
-        if (op->in_relocated && (h.flags & kBatchFlagRelocated) == 0) {
+        if (op->in_relocated && !relocated) {
           // A new append that landed among the copies: not next.
           pos += kBatchHeaderBytes + h.payload_bytes;
           continue;
@@ -1556,7 +1561,7 @@ bool ShardLog::parse_chunk(ReadOp* op, const char* base, uint64_t base_offset, u
             op, Status(ErrorCode::kCorrupt, fmt::format("stream records from seq {} are corrupt on disk", h.base_seq)));
       }
       // What the reader gets: the raw payload and a header that describes it.
-      op->in_relocated = (h.flags & kBatchFlagRelocated) != 0;
+      op->in_relocated = relocated;
       BatchHeader out = h;
       out.flags = static_cast<uint16_t>(out.flags & ~kBatchFlagRelocated);
       std::string body;

@@ -149,7 +149,8 @@ ShardLog::CompactStart ShardLog::compact() {
   c->dest = active_->id;
   c->live_estimate = live_bytes;
   c->started_us = Reactor::clock_us();
-  for (const auto& [stream_id, state] : streams_) {
+  for (const auto& [id, state] : streams_) {
+    const uint64_t stream_id = id;  // Named for the lambda (clang 14 cannot capture a structured binding).
     const StreamState& stream = *state;
     for_each_run(stream, [&](uint64_t segment_id, size_t first, size_t last) {
       if (segment_id != source) return;

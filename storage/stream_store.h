@@ -75,14 +75,13 @@ class StreamStore {
   // Retention in the background: every `interval_ms`, streams with an age or
   // size limit are trimmed (durably) to what they may keep, and streams with
   // delete_on_empty that stayed empty that long are deleted. Trimmed records
-  // are never returned again, and a segment file is deleted once no stream
-  // needs anything in it. (Compaction — copying the few live batches that
-  // pin an old segment forward — is still to come.)
+  // are never returned again, a segment file is deleted once no stream needs
+  // anything in it, and one whose few live batches pin it is compacted.
   void start_retention(uint64_t interval_ms);
   // One retention pass now (the timer calls this; tests too): trims,
   // deletes empty streams, deletes segment files nothing needs any more,
-  // and writes a catalog snapshot when only old catalog records keep a
-  // segment alive.
+  // starts a compaction, and writes a catalog snapshot when old catalog
+  // records keep a segment alive.
   void enforce_retention(uint64_t now_ms);
   const StreamCatalog& catalog() const { return catalog_; }
   ShardLog& log() { return *log_; }

@@ -4,7 +4,8 @@
 //     Recovers the log in DIR, then appends forever to streams 1..STREAMS,
 //     each record's body a function of (stream, seq_num). After each
 //     acknowledgement it writes "ack STREAM END_SEQ\n" to stdout with one
-//     write(2): a line on stdout means the append was durable. Meanwhile a
+//     write(2): a line on stdout means the append was durable. It first
+//     writes "ready" once recovered. Meanwhile a
 //     bulk stream, trimmed close behind its tail, fills segments fast, and
 //     every few ms old segments are reclaimed and compacted: the checked
 //     streams' records keep being copied forward while the kills land.
@@ -39,6 +40,7 @@ LogOptions crash_options(const std::string& dir) {
   o.write_buffers = 8;
   o.read_chunk_bytes = 64u << 10;
   o.limits.payload_bytes_max = 100u << 10;
+  o.compact_live_percent = 50;  // The checked streams keep everything: compact segments up to half live.
   return o;
 }
 
@@ -60,8 +62,8 @@ struct Appender {
   void append_bulk() {
     PayloadBuilder payload;
     const std::string body(4096, 'b');
-    for (int i = 0; i < 22; i++) payload.add(0, body);  // ~90 KiB: the checked streams are ~1/6 of the log.
-    log->append(kBulkStream, payload.bytes(), 22, payload_checksum(payload.bytes()), TimestampMode::kArrival,
+    for (int i = 0; i < 11; i++) payload.add(0, body);  // ~45 KiB: the checked streams are ~1/3 of the log.
+    log->append(kBulkStream, payload.bytes(), 11, payload_checksum(payload.bytes()), TimestampMode::kArrival,
                 crash_timestamp(1, 0), [this](Result<AppendAck> ack) {
                   if (ack) log->set_floor(kBulkStream, ack->end_seq > kBulkKeep ? ack->end_seq - kBulkKeep : 0);
                   Reactor::current().post([this] { append_bulk(); });
@@ -178,6 +180,7 @@ int run(int argc, char** argv) {
         if (!opened) return opened.status();
         log = std::move(*opened);
         if (mode == "append") {
+          write_line("ready");
           appender = std::make_unique<Appender>(Appender{log.get(), streams, std::vector<uint64_t>(streams + 1), 0, nullptr});
           for (int s = 1; s <= streams; s++) appender->next_seq[s] = log->tail(s).next_seq;
           for (int s = 1; s <= streams; s++) appender->append_one(static_cast<uint64_t>(s));

@@ -1,0 +1,263 @@
+#include "net/binary_server.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "core/log.h"
+#include "proto/wire.h"
+
+namespace runnel {
+namespace {
+
+using wire::Opcode;
+
+// Input beyond one maximal frame: room for the next frame's start.
+constexpr size_t kInputSlackBytes = 64u << 10;
+constexpr uint32_t kSilentIntervalsMax = 3;
+
+std::string overloaded_frame() {
+  std::string out;
+  wire::append_error_frame(&out, static_cast<uint16_t>(Opcode::kHello), 0,
+                           Status(ErrorCode::kOverloaded, "too many connections; retry later"));
+  return out;
+}
+
+}  // namespace
+
+BinaryServer::BinaryServer(Reactor& reactor, UniqueFd listener, const BinaryServerOptions& options,
+                           StreamService& service)
+    : reactor_(reactor),
+      options_(options),
+      service_(service),
+      acceptor_(reactor, std::move(listener),
+                AcceptorOptions{"binary", "binary protocol", options.connections_max, overloaded_frame()},
+                [this] { return std::make_unique<BinaryConnection>(*this, reactor_); }),
+      requests_(reactor.metrics().counter("runnel_binary_requests_total", "Binary protocol requests received.")),
+      protocol_errors_(reactor.metrics().counter("runnel_binary_protocol_errors_total",
+                                                 "Connections closed for breaking the binary protocol.")) {}
+
+BinaryConnection::BinaryConnection(BinaryServer& server, Reactor& reactor)
+    : server_(server), reactor_(reactor), limits_(server.options_.limits), timer_(reactor, [this] { on_timer(); }) {
+  recv_op_.c = this;
+  send_op_.c = this;
+  in_capacity_ = limits_.max_frame_bytes + kInputSlackBytes;
+}
+
+BinaryConnection::~BinaryConnection() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void BinaryConnection::start(int fd) {
+  RUNNEL_ASSERT(fd_ < 0);
+  fd_ = fd;
+  generation_++;
+  if (!in_) in_ = std::make_unique<char[]>(in_capacity_);
+  in_start_ = in_end_ = 0;
+  out_.reset();
+  in_flight_ = 0;
+  hello_done_ = recv_in_flight_ = in_process_input_ = close_after_send_ = closing_ = false;
+  last_heard_us_ = reactor_.now_us();
+  const int one = 1;
+  (void)::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  post_recv();
+  timer_.arm_after_us(uint64_t{limits_.heartbeat_ms} * 1000);
+}
+
+void BinaryConnection::post_recv() {
+  if (recv_in_flight_ || closing_ || close_after_send_ || saturated()) return;
+  // Keep the buffer's free end large enough for a maximal frame.
+  if (in_start_ > 0 && in_capacity_ - in_end_ < limits_.max_frame_bytes) {
+    std::memmove(in_.get(), in_.get() + in_start_, in_end_ - in_start_);
+    in_end_ -= in_start_;
+    in_start_ = 0;
+  }
+  io_uring_sqe* sqe = reactor_.get_sqe();
+  io_uring_prep_recv(sqe, fd_, in_.get() + in_end_, in_capacity_ - in_end_, 0);
+  Reactor::set_completion(sqe, &recv_op_);
+  recv_in_flight_ = true;
+}
+
+bool BinaryConnection::saturated() const {
+  return in_flight_ >= limits_.requests_in_flight_max || out_.queued_bytes() >= limits_.output_bytes_max;
+}
+
+void BinaryConnection::on_recv(int res) {
+  recv_in_flight_ = false;
+  if (closing_) return maybe_finish_close();
+  if (res <= 0) {
+    if (res < 0 && res != -ECONNRESET) log_debug("binary recv: {}", std::strerror(-res));
+    begin_close();  // Answers in flight are dropped: nobody is left to read them.
+    return;
+  }
+  in_end_ += static_cast<size_t>(res);
+  last_heard_us_ = reactor_.now_us();
+  process_input();
+}
+
+void BinaryConnection::process_input() {
+  if (in_process_input_) return;  // An answer given synchronously re-enters; the outer loop goes on.
+  in_process_input_ = true;
+  while (!closing_ && !close_after_send_ && !saturated() && in_end_ - in_start_ >= wire::kFrameHeaderBytes) {
+    const wire::FrameHeader h = wire::read_frame_header(in_.get() + in_start_);
+    if (Status s = wire::check_frame_header(h, limits_.max_frame_bytes); !s) {
+      protocol_error(h.opcode, h.request_id, s);
+      break;
+    }
+    if (in_end_ - in_start_ < h.frame_bytes) break;  // The rest is on its way.
+    const char* frame = in_.get() + in_start_;
+    in_start_ += h.frame_bytes;
+    if (!handle_frame(frame, h.frame_bytes)) break;
+  }
+  if (in_start_ == in_end_) in_start_ = in_end_ = 0;
+  in_process_input_ = false;
+  flush_output();
+  post_recv();
+}
+
+bool BinaryConnection::handle_frame(const char* frame, uint32_t frame_bytes) {
+  const wire::FrameHeader h = wire::read_frame_header(frame);
+  const std::string_view body(frame + wire::kFrameHeaderBytes, frame_bytes - wire::kFrameHeaderBytes);
+  const bool is_ping = h.opcode == static_cast<uint16_t>(Opcode::kPing);
+  if (is_ping && h.flags == wire::kFlagResponse) return true;  // The answer to our heartbeat.
+  if (h.flags != 0) {
+    protocol_error(h.opcode, h.request_id, Status(ErrorCode::kInvalidArgument, "a client sends requests only"));
+    return false;
+  }
+  if (!hello_done_) {
+    wire::Hello hello;
+    if (h.opcode != static_cast<uint16_t>(Opcode::kHello) || !wire::decode_body(body, &hello)) {
+      protocol_error(h.opcode, h.request_id, Status(ErrorCode::kInvalidArgument, "the first frame must be a hello"));
+      return false;
+    }
+    if (hello.min_version > wire::kVersion || hello.max_version < wire::kVersion) {
+      protocol_error(h.opcode, h.request_id,
+                     Status(ErrorCode::kUnsupported,
+                            fmt::format("no protocol version in common: client {}..{}, server {}", hello.min_version,
+                                        hello.max_version, wire::kVersion)));
+      return false;
+    }
+    hello_done_ = true;
+    wire::HelloOk ok;
+    ok.version = wire::kVersion;
+    ok.max_frame_bytes = limits_.max_frame_bytes;
+    ok.heartbeat_ms = limits_.heartbeat_ms;
+    ok.shard = static_cast<uint32_t>(reactor_.shard());
+    ok.shard_count = static_cast<uint32_t>(reactor_.shard_count());
+    ok.server_version = server_.options_.server_version;
+    wire::append_frame(&out_.pending(), Opcode::kHello, wire::kFlagResponse, h.request_id, ok);
+    return true;
+  }
+  if (is_ping) {
+    std::string& pending = out_.pending();
+    wire::finish_frame(&pending, wire::begin_frame(&pending, Opcode::kPing, wire::kFlagResponse, h.request_id));
+    return true;
+  }
+  if (h.opcode == static_cast<uint16_t>(Opcode::kHello)) {
+    protocol_error(h.opcode, h.request_id, Status(ErrorCode::kInvalidArgument, "hello was already done"));
+    return false;
+  }
+  server_.requests_.inc();
+  in_flight_++;
+  const uint64_t generation = generation_;
+  Status s = server_.service_.handle(h.opcode, h.request_id, body, [this, generation](std::string answer) {
+    if (generation != generation_) return;  // The connection it was for is gone.
+    on_answer(std::move(answer));
+  });
+  if (!s) {
+    in_flight_--;
+    protocol_error(h.opcode, h.request_id, s);
+    return false;
+  }
+  return true;
+}
+
+void BinaryConnection::on_answer(std::string frame) {
+  RUNNEL_ASSERT(in_flight_ > 0);
+  in_flight_--;
+  if (fd_ < 0 || closing_) return maybe_finish_close();
+  if (out_.pending().empty()) {
+    out_.pending() = std::move(frame);
+  } else {
+    out_.pending().append(frame);
+  }
+  if (in_process_input_) return;  // Sent when the input loop ends.
+  flush_output();
+  if (!saturated() && in_end_ > in_start_) process_input();
+  post_recv();
+}
+
+void BinaryConnection::protocol_error(uint16_t opcode, uint32_t request_id, const Status& status) {
+  server_.protocol_errors_.inc();
+  log_debug("binary connection closed for a protocol error: {}", status.to_string());
+  wire::append_error_frame(&out_.pending(), opcode, request_id, status);
+  close_after_send_ = true;
+}
+
+void BinaryConnection::flush_output() {
+  if (closing_ || fd_ < 0) return;
+  if (out_.idle() && close_after_send_ && in_flight_ == 0) return begin_close();
+  out_.flush(reactor_, fd_, &send_op_);
+}
+
+void BinaryConnection::on_sent(int res) {
+  const SocketOutput::Sent sent = out_.on_sent(reactor_, fd_, &send_op_, res);
+  if (closing_) return maybe_finish_close();
+  if (sent == SocketOutput::Sent::kFailed) {
+    log_debug("binary send: {}", std::strerror(-res));
+    begin_close();
+    return;
+  }
+  if (sent == SocketOutput::Sent::kMore) return;
+  flush_output();
+  // Output drained: resume frames that waited in the buffer, then reading.
+  if (!closing_ && !saturated() && in_end_ > in_start_) process_input();
+  post_recv();
+}
+
+void BinaryConnection::on_timer() {
+  if (fd_ < 0 || closing_) return;
+  const uint64_t silent_us = reactor_.now_us() - last_heard_us_;
+  const uint64_t interval_us = uint64_t{limits_.heartbeat_ms} * 1000;
+  if (silent_us >= kSilentIntervalsMax * interval_us) {
+    log_debug("binary connection silent for {} ms: closing", silent_us / 1000);
+    begin_close();
+    return;
+  }
+  if (silent_us >= interval_us && hello_done_) {
+    std::string& pending = out_.pending();
+    wire::finish_frame(&pending, wire::begin_frame(&pending, Opcode::kPing, 0, 0));
+    flush_output();
+  }
+  timer_.arm_after_us(interval_us);
+}
+
+void BinaryConnection::shut_down() {
+  if (fd_ < 0 || closing_) return;
+  close_after_send_ = true;  // Stop reading; answer what is in flight, then close.
+  if (in_flight_ == 0 && out_.idle()) begin_close();
+}
+
+void BinaryConnection::begin_close() {
+  if (closing_ || fd_ < 0) return;
+  closing_ = true;
+  timer_.cancel();
+  // Wakes an in-flight recv (it completes with 0) so the slot can be freed.
+  ::shutdown(fd_, SHUT_RDWR);
+  maybe_finish_close();
+}
+
+void BinaryConnection::maybe_finish_close() {
+  if (!closing_ || recv_in_flight_ || out_.in_flight() || fd_ < 0) return;
+  ::close(fd_);
+  fd_ = -1;
+  generation_++;  // Answers still on their way are for a connection that is gone.
+  out_.reset();
+  server_.acceptor_.connection_closed(this);
+}
+
+}  // namespace runnel

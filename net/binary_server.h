@@ -1,0 +1,120 @@
+#pragma once
+// The binary protocol port (proto/PROTOCOL.md) on one shard: BinaryServer
+// accepts (net/acceptor.h: every shard on its own SO_REUSEPORT socket, so a
+// connection lives where it was accepted — the kernel spreads connections
+// over shards, and no accept thread hands them off), and each
+// BinaryConnection reads frames, hands requests to the StreamService, and
+// writes the answers back in whatever order they complete.
+//
+// A connection is bounded: frames up to max_frame_bytes, at most
+// requests_in_flight_max requests and output_bytes_max bytes of unsent
+// answers — beyond those it stops reading (TCP back-pressure) until answers
+// drain. A frame that breaks the protocol gets an error frame and the
+// connection closes; other connections never notice. Silent connections are
+// pinged every heartbeat_ms and closed after three silent intervals.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/metrics.h"
+#include "core/reactor.h"
+#include "net/acceptor.h"
+#include "net/socket_output.h"
+#include "net/stream_service.h"
+
+namespace runnel {
+
+struct BinaryLimits {
+  uint32_t max_frame_bytes = 2u << 20;
+  uint32_t requests_in_flight_max = 1024;
+  uint64_t output_bytes_max = 64ull << 20;
+  uint32_t heartbeat_ms = 5000;
+};
+
+struct BinaryServerOptions {
+  BinaryLimits limits;
+  uint32_t connections_max = 10000;
+  std::string server_version;
+};
+
+class BinaryServer;
+
+class BinaryConnection final : public AcceptedConnection {
+ public:
+  BinaryConnection(BinaryServer& server, Reactor& reactor);
+  ~BinaryConnection() override;
+  BinaryConnection(const BinaryConnection&) = delete;
+  BinaryConnection& operator=(const BinaryConnection&) = delete;
+
+  void start(int fd) override;
+  void shut_down() override;  // Answers what is in flight, then closes.
+  bool open() const override { return fd_ >= 0; }
+
+ private:
+  struct RecvOp final : IoCompletion {
+    BinaryConnection* c = nullptr;
+    void on_complete(int res, uint32_t) override { c->on_recv(res); }
+  };
+  struct SendOp final : IoCompletion {
+    BinaryConnection* c = nullptr;
+    void on_complete(int res, uint32_t) override { c->on_sent(res); }
+  };
+
+  void on_recv(int res);
+  void on_sent(int res);
+  void on_timer();
+  void process_input();
+  bool handle_frame(const char* frame, uint32_t frame_bytes);  // False: the connection is closing.
+  void on_answer(std::string frame);
+  void protocol_error(uint16_t opcode, uint32_t request_id, const Status& status);
+  bool saturated() const;
+  void post_recv();
+  void flush_output();
+  void begin_close();
+  void maybe_finish_close();
+
+  BinaryServer& server_;
+  Reactor& reactor_;
+  const BinaryLimits& limits_;
+  RecvOp recv_op_;
+  SendOp send_op_;
+  Timer timer_;
+  std::unique_ptr<char[]> in_;
+  size_t in_capacity_ = 0;
+  size_t in_start_ = 0;  // Unparsed bytes are [in_start_, in_end_).
+  size_t in_end_ = 0;
+  SocketOutput out_;
+  uint64_t generation_ = 0;  // Answers for an earlier connection in this slot are dropped.
+  uint32_t in_flight_ = 0;
+  uint64_t last_heard_us_ = 0;
+  int fd_ = -1;
+  bool hello_done_ = false;
+  bool recv_in_flight_ = false;
+  bool in_process_input_ = false;
+  bool close_after_send_ = false;
+  bool closing_ = false;
+};
+
+class BinaryServer {
+ public:
+  BinaryServer(Reactor& reactor, UniqueFd listener, const BinaryServerOptions& options, StreamService& service);
+  BinaryServer(const BinaryServer&) = delete;
+  BinaryServer& operator=(const BinaryServer&) = delete;
+
+  void start() { acceptor_.start(); }
+  bool stopping() const { return acceptor_.stopping(); }
+  size_t open_connections() const { return acceptor_.open_connections(); }
+
+ private:
+  friend class BinaryConnection;
+
+  Reactor& reactor_;
+  BinaryServerOptions options_;
+  StreamService& service_;
+  Acceptor acceptor_;
+  Counter& requests_;
+  Counter& protocol_errors_;
+};
+
+}  // namespace runnel

@@ -1,0 +1,367 @@
+#include "net/stream_service.h"
+
+#define XXH_STATIC_LINKING_ONLY  // XXH3_state_t on the stack.
+#include <xxhash.h>
+
+#include <algorithm>
+#include <memory>
+
+#include "core/log.h"
+#include "core/shard_gather.h"
+#include "proto/wire.h"
+
+namespace runnel {
+namespace {
+
+using wire::Opcode;
+
+constexpr uint32_t kListLimitDefault = 1000;
+
+StreamConfig from_wire(const wire::StreamConfig& c) {
+  StreamConfig out;
+  out.timestamping = c.timestamping == 1   ? TimestampMode::kClientRequire
+                     : c.timestamping == 2 ? TimestampMode::kArrival
+                                           : TimestampMode::kClientPrefer;
+  out.retention_age_ms = c.retention_age_ms;
+  out.retention_bytes = c.retention_bytes;
+  out.delete_on_empty_ms = c.delete_on_empty_ms;
+  out.compress_lz4 = c.compress_lz4;
+  return out;
+}
+
+wire::StreamConfig to_wire(const StreamConfig& c) {
+  wire::StreamConfig out;
+  out.timestamping = c.timestamping == TimestampMode::kClientRequire ? 1
+                     : c.timestamping == TimestampMode::kArrival     ? 2
+                                                                     : 0;
+  out.retention_age_ms = c.retention_age_ms;
+  out.retention_bytes = c.retention_bytes;
+  out.delete_on_empty_ms = c.delete_on_empty_ms;
+  out.compress_lz4 = c.compress_lz4;
+  return out;
+}
+
+wire::StreamInfo to_wire(const StreamInfo& info, uint64_t tail) {
+  wire::StreamInfo out;
+  out.bucket = info.bucket;
+  out.name = info.name;
+  out.config = to_wire(info.config);
+  out.created_ms = info.created_ms;
+  out.sealed = info.sealed;
+  out.fenced = !info.fencing_token.empty();
+  out.trim_seq = info.trim_seq;
+  out.tail = tail;
+  return out;
+}
+
+std::string error_frame(uint16_t opcode, uint32_t request_id, const Status& status) {
+  std::string out;
+  wire::append_error_frame(&out, opcode, request_id, status);
+  return out;
+}
+
+template <typename T>
+std::string answer_frame(uint16_t opcode, uint32_t request_id, const T& m) {
+  std::string out;
+  wire::append_frame(&out, static_cast<Opcode>(opcode), wire::kFlagResponse, request_id, m);
+  return out;
+}
+
+std::string empty_answer(uint16_t opcode, uint32_t request_id) {
+  std::string out;
+  wire::finish_frame(&out, wire::begin_frame(&out, static_cast<Opcode>(opcode), wire::kFlagResponse, request_id));
+  return out;
+}
+
+// An operation waiting for its store's answer (on the owning shard).
+struct Call {
+  StreamStore* store;
+  uint16_t opcode;
+  uint32_t request_id;
+  StreamService::Reply reply;
+
+  void answer(std::string frame) {
+    std::unique_ptr<Call> self(this);
+    reply(std::move(frame));
+  }
+  void fail(const Status& status) { answer(error_frame(opcode, request_id, status)); }
+};
+
+// The answer to a stream mutation: the stream's new state (DELETE: nothing).
+StreamStore::InfoCallback info_answer(Call* call) {
+  return [call](Result<StreamInfo> r) {
+    if (!r) return call->fail(r.status());
+    if (call->opcode == static_cast<uint16_t>(Opcode::kDeleteStream)) {
+      return call->answer(empty_answer(call->opcode, call->request_id));
+    }
+    const auto tail = call->store->tail(r->bucket, r->name);
+    call->answer(answer_frame(call->opcode, call->request_id, to_wire(*r, tail ? tail->next_seq : 0)));
+  };
+}
+
+ReadStart read_start(const wire::Start& start) {
+  switch (start.kind) {
+    case wire::Start::kTimestamp: return ReadStart::timestamp(start.value);
+    case wire::Start::kTailOffset: return ReadStart::tail_offset(start.value);
+    default: return ReadStart::seq_num(start.value);
+  }
+}
+
+// The bucket and stream a request names, for routing; false if it names none.
+bool stream_of(uint16_t opcode, std::string_view body, std::string_view* bucket, std::string_view* stream) {
+  switch (static_cast<Opcode>(opcode)) {
+    case Opcode::kCreateStream:
+    case Opcode::kGetStream:
+    case Opcode::kReconfigureStream:
+    case Opcode::kDeleteStream:
+    case Opcode::kSealStream:
+    case Opcode::kTrimStream:
+    case Opcode::kFenceStream:
+    case Opcode::kCheckTail:
+    case Opcode::kAppend:
+    case Opcode::kRead: {
+      wire::Reader r(body);  // Every one of these starts with bucket, stream.
+      return r.str(bucket) && r.str(stream);
+    }
+    default:
+      return false;
+  }
+}
+
+// Decodes the whole body as its opcode's request (validation, at the edge).
+bool decodes(uint16_t opcode, std::string_view body) {
+  switch (static_cast<Opcode>(opcode)) {
+    case Opcode::kCreateStream: { wire::CreateStream m; return wire::decode_body(body, &m); }
+    case Opcode::kGetStream:
+    case Opcode::kDeleteStream:
+    case Opcode::kSealStream:
+    case Opcode::kCheckTail: { wire::StreamName m; return wire::decode_body(body, &m); }
+    case Opcode::kReconfigureStream: { wire::ReconfigureStream m; return wire::decode_body(body, &m); }
+    case Opcode::kTrimStream: { wire::TrimStream m; return wire::decode_body(body, &m); }
+    case Opcode::kFenceStream: { wire::FenceStream m; return wire::decode_body(body, &m); }
+    case Opcode::kAppend: { wire::Append m; return wire::decode_body(body, &m); }
+    case Opcode::kRead: { wire::Read m; return wire::decode_body(body, &m); }
+    case Opcode::kListStreams: { wire::ListRequest m; return wire::decode_body(body, &m); }
+    case Opcode::kCreateBucket:
+    case Opcode::kReconfigureBucket: { wire::BucketWithConfig m; return wire::decode_body(body, &m); }
+    case Opcode::kGetBucket:
+    case Opcode::kDeleteBucket: { wire::BucketName m; return wire::decode_body(body, &m); }
+    case Opcode::kListBuckets: { wire::ListRequest m; return wire::decode_body(body, &m); }
+    case Opcode::kSubscribe: { wire::Subscribe m; return wire::decode_body(body, &m); }
+    case Opcode::kCredit: { wire::Credit m; return wire::decode_body(body, &m); }
+    case Opcode::kUnsubscribe: { wire::Unsubscribe m; return wire::decode_body(body, &m); }
+    default: return true;  // Unknown opcodes are answered `unsupported`, not closed on.
+  }
+}
+
+}  // namespace
+
+// A request for another shard's stream: its body, copied, travels there.
+struct StreamService::Remote {
+  uint16_t opcode;
+  uint32_t request_id;
+  int origin;
+  std::string body;
+  Reply reply;
+  std::string answer;
+};
+
+StreamService::StreamService(Reactor& reactor, const std::vector<StreamStore*>* stores)
+    : reactor_(reactor), stores_(stores) {}
+
+uint32_t StreamService::owner_shard(std::string_view bucket, std::string_view stream, uint32_t shard_count) {
+  XXH3_state_t state;
+  XXH3_64bits_reset(&state);
+  XXH3_64bits_update(&state, bucket.data(), bucket.size());
+  XXH3_64bits_update(&state, "/", 1);
+  XXH3_64bits_update(&state, stream.data(), stream.size());
+  return static_cast<uint32_t>(XXH3_64bits_digest(&state) % shard_count);
+}
+
+Status StreamService::handle(uint16_t opcode, uint32_t request_id, std::string_view body, Reply reply) {
+  if (!decodes(opcode, body)) {
+    return Status(ErrorCode::kInvalidArgument, fmt::format("malformed {} request", wire::opcode_name(opcode)));
+  }
+  if (opcode == static_cast<uint16_t>(Opcode::kListStreams)) {
+    list_streams(request_id, body, std::move(reply));
+    return Status::ok();
+  }
+  std::string_view bucket, stream;
+  if (!stream_of(opcode, body, &bucket, &stream)) {
+    reply(error_frame(opcode, request_id, Status(ErrorCode::kUnsupported,
+                                                 fmt::format("{} is not supported by this server yet",
+                                                             wire::opcode_name(opcode)))));
+    return Status::ok();
+  }
+  const uint32_t owner = owner_shard(bucket, stream, static_cast<uint32_t>(stores_->size()));
+  if (static_cast<int>(owner) == reactor_.shard()) {
+    execute(*(*stores_)[owner], opcode, request_id, body, std::move(reply));
+    return Status::ok();
+  }
+  // Another shard's stream: the owner decodes its own copy and answers by message.
+  auto* remote = new Remote{opcode, request_id, reactor_.shard(), std::string(body), std::move(reply), {}};
+  reactor_.hold();  // Shutdown waits for the answer.
+  const std::vector<StreamStore*>* stores = stores_;
+  reactor_.send(static_cast<int>(owner), [remote, stores] {
+    Reactor& there = Reactor::current();
+    execute(*(*stores)[static_cast<size_t>(there.shard())], remote->opcode, remote->request_id, remote->body,
+            [remote](std::string frame) {
+              remote->answer = std::move(frame);
+              Reactor::current().send(remote->origin, [remote] {
+                std::unique_ptr<Remote> owned(remote);
+                owned->reply(std::move(owned->answer));
+                Reactor::current().release();
+              });
+            });
+  });
+  return Status::ok();
+}
+
+void StreamService::execute(StreamStore& store, uint16_t opcode, uint32_t request_id, std::string_view body,
+                            Reply reply) {
+  auto* call = new Call{&store, opcode, request_id, std::move(reply)};
+  switch (static_cast<Opcode>(opcode)) {
+    case Opcode::kCreateStream: {
+      wire::CreateStream m;
+      (void)wire::decode_body(body, &m);
+      // Buckets (and their default stream config) are not built yet: a
+      // stream asking for the bucket default gets the built-in default.
+      const StreamConfig config = m.use_bucket_default ? StreamConfig{} : from_wire(m.config);
+      return store.create_stream(m.bucket, m.stream, config, info_answer(call));
+    }
+    case Opcode::kGetStream: {
+      wire::StreamName m;
+      (void)wire::decode_body(body, &m);
+      const StreamInfo* info = store.catalog().find(m.bucket, m.stream);
+      if (info == nullptr) {
+        return call->fail(Status(ErrorCode::kNotFound, fmt::format("no stream '{}' in bucket '{}'", m.stream, m.bucket)));
+      }
+      return call->answer(answer_frame(opcode, request_id, to_wire(*info, store.tail(m.bucket, m.stream)->next_seq)));
+    }
+    case Opcode::kReconfigureStream: {
+      wire::ReconfigureStream m;
+      (void)wire::decode_body(body, &m);
+      return store.reconfigure_stream(m.bucket, m.stream, from_wire(m.config), info_answer(call));
+    }
+    case Opcode::kDeleteStream: {
+      wire::StreamName m;
+      (void)wire::decode_body(body, &m);
+      return store.delete_stream(m.bucket, m.stream, info_answer(call));
+    }
+    case Opcode::kSealStream: {
+      wire::StreamName m;
+      (void)wire::decode_body(body, &m);
+      return store.seal_stream(m.bucket, m.stream, info_answer(call));
+    }
+    case Opcode::kTrimStream: {
+      wire::TrimStream m;
+      (void)wire::decode_body(body, &m);
+      return store.trim_stream(m.bucket, m.stream, m.trim_seq, info_answer(call));
+    }
+    case Opcode::kFenceStream: {
+      wire::FenceStream m;
+      (void)wire::decode_body(body, &m);
+      return store.fence_stream(m.bucket, m.stream, m.token, info_answer(call));
+    }
+    case Opcode::kCheckTail: {
+      wire::StreamName m;
+      (void)wire::decode_body(body, &m);
+      auto tail = store.tail(m.bucket, m.stream);
+      if (!tail) return call->fail(tail.status());
+      return call->answer(answer_frame(opcode, request_id, wire::TailAnswer{tail->next_seq, tail->last_timestamp}));
+    }
+    case Opcode::kAppend: {
+      wire::Append m;
+      (void)wire::decode_body(body, &m);
+      if ((m.options & wire::Append::kHasProducer) != 0) {
+        return call->fail(Status(ErrorCode::kUnsupported, "idempotent producer ids are not supported by this server yet"));
+      }
+      AppendRequest request;
+      request.payload = m.payload;
+      request.record_count = m.record_count;
+      request.payload_checksum = m.payload_checksum;
+      if ((m.options & wire::Append::kHasMatchSeqNum) != 0) request.match_seq_num = m.match_seq_num;
+      if ((m.options & wire::Append::kHasFencingToken) != 0) request.fencing_token = m.fencing_token;
+      request.arrival_ms = static_cast<uint64_t>(Reactor::clock_realtime_ms());
+      return store.append(m.bucket, m.stream, request, [call](Result<AppendAck> r) {
+        if (!r) return call->fail(r.status());
+        wire::AppendAck ack{r->start_seq, r->end_seq, r->first_timestamp, r->last_timestamp, r->end_seq};
+        call->answer(answer_frame(call->opcode, call->request_id, ack));
+      });
+    }
+    case Opcode::kRead: {
+      wire::Read m;
+      (void)wire::decode_body(body, &m);
+      if (m.wait_ms > 0) {
+        return call->fail(Status(ErrorCode::kUnsupported, "reads with wait_ms are not supported by this server yet"));
+      }
+      const uint64_t until = m.until_timestamp;
+      return store.read(m.bucket, m.stream, read_start(m.start), m.max_records, m.max_bytes,
+                        [call, until](Result<ReadResult> r) {
+                          if (!r) return call->fail(r.status());
+                          wire::ReadAnswer answer;
+                          answer.tail = r->tail;
+                          answer.first_record_index = r->first_record_index;
+                          for (const StoredBatch& b : r->batches) {
+                            // until_timestamp: stop at the first batch that starts at or after it.
+                            if (until != 0 && b.header.first_timestamp >= until) break;
+                            wire::Batch out;
+                            out.base_seq = b.header.base_seq;
+                            out.record_count = b.header.record_count;
+                            out.first_timestamp = b.header.first_timestamp;
+                            out.last_timestamp = b.header.last_timestamp;
+                            out.arrival_timestamp = b.header.arrival_timestamp;
+                            out.flags = b.header.flags;
+                            out.payload_checksum = b.header.payload_checksum;
+                            out.payload = b.payload;
+                            answer.batches.push_back(out);
+                          }
+                          call->answer(answer_frame(call->opcode, call->request_id, answer));
+                        });
+    }
+    default:
+      return call->fail(Status(ErrorCode::kUnsupported, "operation not supported"));
+  }
+}
+
+void StreamService::list_streams(uint32_t request_id, std::string_view body, Reply reply) {
+  wire::ListRequest m;
+  (void)wire::decode_body(body, &m);
+  const uint32_t limit = m.limit == 0 ? kListLimitDefault : std::min(m.limit, kListLimitDefault);
+  // Each shard lists its own streams (one more than the limit, to tell
+  // whether there are more); the answers are merged by name here.
+  struct Query {
+    std::string bucket, prefix, start_after;
+    uint32_t limit;
+  };
+  auto query = std::make_shared<Query>(Query{std::string(m.bucket), std::string(m.prefix), std::string(m.start_after), limit});
+  const std::vector<StreamStore*>* stores = stores_;
+  auto* pending = new Reply(std::move(reply));
+  gather_from_shards<std::vector<wire::StreamInfo>>(
+      reactor_,
+      [query, stores](Reactor& there) {
+        StreamStore& store = *(*stores)[static_cast<size_t>(there.shard())];
+        std::vector<wire::StreamInfo> out;
+        for (const StreamInfo* info :
+             store.catalog().list(query->bucket, query->prefix, query->start_after, query->limit + 1)) {
+          out.push_back(to_wire(*info, store.tail(info->bucket, info->name)->next_seq));
+        }
+        return out;
+      },
+      [pending, request_id, limit](std::vector<std::vector<wire::StreamInfo>> per_shard) {
+        std::unique_ptr<Reply> answer_to(pending);
+        wire::ListAnswer<wire::StreamInfo> answer;
+        for (auto& items : per_shard) {
+          for (auto& item : items) answer.items.push_back(std::move(item));
+        }
+        std::sort(answer.items.begin(), answer.items.end(),
+                  [](const wire::StreamInfo& a, const wire::StreamInfo& b) { return a.name < b.name; });
+        if (answer.items.size() > limit) {
+          answer.items.resize(limit);
+          answer.more = true;
+        }
+        (*answer_to)(answer_frame(static_cast<uint16_t>(Opcode::kListStreams), request_id, answer));
+      });
+}
+
+}  // namespace runnel

@@ -1,0 +1,51 @@
+#pragma once
+// StreamService: the binary protocol's operations, as served to the
+// connections of one shard. A request names its stream; the stream belongs to
+// one shard (owner_shard: XXH3 of "bucket/stream"), and the operation runs
+// there, against that shard's StreamStore. For a stream of this shard that
+// is a direct call on the request's bytes, with no copy; for another shard
+// the request body is copied once and sent by message, the owner decodes and
+// runs it, and the answer frame comes back by message to be written on the
+// connection's shard. Listing streams asks every shard and merges.
+//
+// Answers are whole frames (proto/wire.h), errors included; the caller only
+// writes them out.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/inline_function.h"
+#include "core/reactor.h"
+#include "storage/stream_store.h"
+
+namespace runnel {
+
+class StreamService {
+ public:
+  // Receives the answer frame on the connection's shard.
+  using Reply = InlineFunction<void(std::string frame), 32>;
+
+  // `stores[s]` is shard s's store, used only on shard s.
+  StreamService(Reactor& reactor, const std::vector<StreamStore*>* stores);
+
+  // Serves one request frame's body (valid for the duration of the call);
+  // `reply` gets the answer frame, now or later. A body that does not decode
+  // as its opcode says is refused with an error (the caller closes the
+  // connection) and `reply` is not called.
+  Status handle(uint16_t opcode, uint32_t request_id, std::string_view body, Reply reply);
+
+  static uint32_t owner_shard(std::string_view bucket, std::string_view stream, uint32_t shard_count);
+
+ private:
+  struct Remote;
+  // Runs on the owning shard, with that shard's store.
+  static void execute(StreamStore& store, uint16_t opcode, uint32_t request_id, std::string_view body, Reply reply);
+  void list_streams(uint32_t request_id, std::string_view body, Reply reply);
+
+  Reactor& reactor_;
+  const std::vector<StreamStore*>* stores_;
+};
+
+}  // namespace runnel

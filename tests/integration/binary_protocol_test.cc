@@ -1,0 +1,415 @@
+// The binary protocol against the real runneld (two shards, loopback ports
+// of its own): handshake, every stream operation, appends and reads across
+// both shards with pipelining, match_seq_num races, and bad input — which
+// closes only the connection that sent it.
+//
+// The client here is deliberately minimal (blocking socket, proto/wire.h),
+// so these tests check the server, not the client library.
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "proto/wire.h"
+#include "storage/batch.h"
+#include "tests/integration/process.h"
+
+namespace runnel::testing {
+namespace {
+
+using namespace runnel::wire;
+
+struct Frame {
+  FrameHeader header;
+  std::string body;
+};
+
+class WireClient {
+ public:
+  explicit WireClient(int port) : fd_(connect_loopback(port)) {}
+  ~WireClient() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  bool connected() const { return fd_ >= 0; }
+
+  void send_raw(std::string_view bytes) {
+    while (!bytes.empty()) {
+      ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+      if (n <= 0) return;
+      bytes.remove_prefix(static_cast<size_t>(n));
+    }
+  }
+  template <typename T>
+  uint32_t send(Opcode opcode, const T& m) {
+    std::string out;
+    const uint32_t id = next_id_++;
+    append_frame(&out, opcode, 0, id, m);
+    send_raw(out);
+    return id;
+  }
+  // The next frame, or nullopt when the server closed (or the read timed out).
+  std::optional<Frame> receive() {
+    while (true) {
+      if (buffer_.size() >= kFrameHeaderBytes) {
+        FrameHeader h = read_frame_header(buffer_.data());
+        if (buffer_.size() >= h.frame_bytes) {
+          Frame f{h, buffer_.substr(kFrameHeaderBytes, h.frame_bytes - kFrameHeaderBytes)};
+          buffer_.erase(0, h.frame_bytes);
+          return f;
+        }
+      }
+      char chunk[65536];
+      ssize_t n = ::recv(fd_, chunk, sizeof(chunk), 0);
+      if (n <= 0) return std::nullopt;
+      buffer_.append(chunk, static_cast<size_t>(n));
+    }
+  }
+  // The answer to `id`, skipping server pings (answered) and others' answers (kept).
+  Frame answer(uint32_t id) {
+    if (auto it = stash_.find(id); it != stash_.end()) {
+      Frame f = std::move(it->second);
+      stash_.erase(it);
+      return f;
+    }
+    while (true) {
+      auto f = receive();
+      if (!f) {
+        ADD_FAILURE() << "connection closed waiting for request " << id;
+        return {};
+      }
+      if (f->header.opcode == static_cast<uint16_t>(Opcode::kPing) && f->header.flags == 0) {
+        std::string pong;
+        finish_frame(&pong, begin_frame(&pong, Opcode::kPing, kFlagResponse, f->header.request_id));
+        send_raw(pong);
+        continue;
+      }
+      if (f->header.request_id == id) return std::move(*f);
+      stash_[f->header.request_id] = std::move(*f);
+    }
+  }
+  template <typename T>
+  T answer_as(uint32_t id) {
+    Frame f = answer(id);
+    T m{};
+    if ((f.header.flags & kFlagError) != 0) {
+      ErrorBody e;
+      (void)decode_body(f.body, &e);
+      ADD_FAILURE() << "request " << id << " failed: code " << e.code << ": " << e.message;
+      return m;
+    }
+    EXPECT_TRUE(decode_body(f.body, &m)) << "answer to " << id << " does not decode";
+    return m;
+  }
+  ErrorBody error_of(uint32_t id) {
+    Frame f = answer(id);
+    ErrorBody e;
+    EXPECT_NE(f.header.flags & kFlagError, 0) << "request " << id << " was expected to fail";
+    EXPECT_TRUE(decode_body(f.body, &e));
+    return e;
+  }
+  HelloOk hello() { return answer_as<HelloOk>(send(Opcode::kHello, Hello{1, 1, "test", ""})); }
+
+ private:
+  int fd_;
+  uint32_t next_id_ = 1;
+  std::string buffer_;
+  std::map<uint32_t, Frame> stash_;
+};
+
+std::unique_ptr<RunneldProcess> start_server(const TempDir& dir, int shards = 2) {
+  std::string error;
+  auto p = RunneldProcess::start({"--data-dir", dir.path() + "/data", "--listen", "127.0.0.1:0", "--admin-listen",
+                                  "127.0.0.1:0", "--shards", std::to_string(shards)},
+                                 {}, &error);
+  EXPECT_NE(p, nullptr) << error;
+  return p;
+}
+
+std::string body_of(const std::string& stream, uint64_t seq) { return stream + " record " + std::to_string(seq); }
+
+Append append_of(const PayloadBuilder& payload, std::string_view bucket, std::string_view stream) {
+  Append a;
+  a.bucket = bucket;
+  a.stream = stream;
+  a.record_count = payload.record_count();
+  a.payload = payload.bytes();
+  a.payload_checksum = payload_checksum(a.payload);
+  return a;
+}
+
+// Every record of `stream` read back: bodies in seq order, each batch's checksum verified.
+std::vector<std::string> read_all(WireClient& c, const std::string& stream) {
+  std::vector<std::string> bodies;
+  uint64_t next = 0;
+  while (true) {
+    Read r{"orders", stream, Start{Start::kSeqNum, next}, 1000, 1 << 20, 0, 0};
+    Frame f = c.answer(c.send(Opcode::kRead, r));
+    if ((f.header.flags & kFlagError) != 0) {
+      ErrorBody e;
+      (void)decode_body(f.body, &e);
+      if (e.code == static_cast<uint16_t>(ErrorCode::kOutOfRange)) break;
+      ADD_FAILURE() << "read failed: " << e.message;
+      break;
+    }
+    ReadAnswer a;
+    EXPECT_TRUE(decode_body(f.body, &a));
+    if (a.batches.empty()) break;
+    for (size_t i = 0; i < a.batches.size(); i++) {
+      const Batch& b = a.batches[i];
+      EXPECT_EQ(payload_checksum(b.payload), b.payload_checksum) << "end-to-end checksum";
+      RecordIterator it(b.payload, b.record_count, BatchLimits{});
+      RecordView rec;
+      uint64_t seq = b.base_seq;
+      while (it.next(&rec)) {
+        if (seq >= next) {
+          bodies.emplace_back(rec.body);
+          next = seq + 1;
+        }
+        seq++;
+      }
+    }
+  }
+  return bodies;
+}
+
+TEST(BinaryProtocol, HelloThenPingThenStreamOperations) {
+  TempDir dir;
+  auto server = start_server(dir);
+  ASSERT_NE(server, nullptr);
+  WireClient c(server->binary().port);
+  ASSERT_TRUE(c.connected());
+  HelloOk ok = c.hello();
+  EXPECT_EQ(ok.version, 1);
+  EXPECT_EQ(ok.shard_count, 2u);
+  EXPECT_LT(ok.shard, 2u);
+  EXPECT_GE(ok.max_frame_bytes, 1u << 20);
+
+  std::string ping;
+  finish_frame(&ping, begin_frame(&ping, Opcode::kPing, 0, 900));
+  c.send_raw(ping);
+  Frame pong = c.answer(900);
+  EXPECT_EQ(pong.header.flags, kFlagResponse);
+
+  CreateStream create{"orders", "eu/1", false, StreamConfig{2, 0, 0, 0, false}};
+  StreamInfo info = c.answer_as<StreamInfo>(c.send(Opcode::kCreateStream, create));
+  EXPECT_EQ(info.bucket, "orders");
+  EXPECT_EQ(info.name, "eu/1");
+  EXPECT_EQ(info.config.timestamping, 2);
+  EXPECT_EQ(c.error_of(c.send(Opcode::kCreateStream, create)).code, static_cast<uint16_t>(ErrorCode::kAlreadyExists));
+
+  EXPECT_EQ(c.answer_as<StreamInfo>(c.send(Opcode::kGetStream, StreamName{"orders", "eu/1"})).name, "eu/1");
+  EXPECT_EQ(c.error_of(c.send(Opcode::kGetStream, StreamName{"orders", "nope"})).code,
+            static_cast<uint16_t>(ErrorCode::kNotFound));
+  StreamInfo fenced = c.answer_as<StreamInfo>(c.send(Opcode::kFenceStream, FenceStream{"orders", "eu/1", "tok"}));
+  EXPECT_TRUE(fenced.fenced);
+
+  PayloadBuilder payload;
+  payload.add(0, "x");
+  EXPECT_EQ(c.error_of(c.send(Opcode::kAppend, append_of(payload, "orders", "eu/1"))).code,
+            static_cast<uint16_t>(ErrorCode::kFencingTokenMismatch));
+  Append with_token = append_of(payload, "orders", "eu/1");
+  with_token.options = Append::kHasFencingToken;
+  with_token.fencing_token = "tok";
+  AppendAck ack = c.answer_as<AppendAck>(c.send(Opcode::kAppend, with_token));
+  EXPECT_EQ(ack.start_seq, 0u);
+  EXPECT_EQ(ack.end_seq, 1u);
+  TailAnswer tail = c.answer_as<TailAnswer>(c.send(Opcode::kCheckTail, StreamName{"orders", "eu/1"}));
+  EXPECT_EQ(tail.tail, 1u);
+
+  StreamInfo trimmed = c.answer_as<StreamInfo>(c.send(Opcode::kTrimStream, TrimStream{"orders", "eu/1", 1}));
+  EXPECT_EQ(trimmed.trim_seq, 1u);
+  StreamInfo sealed = c.answer_as<StreamInfo>(c.send(Opcode::kSealStream, StreamName{"orders", "eu/1"}));
+  EXPECT_TRUE(sealed.sealed);
+  EXPECT_EQ(c.error_of(c.send(Opcode::kAppend, with_token)).code, static_cast<uint16_t>(ErrorCode::kStreamSealed));
+  Frame deleted = c.answer(c.send(Opcode::kDeleteStream, StreamName{"orders", "eu/1"}));
+  EXPECT_EQ(deleted.header.flags, kFlagResponse);
+  EXPECT_EQ(c.error_of(c.send(Opcode::kCheckTail, StreamName{"orders", "eu/1"})).code,
+            static_cast<uint16_t>(ErrorCode::kNotFound));
+  EXPECT_EQ(c.error_of(c.send(Opcode::kGetBucket, BucketName{"orders"})).code,
+            static_cast<uint16_t>(ErrorCode::kUnsupported));
+}
+
+TEST(BinaryProtocol, PipelinedAppendsAcrossShardsReadBackInOrder) {
+  TempDir dir;
+  auto server = start_server(dir);
+  ASSERT_NE(server, nullptr);
+  WireClient c(server->binary().port);
+  ASSERT_TRUE(c.connected());
+  c.hello();
+  constexpr int kStreams = 16;  // Spread over both shards by their hash.
+  for (int s = 0; s < kStreams; s++) {
+    const std::string name = "s" + std::to_string(s);
+    c.answer_as<StreamInfo>(c.send(Opcode::kCreateStream, CreateStream{"orders", name, true, {}}));
+  }
+  // 50 batches per stream, all sent before any answer is read.
+  std::map<uint32_t, std::pair<std::string, uint64_t>> sent;  // request id -> (stream, first seq)
+  std::map<std::string, uint64_t> next;
+  for (int round = 0; round < 50; round++) {
+    for (int s = 0; s < kStreams; s++) {
+      const std::string name = "s" + std::to_string(s);
+      PayloadBuilder payload;
+      for (int r = 0; r < 3; r++) payload.add(0, body_of(name, next[name] + static_cast<uint64_t>(r)));
+      const uint32_t id = c.send(Opcode::kAppend, append_of(payload, "orders", name));
+      sent[id] = {name, next[name]};
+      next[name] += 3;
+    }
+  }
+  for (const auto& [id, what] : sent) {
+    AppendAck ack = c.answer_as<AppendAck>(id);
+    EXPECT_EQ(ack.start_seq, what.second) << what.first;
+    EXPECT_EQ(ack.end_seq, what.second + 3);
+  }
+  for (int s = 0; s < kStreams; s++) {
+    const std::string name = "s" + std::to_string(s);
+    auto bodies = read_all(c, name);
+    ASSERT_EQ(bodies.size(), 150u) << name;
+    for (uint64_t i = 0; i < bodies.size(); i++) ASSERT_EQ(bodies[i], body_of(name, i));
+  }
+  // Listing merges every shard's streams by name.
+  auto list = c.answer_as<ListAnswer<StreamInfo>>(c.send(Opcode::kListStreams, ListRequest{"orders", "s1", "", 0}));
+  std::vector<std::string> names;
+  for (const auto& item : list.items) names.push_back(item.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"s1", "s10", "s11", "s12", "s13", "s14", "s15"}));
+  auto page = c.answer_as<ListAnswer<StreamInfo>>(c.send(Opcode::kListStreams, ListRequest{"orders", "", "s12", 2}));
+  ASSERT_EQ(page.items.size(), 2u);
+  EXPECT_EQ(page.items[0].name, "s13");
+  EXPECT_TRUE(page.more);
+  EXPECT_EQ(page.items[0].tail, 150u);
+}
+
+TEST(BinaryProtocol, OfRacingMatchSeqNumAppendsExactlyOneWins) {
+  TempDir dir;
+  auto server = start_server(dir);
+  ASSERT_NE(server, nullptr);
+  WireClient a(server->binary().port), b(server->binary().port);
+  a.hello();
+  b.hello();
+  a.answer_as<StreamInfo>(a.send(Opcode::kCreateStream, CreateStream{"orders", "race", true, {}}));
+  int wins = 0;
+  for (uint64_t round = 0; round < 20; round++) {
+    PayloadBuilder payload;
+    payload.add(0, "r" + std::to_string(round));
+    Append m = append_of(payload, "orders", "race");
+    m.options = Append::kHasMatchSeqNum;
+    m.match_seq_num = round;
+    const uint32_t ia = a.send(Opcode::kAppend, m);
+    const uint32_t ib = b.send(Opcode::kAppend, m);
+    Frame fa = a.answer(ia), fb = b.answer(ib);
+    const bool a_won = (fa.header.flags & kFlagError) == 0, b_won = (fb.header.flags & kFlagError) == 0;
+    EXPECT_NE(a_won, b_won) << "round " << round;
+    const Frame& lost = a_won ? fb : fa;
+    ErrorBody e;
+    ASSERT_TRUE(decode_body(lost.body, &e));
+    EXPECT_EQ(e.code, static_cast<uint16_t>(ErrorCode::kSeqNumMismatch));
+    EXPECT_EQ(e.detail, round + 1) << "the error carries the tail";
+    wins += a_won + b_won;
+  }
+  EXPECT_EQ(wins, 20);
+}
+
+TEST(BinaryProtocol, BadFramesCloseOnlyTheirConnection) {
+  TempDir dir;
+  auto server = start_server(dir);
+  ASSERT_NE(server, nullptr);
+  WireClient good(server->binary().port);
+  good.hello();
+  good.answer_as<StreamInfo>(good.send(Opcode::kCreateStream, CreateStream{"orders", "calm", true, {}}));
+
+  auto expect_closed_with = [&](const std::string& bytes, ErrorCode code, bool hello_first) {
+    WireClient bad(server->binary().port);
+    ASSERT_TRUE(bad.connected());
+    if (hello_first) bad.hello();
+    bad.send_raw(bytes);
+    auto f = bad.receive();
+    ASSERT_TRUE(f.has_value()) << "an error frame comes before the close";
+    EXPECT_NE(f->header.flags & kFlagError, 0);
+    ErrorBody e;
+    ASSERT_TRUE(decode_body(f->body, &e));
+    EXPECT_EQ(e.code, static_cast<uint16_t>(code)) << e.message;
+    EXPECT_FALSE(bad.receive().has_value()) << "then the connection closes";
+  };
+  // Not a hello first.
+  std::string ping;
+  finish_frame(&ping, begin_frame(&ping, Opcode::kPing, 0, 1));
+  expect_closed_with(ping, ErrorCode::kInvalidArgument, false);
+  // A length below the header.
+  std::string shortlen(16, '\0');
+  shortlen[0] = 8;
+  expect_closed_with(shortlen, ErrorCode::kInvalidArgument, true);
+  // Over the maximum frame size.
+  std::string huge(16, '\0');
+  const uint32_t big = 1u << 30;
+  std::memcpy(huge.data(), &big, 4);
+  expect_closed_with(huge, ErrorCode::kTooLarge, true);
+  // A body that does not decode (truncated append).
+  std::string truncated;
+  const size_t start = begin_frame(&truncated, Opcode::kAppend, 0, 5);
+  truncated.append("\x06\x00ord", 5);
+  finish_frame(&truncated, start);
+  expect_closed_with(truncated, ErrorCode::kInvalidArgument, true);
+  // Random garbage.
+  std::string garbage;
+  for (int i = 0; i < 300; i++) garbage.push_back(static_cast<char>(i * 37 + 11));
+  expect_closed_with(garbage, ErrorCode::kTooLarge, true);  // Its first four bytes read as a huge length.
+  // Unknown opcodes are answered and the connection stays.
+  WireClient curious(server->binary().port);
+  curious.hello();
+  std::string unknown;
+  finish_frame(&unknown, begin_frame(&unknown, static_cast<Opcode>(0x7777), 0, 42));
+  curious.send_raw(unknown);
+  EXPECT_EQ(curious.error_of(42).code, static_cast<uint16_t>(ErrorCode::kUnsupported));
+  EXPECT_EQ(curious.answer_as<TailAnswer>(curious.send(Opcode::kCheckTail, StreamName{"orders", "calm"})).tail, 0u);
+  // A client that vanishes mid-frame: the server drops it and carries on.
+  {
+    WireClient vanishing(server->binary().port);
+    vanishing.hello();
+    std::string part;
+    PayloadBuilder payload;
+    payload.add(0, "half");
+    append_frame(&part, Opcode::kAppend, 0, 7, append_of(payload, "orders", "calm"));
+    vanishing.send_raw(std::string_view(part).substr(0, part.size() / 2));
+  }
+  // The first connection never noticed any of it.
+  PayloadBuilder payload;
+  payload.add(0, "still here");
+  AppendAck ack = good.answer_as<AppendAck>(good.send(Opcode::kAppend, append_of(payload, "orders", "calm")));
+  EXPECT_EQ(ack.start_seq, 0u);
+  auto stopped = server->stop(SIGTERM);
+  ASSERT_TRUE(stopped.has_value());
+  EXPECT_TRUE(WIFEXITED(*stopped) && WEXITSTATUS(*stopped) == 0);
+}
+
+TEST(BinaryProtocol, AcknowledgedAppendsSurviveARestart) {
+  TempDir dir;
+  {
+    auto server = start_server(dir);
+    ASSERT_NE(server, nullptr);
+    WireClient c(server->binary().port);
+    c.hello();
+    for (int s = 0; s < 6; s++) {
+      const std::string name = "k" + std::to_string(s);
+      c.answer_as<StreamInfo>(c.send(Opcode::kCreateStream, CreateStream{"orders", name, true, {}}));
+      PayloadBuilder payload;
+      for (int r = 0; r < 10; r++) payload.add(0, body_of(name, static_cast<uint64_t>(r)));
+      c.answer_as<AppendAck>(c.send(Opcode::kAppend, append_of(payload, "orders", name)));
+    }
+    ASSERT_TRUE(server->stop(SIGKILL).has_value());
+  }
+  auto server = start_server(dir);
+  ASSERT_NE(server, nullptr);
+  WireClient c(server->binary().port);
+  c.hello();
+  for (int s = 0; s < 6; s++) {
+    const std::string name = "k" + std::to_string(s);
+    auto bodies = read_all(c, name);
+    ASSERT_EQ(bodies.size(), 10u) << name;
+    for (uint64_t i = 0; i < 10; i++) EXPECT_EQ(bodies[i], body_of(name, i));
+  }
+}
+
+}  // namespace
+}  // namespace runnel::testing
