@@ -16,6 +16,7 @@ namespace {
 using wire::Opcode;
 
 constexpr uint32_t kListLimitDefault = 1000;
+constexpr uint32_t kWaitMsMax = 60'000;  // A long-poll read waits at most this long.
 
 StreamConfig from_wire(const wire::StreamConfig& c) {
   StreamConfig out;
@@ -99,12 +100,124 @@ StreamStore::InfoCallback info_answer(Call* call) {
   };
 }
 
+// A read that found nothing new and may wait (wait_ms): it waits on the
+// stream's tail, reads again when records land, and answers empty with the
+// tail when the wait ends. Lives on the owning shard; a shard that stops
+// answers its waiting reads at once (their in-flight work is done).
+struct LongPoll {
+  Call* call;
+  std::string bucket, stream;
+  wire::Start start;
+  uint32_t max_records, max_bytes;
+  uint64_t until;
+  uint64_t deadline_us;
+  ShardLog::TailWaiter waiter;
+  std::unique_ptr<Timer> timer;
+  LongPoll* prev = nullptr;
+  LongPoll* next = nullptr;
+};
+
+void read_once(LongPoll* poll, uint32_t wait_ms);
+void finish_poll(LongPoll* poll, std::string frame);
+void finish_poll_empty(LongPoll* poll);  // No records: just the tail.
+
+// Every shard's waiting reads, so that a stopping shard can answer them.
+thread_local LongPoll* waiting_polls = nullptr;
+thread_local bool stop_hook_registered = false;
+
+void link_poll(LongPoll* poll) {
+  poll->next = waiting_polls;
+  if (waiting_polls != nullptr) waiting_polls->prev = poll;
+  waiting_polls = poll;
+  if (!stop_hook_registered) {
+    stop_hook_registered = true;
+    Reactor::current().on_stop([] {
+      while (waiting_polls != nullptr) finish_poll_empty(waiting_polls);
+    });
+  }
+}
+
+void unlink_poll(LongPoll* poll) {
+  if (poll->prev != nullptr) poll->prev->next = poll->next;
+  if (poll->next != nullptr) poll->next->prev = poll->prev;
+  if (waiting_polls == poll) waiting_polls = poll->next;
+  poll->prev = poll->next = nullptr;
+}
+
+void finish_poll(LongPoll* poll, std::string frame) {
+  unlink_poll(poll);
+  poll->call->store->log().cancel_wait(&poll->waiter);
+  Call* call = poll->call;
+  delete poll;  // The timer goes with it.
+  call->answer(std::move(frame));
+}
+
+void finish_poll_empty(LongPoll* poll) {
+  auto tail = poll->call->store->tail(poll->bucket, poll->stream);
+  wire::ReadAnswer empty;
+  empty.tail = tail ? tail->next_seq : 0;
+  finish_poll(poll, answer_frame(poll->call->opcode, poll->call->request_id, empty));
+}
+
 ReadStart read_start(const wire::Start& start) {
   switch (start.kind) {
     case wire::Start::kTimestamp: return ReadStart::timestamp(start.value);
     case wire::Start::kTailOffset: return ReadStart::tail_offset(start.value);
     default: return ReadStart::seq_num(start.value);
   }
+}
+
+wire::ReadAnswer read_answer(const ReadResult& r, uint64_t until) {
+  wire::ReadAnswer answer;
+  answer.tail = r.tail;
+  answer.first_record_index = r.first_record_index;
+  for (const StoredBatch& b : r.batches) {
+    // until_timestamp: stop at the first batch that starts at or after it.
+    if (until != 0 && b.header.first_timestamp >= until) break;
+    wire::Batch out;
+    out.base_seq = b.header.base_seq;
+    out.record_count = b.header.record_count;
+    out.first_timestamp = b.header.first_timestamp;
+    out.last_timestamp = b.header.last_timestamp;
+    out.arrival_timestamp = b.header.arrival_timestamp;
+    out.flags = b.header.flags;
+    out.payload_checksum = b.header.payload_checksum;
+    out.payload = b.payload;
+    answer.batches.push_back(out);
+  }
+  return answer;
+}
+
+// Reads; with nothing to return and time left, waits for the stream's next
+// records (wait_ms > 0) and tries again.
+void read_once(LongPoll* poll, uint32_t wait_ms) {
+  StreamStore& store = *poll->call->store;
+  store.read(poll->bucket, poll->stream, read_start(poll->start), poll->max_records, poll->max_bytes,
+             [poll, wait_ms](Result<ReadResult> r) {
+               const uint16_t opcode = poll->call->opcode;
+               const uint32_t request_id = poll->call->request_id;
+               if (!r) return finish_poll(poll, error_frame(opcode, request_id, r.status()));
+               wire::ReadAnswer answer = read_answer(*r, poll->until);
+               StreamStore& s = *poll->call->store;
+               const StreamInfo* info = s.catalog().find(poll->bucket, poll->stream);
+               if (!answer.batches.empty() || wait_ms == 0 || info == nullptr ||
+                   Reactor::clock_us() >= poll->deadline_us) {
+                 return finish_poll(poll, answer_frame(opcode, request_id, answer));
+               }
+               // Nothing yet: wait for records or the deadline.
+               poll->waiter.stream_id = info->id;
+               poll->waiter.wake = [poll, wait_ms] {
+                 unlink_poll(poll);
+                 poll->timer->cancel();
+                 read_once(poll, wait_ms);
+               };
+               if (!poll->timer) {
+                 poll->timer = std::make_unique<Timer>(Reactor::current(), [poll] { finish_poll_empty(poll); });
+               }
+               poll->timer->arm_at_us(poll->deadline_us);
+               s.log().wait_for_records(&poll->waiter);
+               link_poll(poll);
+             });
 }
 
 // The bucket and stream a request names, for routing; false if it names none.
@@ -292,32 +405,10 @@ void StreamService::execute(StreamStore& store, uint16_t opcode, uint32_t reques
     case Opcode::kRead: {
       wire::Read m;
       (void)wire::decode_body(body, &m);
-      if (m.wait_ms > 0) {
-        return call->fail(Status(ErrorCode::kUnsupported, "reads with wait_ms are not supported by this server yet"));
-      }
-      const uint64_t until = m.until_timestamp;
-      return store.read(m.bucket, m.stream, read_start(m.start), m.max_records, m.max_bytes,
-                        [call, until](Result<ReadResult> r) {
-                          if (!r) return call->fail(r.status());
-                          wire::ReadAnswer answer;
-                          answer.tail = r->tail;
-                          answer.first_record_index = r->first_record_index;
-                          for (const StoredBatch& b : r->batches) {
-                            // until_timestamp: stop at the first batch that starts at or after it.
-                            if (until != 0 && b.header.first_timestamp >= until) break;
-                            wire::Batch out;
-                            out.base_seq = b.header.base_seq;
-                            out.record_count = b.header.record_count;
-                            out.first_timestamp = b.header.first_timestamp;
-                            out.last_timestamp = b.header.last_timestamp;
-                            out.arrival_timestamp = b.header.arrival_timestamp;
-                            out.flags = b.header.flags;
-                            out.payload_checksum = b.header.payload_checksum;
-                            out.payload = b.payload;
-                            answer.batches.push_back(out);
-                          }
-                          call->answer(answer_frame(call->opcode, call->request_id, answer));
-                        });
+      auto* poll = new LongPoll{call,      std::string(m.bucket), std::string(m.stream), m.start, m.max_records,
+                                m.max_bytes, m.until_timestamp,     0,                     {},      nullptr};
+      poll->deadline_us = Reactor::clock_us() + uint64_t{std::min(m.wait_ms, kWaitMsMax)} * 1000;
+      return read_once(poll, m.wait_ms);
     }
     default:
       return call->fail(Status(ErrorCode::kUnsupported, "operation not supported"));

@@ -847,6 +847,22 @@ uint64_t ShardLog::retention_point(uint64_t stream_id, uint64_t age_cutoff_ms, u
   return std::min(keep_from, stream.durable_next_seq);
 }
 
+void ShardLog::wait_for_records(TailWaiter* waiter) {
+  RUNNEL_ASSERT(!waiter->waiting);
+  waiter->waiting = true;
+  tail_waiters_[waiter->stream_id].push_back(waiter);
+}
+
+void ShardLog::cancel_wait(TailWaiter* waiter) {
+  if (!waiter->waiting) return;
+  waiter->waiting = false;
+  auto it = tail_waiters_.find(waiter->stream_id);
+  if (it == tail_waiters_.end()) return;
+  auto& list = it->second;
+  list.erase(std::remove(list.begin(), list.end(), waiter), list.end());
+  if (list.empty()) tail_waiters_.erase(it);
+}
+
 StreamTail ShardLog::tail(uint64_t stream_id) const {
   auto it = streams_.find(stream_id);
   if (it == streams_.end()) return {};
@@ -1193,6 +1209,7 @@ void ShardLog::complete_flushes() {
       StreamState& stream = *streams_[p.stream_id];
       const uint64_t previous_end = stream.durable_next_seq;
       stream.durable_next_seq = p.ack.end_seq;
+      if (!tail_waiters_.empty() && tail_waiters_.count(p.stream_id) != 0) tails_moved_.push_back(p.stream_id);
       stream.durable_last_timestamp = p.ack.last_timestamp;
       log_position_ += p.bytes;
       index_batch(p.stream_id, stream, p.ack.start_seq, previous_end, buffer->segment->id, p.offset,
@@ -1219,6 +1236,19 @@ void ShardLog::complete_flushes() {
     if (filling_ != nullptr) still_writing |= filling_->segment == segment;
     if (!still_writing) write_summary(*segment);
     if (held) reactor_->release();
+  }
+  // Readers waiting for new records of these streams: they may read now.
+  std::sort(tails_moved_.begin(), tails_moved_.end());
+  tails_moved_.erase(std::unique(tails_moved_.begin(), tails_moved_.end()), tails_moved_.end());
+  while (!tails_moved_.empty()) {
+    const uint64_t stream_id = tails_moved_.back();
+    tails_moved_.pop_back();
+    auto it = tail_waiters_.find(stream_id);
+    if (it == tail_waiters_.end()) continue;
+    std::vector<TailWaiter*> woken = std::move(it->second);
+    tail_waiters_.erase(it);
+    for (TailWaiter* w : woken) w->waiting = false;
+    for (TailWaiter* w : woken) w->wake();  // May wait again, or free itself.
   }
   maybe_flush();
   drain_waiting();  // Buffers came free: waiting appends go in.

@@ -152,6 +152,19 @@ class ShardLog {
   // or after it) or from a tail offset (tail - n, at least 0).
   void read(uint64_t stream_id, ReadStart start, uint32_t max_records, uint32_t max_bytes, ReadCallback done);
 
+  // --- waiting for new records ---
+  // A caller-owned waiter: wait_for_records() wakes it once, when the
+  // stream's durable tail next moves (from inside the flush completion that
+  // moved it), unless cancel_wait() came first. Long-poll reads and
+  // subscriptions use it.
+  struct TailWaiter {
+    uint64_t stream_id = 0;
+    InlineFunction<void(), 32> wake;
+    bool waiting = false;
+  };
+  void wait_for_records(TailWaiter* waiter);
+  void cancel_wait(TailWaiter* waiter);
+
   StreamTail tail(uint64_t stream_id) const;
   // The seq_num the next append to the stream will get (durable or not):
   // what match_seq_num is compared with.
@@ -383,6 +396,8 @@ class ShardLog {
   bool draining_ = false;
   std::string compress_scratch_;  // Reused: no allocation per compressed append.
   uint64_t control_horizon_ = 0;
+  std::unordered_map<uint64_t, std::vector<TailWaiter*>> tail_waiters_;
+  std::vector<uint64_t> tails_moved_;  // Streams with waiters whose tail moved in this completion.
   std::unique_ptr<Compaction> compaction_;
   bool compaction_step_scheduled_ = false;
   CompactionStats compaction_stats_;

@@ -459,3 +459,46 @@ TEST(ShardLog, OnlySoManyAppendsMayWait) {
 
 }  // namespace
 }  // namespace runnel
+
+namespace runnel {
+namespace {
+
+TEST(ShardLog, TailWaitersWakeOnceWhenTheirStreamMovesAndNotAfterCancel) {
+  std::string dir = temp_dir();
+  LogHarness h(small_options(dir));
+  ASSERT_NE(h.log(), nullptr);
+  uint64_t next_seq[3] = {};
+  ASSERT_TRUE(append_many(h, 2, 2, 1, next_seq).errors.empty());  // Streams 1 and 2 exist.
+  int woken_1 = 0, woken_2 = 0, woken_cancelled = 0;
+  ShardLog::TailWaiter on_1, on_2, cancelled;
+  h.call([&](ShardLog& log, std::function<void()> finish) {
+    on_1.stream_id = 1;
+    on_1.wake = [&woken_1] { woken_1++; };
+    on_2.stream_id = 2;
+    on_2.wake = [&woken_2] { woken_2++; };
+    cancelled.stream_id = 1;
+    cancelled.wake = [&woken_cancelled] { woken_cancelled++; };
+    log.wait_for_records(&on_1);
+    log.wait_for_records(&on_2);
+    log.wait_for_records(&cancelled);
+    log.cancel_wait(&cancelled);
+    finish();
+  });
+  // Two appends to stream 1 only (one flush or two): stream 1's waiter wakes once.
+  uint64_t only_1[3] = {0, next_seq[1], 0};
+  ASSERT_TRUE(append_many(h, 1, 2, 1, only_1).errors.empty());
+  h.call([&](ShardLog&, std::function<void()> finish) { finish(); });
+  EXPECT_EQ(woken_1, 1);
+  EXPECT_EQ(woken_2, 0);
+  EXPECT_EQ(woken_cancelled, 0);
+  EXPECT_FALSE(on_1.waiting);
+  EXPECT_TRUE(on_2.waiting);
+  h.call([&](ShardLog& log, std::function<void()> finish) {
+    log.cancel_wait(&on_2);
+    finish();
+  });
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace runnel

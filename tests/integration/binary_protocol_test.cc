@@ -383,6 +383,43 @@ TEST(BinaryProtocol, BadFramesCloseOnlyTheirConnection) {
   EXPECT_TRUE(WIFEXITED(*stopped) && WEXITSTATUS(*stopped) == 0);
 }
 
+TEST(BinaryProtocol, ALongPollReadAnswersWhenRecordsLandAndBlocksNothingElse) {
+  TempDir dir;
+  auto server = start_server(dir);
+  ASSERT_NE(server, nullptr);
+  WireClient reader(server->binary().port), writer(server->binary().port);
+  reader.hello();
+  writer.hello();
+  writer.answer_as<StreamInfo>(writer.send(Opcode::kCreateStream, CreateStream{"orders", "waited", true, {}}));
+  // Waits at the tail (long enough that only the append can end it)...
+  const uint32_t waiting =
+      reader.send(Opcode::kRead, Read{"orders", "waited", Start{Start::kSeqNum, 0}, 100, 1 << 20, 0, 30'000});
+  // ...while the same connection goes on being served.
+  EXPECT_EQ(reader.answer_as<TailAnswer>(reader.send(Opcode::kCheckTail, StreamName{"orders", "waited"})).tail, 0u);
+  PayloadBuilder payload;
+  payload.add(0, "worth the wait");
+  writer.answer_as<AppendAck>(writer.send(Opcode::kAppend, append_of(payload, "orders", "waited")));
+  ReadAnswer got = reader.answer_as<ReadAnswer>(waiting);
+  ASSERT_EQ(got.batches.size(), 1u);
+  EXPECT_EQ(got.batches[0].base_seq, 0u);
+  EXPECT_EQ(got.tail, 1u);
+  // With nothing new, the wait ends empty, with the tail.
+  ReadAnswer empty = reader.answer_as<ReadAnswer>(
+      reader.send(Opcode::kRead, Read{"orders", "waited", Start{Start::kSeqNum, 1}, 100, 1 << 20, 0, 100}));
+  EXPECT_TRUE(empty.batches.empty());
+  EXPECT_EQ(empty.tail, 1u);
+  // A server told to stop answers waiting reads at once and exits cleanly.
+  const uint32_t parked =
+      reader.send(Opcode::kRead, Read{"orders", "waited", Start{Start::kSeqNum, 1}, 100, 1 << 20, 0, 60'000});
+  EXPECT_EQ(reader.answer_as<TailAnswer>(reader.send(Opcode::kCheckTail, StreamName{"orders", "waited"})).tail, 1u);
+  ::kill(server->pid(), SIGTERM);
+  ReadAnswer cut_short = reader.answer_as<ReadAnswer>(parked);
+  EXPECT_TRUE(cut_short.batches.empty());
+  auto stopped = server->stop(SIGTERM);
+  ASSERT_TRUE(stopped.has_value());
+  EXPECT_TRUE(WIFEXITED(*stopped) && WEXITSTATUS(*stopped) == 0);
+}
+
 TEST(BinaryProtocol, AcknowledgedAppendsSurviveARestart) {
   TempDir dir;
   {
