@@ -60,6 +60,7 @@ void BinaryConnection::start(int fd) {
   in_start_ = in_end_ = 0;
   out_.reset();
   in_flight_ = 0;
+  subscriptions_.clear();
   hello_done_ = recv_in_flight_ = in_process_input_ = close_after_send_ = closing_ = false;
   last_heard_us_ = reactor_.now_us();
   const int one = 1;
@@ -162,6 +163,10 @@ bool BinaryConnection::handle_frame(const char* frame, uint32_t frame_bytes) {
     return false;
   }
   server_.requests_.inc();
+  if (h.opcode == static_cast<uint16_t>(Opcode::kSubscribe) || h.opcode == static_cast<uint16_t>(Opcode::kCredit) ||
+      h.opcode == static_cast<uint16_t>(Opcode::kUnsubscribe)) {
+    return handle_subscription_frame(h.opcode, h.request_id, body);
+  }
   in_flight_++;
   const uint64_t generation = generation_;
   Status s = server_.service_.handle(h.opcode, h.request_id, body, [this, generation](std::string answer) {
@@ -174,6 +179,75 @@ bool BinaryConnection::handle_frame(const char* frame, uint32_t frame_bytes) {
     return false;
   }
   return true;
+}
+
+bool BinaryConnection::handle_subscription_frame(uint16_t opcode, uint32_t request_id, std::string_view body) {
+  StreamService& service = server_.service_;
+  const auto shards = static_cast<uint32_t>(service.stores()->size());
+  switch (static_cast<Opcode>(opcode)) {
+    case Opcode::kSubscribe: {
+      wire::Subscribe m;
+      if (!wire::decode_body(body, &m)) {
+        protocol_error(opcode, request_id, Status(ErrorCode::kInvalidArgument, "malformed subscribe request"));
+        return false;
+      }
+      if (subscriptions_.count(request_id) != 0) {
+        wire::append_error_frame(&out_.pending(), opcode, request_id,
+                                 Status(ErrorCode::kAlreadyExists, "a subscription with this id is active"));
+        return true;
+      }
+      const uint32_t owner = StreamService::owner_shard(m.bucket, m.stream, shards);
+      subscriptions_[request_id] = owner;
+      subscriptions::start(reactor_, service.stores(), owner, request_id, body, push_target(), limits_.heartbeat_ms);
+      return true;
+    }
+    case Opcode::kCredit: {
+      wire::Credit m;
+      if (!wire::decode_body(body, &m)) {
+        protocol_error(opcode, request_id, Status(ErrorCode::kInvalidArgument, "malformed credit request"));
+        return false;
+      }
+      auto it = subscriptions_.find(m.subscription_id);
+      if (it != subscriptions_.end()) subscriptions::credit(reactor_, it->second, push_target(), it->first, m.bytes);
+      return true;  // Never answered; credit for an ended subscription is moot.
+    }
+    default: {
+      wire::Unsubscribe m;
+      if (!wire::decode_body(body, &m)) {
+        protocol_error(opcode, request_id, Status(ErrorCode::kInvalidArgument, "malformed unsubscribe request"));
+        return false;
+      }
+      auto it = subscriptions_.find(m.subscription_id);
+      if (it == subscriptions_.end()) {
+        wire::append_error_frame(&out_.pending(), opcode, request_id,
+                                 Status(ErrorCode::kNotFound, "no such subscription"));
+        return true;
+      }
+      subscriptions::stop(reactor_, it->second, push_target(), it->first);
+      subscriptions_.erase(it);
+      std::string& pending = out_.pending();
+      wire::finish_frame(&pending, wire::begin_frame(&pending, Opcode::kUnsubscribe, wire::kFlagResponse, request_id));
+      return true;
+    }
+  }
+}
+
+PushTarget BinaryConnection::push_target() {
+  return PushTarget{reactor_.shard(), this, generation_, &BinaryConnection::deliver_push};
+}
+
+void BinaryConnection::deliver_push(void* connection, uint64_t generation, std::string frame) {
+  auto* c = static_cast<BinaryConnection*>(connection);
+  if (generation != c->generation_ || c->fd_ < 0 || c->closing_) return;  // That connection is gone.
+  const wire::FrameHeader h = wire::read_frame_header(frame.data());
+  if ((h.flags & wire::kFlagError) != 0) c->subscriptions_.erase(h.request_id);  // It ended.
+  c->out_.pending().append(frame);
+  if (!c->in_process_input_) c->flush_output();
+}
+
+void BinaryConnection::end_subscriptions() {
+  for (const auto& [id, owner] : subscriptions_) subscriptions::stop(reactor_, owner, push_target(), id);
+  subscriptions_.clear();
 }
 
 void BinaryConnection::on_answer(std::string frame) {
@@ -238,12 +312,19 @@ void BinaryConnection::on_timer() {
 
 void BinaryConnection::shut_down() {
   if (fd_ < 0 || closing_) return;
+  // Subscriptions end here, telling the client why.
+  for (const auto& [id, owner] : subscriptions_) {
+    wire::append_error_frame(&out_.pending(), static_cast<uint16_t>(Opcode::kSubscriptionData), id,
+                             Status(ErrorCode::kShuttingDown, "the server is stopping"), wire::kFlagPush);
+  }
+  end_subscriptions();
   close_after_send_ = true;  // Stop reading; answer what is in flight, then close.
-  if (in_flight_ == 0 && out_.idle()) begin_close();
+  flush_output();
 }
 
 void BinaryConnection::begin_close() {
   if (closing_ || fd_ < 0) return;
+  end_subscriptions();
   closing_ = true;
   timer_.cancel();
   // Wakes an in-flight recv (it completes with 0) so the slot can be freed.

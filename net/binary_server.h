@@ -14,6 +14,7 @@
 // pinged every heartbeat_ms and closed after three silent intervals.
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -22,6 +23,7 @@
 #include "net/acceptor.h"
 #include "net/socket_output.h"
 #include "net/stream_service.h"
+#include "net/subscriptions.h"
 
 namespace runnel {
 
@@ -67,6 +69,11 @@ class BinaryConnection final : public AcceptedConnection {
   void process_input();
   bool handle_frame(const char* frame, uint32_t frame_bytes);  // False: the connection is closing.
   void on_answer(std::string frame);
+  // SUBSCRIBE, CREDIT, UNSUBSCRIBE (net/subscriptions.h). False: closing.
+  bool handle_subscription_frame(uint16_t opcode, uint32_t request_id, std::string_view body);
+  PushTarget push_target();
+  static void deliver_push(void* connection, uint64_t generation, std::string frame);
+  void end_subscriptions();
   void protocol_error(uint16_t opcode, uint32_t request_id, const Status& status);
   bool saturated() const;
   void post_recv();
@@ -86,6 +93,7 @@ class BinaryConnection final : public AcceptedConnection {
   size_t in_end_ = 0;
   SocketOutput out_;
   uint64_t generation_ = 0;  // Answers for an earlier connection in this slot are dropped.
+  std::map<uint32_t, uint32_t> subscriptions_;  // Subscription id -> the shard it lives on.
   uint32_t in_flight_ = 0;
   uint64_t last_heard_us_ = 0;
   int fd_ = -1;

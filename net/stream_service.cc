@@ -8,71 +8,17 @@
 
 #include "core/log.h"
 #include "core/shard_gather.h"
+#include "net/wire_convert.h"
 #include "proto/wire.h"
 
 namespace runnel {
 namespace {
 
 using wire::Opcode;
+using namespace wire_convert;
 
 constexpr uint32_t kListLimitDefault = 1000;
 constexpr uint32_t kWaitMsMax = 60'000;  // A long-poll read waits at most this long.
-
-StreamConfig from_wire(const wire::StreamConfig& c) {
-  StreamConfig out;
-  out.timestamping = c.timestamping == 1   ? TimestampMode::kClientRequire
-                     : c.timestamping == 2 ? TimestampMode::kArrival
-                                           : TimestampMode::kClientPrefer;
-  out.retention_age_ms = c.retention_age_ms;
-  out.retention_bytes = c.retention_bytes;
-  out.delete_on_empty_ms = c.delete_on_empty_ms;
-  out.compress_lz4 = c.compress_lz4;
-  return out;
-}
-
-wire::StreamConfig to_wire(const StreamConfig& c) {
-  wire::StreamConfig out;
-  out.timestamping = c.timestamping == TimestampMode::kClientRequire ? 1
-                     : c.timestamping == TimestampMode::kArrival     ? 2
-                                                                     : 0;
-  out.retention_age_ms = c.retention_age_ms;
-  out.retention_bytes = c.retention_bytes;
-  out.delete_on_empty_ms = c.delete_on_empty_ms;
-  out.compress_lz4 = c.compress_lz4;
-  return out;
-}
-
-wire::StreamInfo to_wire(const StreamInfo& info, uint64_t tail) {
-  wire::StreamInfo out;
-  out.bucket = info.bucket;
-  out.name = info.name;
-  out.config = to_wire(info.config);
-  out.created_ms = info.created_ms;
-  out.sealed = info.sealed;
-  out.fenced = !info.fencing_token.empty();
-  out.trim_seq = info.trim_seq;
-  out.tail = tail;
-  return out;
-}
-
-std::string error_frame(uint16_t opcode, uint32_t request_id, const Status& status) {
-  std::string out;
-  wire::append_error_frame(&out, opcode, request_id, status);
-  return out;
-}
-
-template <typename T>
-std::string answer_frame(uint16_t opcode, uint32_t request_id, const T& m) {
-  std::string out;
-  wire::append_frame(&out, static_cast<Opcode>(opcode), wire::kFlagResponse, request_id, m);
-  return out;
-}
-
-std::string empty_answer(uint16_t opcode, uint32_t request_id) {
-  std::string out;
-  wire::finish_frame(&out, wire::begin_frame(&out, static_cast<Opcode>(opcode), wire::kFlagResponse, request_id));
-  return out;
-}
 
 // An operation waiting for its store's answer (on the owning shard).
 struct Call {
@@ -157,35 +103,6 @@ void finish_poll_empty(LongPoll* poll) {
   wire::ReadAnswer empty;
   empty.tail = tail ? tail->next_seq : 0;
   finish_poll(poll, answer_frame(poll->call->opcode, poll->call->request_id, empty));
-}
-
-ReadStart read_start(const wire::Start& start) {
-  switch (start.kind) {
-    case wire::Start::kTimestamp: return ReadStart::timestamp(start.value);
-    case wire::Start::kTailOffset: return ReadStart::tail_offset(start.value);
-    default: return ReadStart::seq_num(start.value);
-  }
-}
-
-wire::ReadAnswer read_answer(const ReadResult& r, uint64_t until) {
-  wire::ReadAnswer answer;
-  answer.tail = r.tail;
-  answer.first_record_index = r.first_record_index;
-  for (const StoredBatch& b : r.batches) {
-    // until_timestamp: stop at the first batch that starts at or after it.
-    if (until != 0 && b.header.first_timestamp >= until) break;
-    wire::Batch out;
-    out.base_seq = b.header.base_seq;
-    out.record_count = b.header.record_count;
-    out.first_timestamp = b.header.first_timestamp;
-    out.last_timestamp = b.header.last_timestamp;
-    out.arrival_timestamp = b.header.arrival_timestamp;
-    out.flags = b.header.flags;
-    out.payload_checksum = b.header.payload_checksum;
-    out.payload = b.payload;
-    answer.batches.push_back(out);
-  }
-  return answer;
 }
 
 // Reads; with nothing to return and time left, waits for the stream's next

@@ -37,6 +37,8 @@ class StreamService {
   Status handle(uint16_t opcode, uint32_t request_id, std::string_view body, Reply reply);
 
   static uint32_t owner_shard(std::string_view bucket, std::string_view stream, uint32_t shard_count);
+  // Every shard's store (each used only on its own shard), for subscriptions.
+  const std::vector<StreamStore*>* stores() const { return stores_; }
 
  private:
   struct Remote;

@@ -87,6 +87,10 @@ class WireClient {
         send_raw(pong);
         continue;
       }
+      if ((f->header.flags & kFlagPush) != 0) {
+        pushes_.push_back(std::move(*f));
+        continue;
+      }
       if (f->header.request_id == id) return std::move(*f);
       stash_[f->header.request_id] = std::move(*f);
     }
@@ -113,11 +117,33 @@ class WireClient {
   }
   HelloOk hello() { return answer_as<HelloOk>(send(Opcode::kHello, Hello{1, 1, "test", ""})); }
 
+  // The next frame pushed for subscription `id` (answers to other requests are kept).
+  std::optional<Frame> next_push(uint32_t id) {
+    while (true) {
+      for (auto it = pushes_.begin(); it != pushes_.end(); ++it) {
+        if (it->header.request_id == id) {
+          Frame f = std::move(*it);
+          pushes_.erase(it);
+          return f;
+        }
+      }
+      auto f = receive();
+      if (!f) return std::nullopt;
+      if (f->header.opcode == static_cast<uint16_t>(Opcode::kPing) && f->header.flags == 0) continue;
+      if ((f->header.flags & kFlagPush) != 0) {
+        pushes_.push_back(std::move(*f));
+      } else {
+        stash_[f->header.request_id] = std::move(*f);
+      }
+    }
+  }
+
  private:
   int fd_;
   uint32_t next_id_ = 1;
   std::string buffer_;
   std::map<uint32_t, Frame> stash_;
+  std::vector<Frame> pushes_;
 };
 
 std::unique_ptr<RunneldProcess> start_server(const TempDir& dir, int shards = 2) {
@@ -415,6 +441,123 @@ TEST(BinaryProtocol, ALongPollReadAnswersWhenRecordsLandAndBlocksNothingElse) {
   ::kill(server->pid(), SIGTERM);
   ReadAnswer cut_short = reader.answer_as<ReadAnswer>(parked);
   EXPECT_TRUE(cut_short.batches.empty());
+  auto stopped = server->stop(SIGTERM);
+  ASSERT_TRUE(stopped.has_value());
+  EXPECT_TRUE(WIFEXITED(*stopped) && WEXITSTATUS(*stopped) == 0);
+}
+
+// Records of a pushed SUBSCRIPTION_DATA frame, checksums verified; appends (seq, body).
+uint64_t take_records(const Frame& f, uint64_t* next_seq, std::vector<std::string>* bodies) {
+  ReadAnswer data;
+  EXPECT_TRUE(decode_body(f.body, &data));
+  uint64_t bytes = 0;
+  for (const Batch& b : data.batches) {
+    EXPECT_EQ(payload_checksum(b.payload), b.payload_checksum);
+    bytes += b.payload.size();
+    RecordIterator it(b.payload, b.record_count, BatchLimits{});
+    RecordView rec;
+    uint64_t seq = b.base_seq;
+    while (it.next(&rec)) {
+      if (seq >= *next_seq) {
+        EXPECT_EQ(seq, *next_seq) << "records come in order, none skipped";
+        bodies->emplace_back(rec.body);
+        *next_seq = seq + 1;
+      }
+      seq++;
+    }
+  }
+  return bytes;
+}
+
+TEST(BinaryProtocol, ASubscriberSeesEveryRecordOnceInOrderWithinItsCredit) {
+  TempDir dir;
+  auto server = start_server(dir);
+  ASSERT_NE(server, nullptr);
+  WireClient sub(server->binary().port), writer(server->binary().port);
+  sub.hello();
+  writer.hello();
+  writer.answer_as<StreamInfo>(writer.send(Opcode::kCreateStream, CreateStream{"orders", "feed", true, {}}));
+  PayloadBuilder early;
+  for (int r = 0; r < 5; r++) early.add(0, body_of("feed", static_cast<uint64_t>(r)));
+  writer.answer_as<AppendAck>(writer.send(Opcode::kAppend, append_of(early, "orders", "feed")));
+
+  const uint32_t id = sub.send(Opcode::kSubscribe, Subscribe{"orders", "feed", Start{Start::kSeqNum, 0}, 1 << 20, 200});
+  TailAnswer started = sub.answer_as<TailAnswer>(id);
+  EXPECT_EQ(started.tail, 5u);
+  // 200 more batches, pipelined, while the subscriber consumes and grants credit.
+  std::vector<uint32_t> sent;
+  for (uint64_t b = 0; b < 200; b++) {
+    PayloadBuilder payload;
+    for (uint64_t r = 0; r < 5; r++) payload.add(0, body_of("feed", 5 + b * 5 + r));
+    sent.push_back(writer.send(Opcode::kAppend, append_of(payload, "orders", "feed")));
+  }
+  uint64_t next = 0;
+  std::vector<std::string> bodies;
+  while (next < 1005) {
+    auto f = sub.next_push(id);
+    ASSERT_TRUE(f.has_value()) << "subscription ended at " << next;
+    ASSERT_EQ(f->header.flags & kFlagError, 0);
+    const uint64_t bytes = take_records(*f, &next, &bodies);
+    if (bytes > 0) sub.send(Opcode::kCredit, Credit{id, static_cast<uint32_t>(bytes)});
+  }
+  for (uint32_t a : sent) writer.answer_as<AppendAck>(a);
+  ASSERT_EQ(bodies.size(), 1005u);
+  for (uint64_t i = 0; i < bodies.size(); i++) ASSERT_EQ(bodies[i], body_of("feed", i));
+  // Idle: heartbeats, empty, carrying the tail.
+  auto beat = sub.next_push(id);
+  ASSERT_TRUE(beat.has_value());
+  ReadAnswer idle;
+  ASSERT_TRUE(decode_body(beat->body, &idle));
+  EXPECT_TRUE(idle.batches.empty());
+  EXPECT_EQ(idle.tail, 1005u);
+
+  // A subscriber out of credit is sent nothing more, and the writer is not held up.
+  const uint32_t thin = sub.send(Opcode::kSubscribe, Subscribe{"orders", "feed", Start{Start::kSeqNum, 1005}, 1, 100});
+  sub.answer_as<TailAnswer>(thin);
+  for (uint64_t b = 0; b < 20; b++) {
+    PayloadBuilder payload;
+    payload.add(0, body_of("feed", 1005 + b));
+    writer.answer_as<AppendAck>(writer.send(Opcode::kAppend, append_of(payload, "orders", "feed")));
+  }
+  uint64_t thin_next = 1005;
+  std::vector<std::string> thin_bodies;
+  auto first = sub.next_push(thin);
+  ASSERT_TRUE(first.has_value());
+  take_records(*first, &thin_next, &thin_bodies);
+  while (thin_bodies.empty()) {  // Heartbeats may come first.
+    first = sub.next_push(thin);
+    ASSERT_TRUE(first.has_value());
+    take_records(*first, &thin_next, &thin_bodies);
+  }
+  EXPECT_EQ(thin_bodies.size(), 1u) << "one byte of credit buys one batch";
+  for (int beats = 0; beats < 3; beats++) {  // Only heartbeats until credit comes.
+    auto f = sub.next_push(thin);
+    ASSERT_TRUE(f.has_value());
+    EXPECT_EQ(take_records(*f, &thin_next, &thin_bodies), 0u);
+  }
+  sub.send(Opcode::kCredit, Credit{thin, 1 << 20});
+  while (thin_next < 1025) {
+    auto f = sub.next_push(thin);
+    ASSERT_TRUE(f.has_value());
+    take_records(*f, &thin_next, &thin_bodies);
+  }
+  EXPECT_EQ(thin_bodies.size(), 20u);
+  Frame gone = sub.answer(sub.send(Opcode::kUnsubscribe, Unsubscribe{thin}));
+  EXPECT_EQ(gone.header.flags, kFlagResponse);
+  EXPECT_EQ(sub.error_of(sub.send(Opcode::kUnsubscribe, Unsubscribe{thin})).code,
+            static_cast<uint16_t>(ErrorCode::kNotFound));
+
+  // A stopping server ends subscriptions with shutting_down.
+  ::kill(server->pid(), SIGTERM);
+  while (true) {
+    auto f = sub.next_push(id);
+    ASSERT_TRUE(f.has_value()) << "the subscription should end with an error frame";
+    if ((f->header.flags & kFlagError) == 0) continue;
+    ErrorBody e;
+    ASSERT_TRUE(decode_body(f->body, &e));
+    EXPECT_EQ(e.code, static_cast<uint16_t>(ErrorCode::kShuttingDown));
+    break;
+  }
   auto stopped = server->stop(SIGTERM);
   ASSERT_TRUE(stopped.has_value());
   EXPECT_TRUE(WIFEXITED(*stopped) && WEXITSTATUS(*stopped) == 0);

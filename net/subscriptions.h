@@ -1,0 +1,45 @@
+#pragma once
+// Subscriptions (proto/PROTOCOL.md, "Subscribe"): a subscription lives on
+// the shard that owns its stream and pushes SUBSCRIPTION_DATA frames to the
+// connection's shard as records land, never more bytes than the client has
+// granted in credit, with an empty frame as heartbeat while idle. It reads
+// only while it has credit and holds nothing on the write path, so a slow
+// subscriber slows nobody else: it simply stops being sent to.
+//
+// The connection keeps, per subscription id, the owning shard; credits,
+// unsubscribes and the connection's end are passed there by message.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/reactor.h"
+#include "core/status.h"
+#include "storage/stream_store.h"
+
+namespace runnel {
+
+// Where a subscription's frames go: a connection on its shard. Plain data,
+// so it can travel in messages; deliver() runs on `shard` only and must
+// drop frames for a connection whose generation has moved on.
+struct PushTarget {
+  int shard = 0;
+  void* connection = nullptr;
+  uint64_t generation = 0;
+  void (*deliver)(void* connection, uint64_t generation, std::string frame) = nullptr;
+};
+
+namespace subscriptions {
+
+// On the connection's shard. Starts subscription `id` (the SUBSCRIBE request
+// id) on `owner`; its answer and every later frame go to `target`.
+// `body` is a SUBSCRIBE body that decoded.
+void start(Reactor& here, const std::vector<StreamStore*>* stores, uint32_t owner, uint32_t id,
+           std::string_view body, const PushTarget& target, uint32_t default_heartbeat_ms);
+// Adds credit / ends one subscription / ends every subscription of a connection.
+void credit(Reactor& here, uint32_t owner, const PushTarget& target, uint32_t id, uint32_t bytes);
+void stop(Reactor& here, uint32_t owner, const PushTarget& target, uint32_t id);
+
+}  // namespace subscriptions
+}  // namespace runnel
