@@ -303,15 +303,13 @@ void StreamService::execute(StreamStore& store, uint16_t opcode, uint32_t reques
     case Opcode::kAppend: {
       wire::Append m;
       (void)wire::decode_body(body, &m);
-      if ((m.options & wire::Append::kHasProducer) != 0) {
-        return call->fail(Status(ErrorCode::kUnsupported, "idempotent producer ids are not supported by this server yet"));
-      }
       AppendRequest request;
       request.payload = m.payload;
       request.record_count = m.record_count;
       request.payload_checksum = m.payload_checksum;
       if ((m.options & wire::Append::kHasMatchSeqNum) != 0) request.match_seq_num = m.match_seq_num;
       if ((m.options & wire::Append::kHasFencingToken) != 0) request.fencing_token = m.fencing_token;
+      if ((m.options & wire::Append::kHasProducer) != 0) request.producer = {m.producer_id, m.producer_seq};
       request.arrival_ms = static_cast<uint64_t>(Reactor::clock_realtime_ms());
       return store.append(m.bucket, m.stream, request, [call](Result<AppendAck> r) {
         if (!r) return call->fail(r.status());

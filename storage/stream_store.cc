@@ -171,10 +171,89 @@ void StreamStore::append(std::string_view bucket, std::string_view name, const A
                            ? fmt::format("stream {}/{} is not fenced, but the append carries a token", bucket, name)
                            : fmt::format("stream {}/{} is fenced with another token", bucket, name)));
   }
+  if (request.producer) return append_as_producer(stream, request, std::move(done));
   // match_seq_num is decided by the log when it assigns seq_nums, in arrival
   // order: an earlier append that is still waiting for a buffer counts.
   log_->append(stream.id, request.payload, request.record_count, request.payload_checksum, stream.config.timestamping,
                request.arrival_ms, request.match_seq_num, std::move(done));
+}
+
+void StreamStore::append_as_producer(const StreamInfo& stream, const AppendRequest& request, AppendCallback done) {
+  const uint64_t stream_id = stream.id;
+  const AppendRequest::Producer producer = *request.producer;
+  auto& producers = producers_[stream_id];
+  if (producers.size() >= kProducersPerStreamMax && producers.count(producer.id) == 0) {
+    // Forget the least recently used producer (one with nothing in flight).
+    auto oldest = producers.end();
+    for (auto it = producers.begin(); it != producers.end(); ++it) {
+      bool busy = false;
+      for (const ProducerEntry& e : it->second.recent) busy |= !e.answered;
+      if (!busy && (oldest == producers.end() || it->second.last_used < oldest->second.last_used)) oldest = it;
+    }
+    if (oldest == producers.end()) {
+      return done(Status(ErrorCode::kOverloaded, "too many producers with appends in flight on this stream"));
+    }
+    producers.erase(oldest);
+  }
+  ProducerState& state = producers[producer.id];
+  state.last_used = ++producer_clock_;
+  for (ProducerEntry& e : state.recent) {
+    if (e.seq != producer.seq) continue;
+    // A retry: the first attempt's answer, now or when it comes.
+    if (!e.answered) {
+      e.retries.push_back(std::move(done));
+      return;
+    }
+    Result<AppendAck> copy = e.answer.is_ok() ? Result<AppendAck>(*e.answer) : Result<AppendAck>(e.answer.status());
+    return done(std::move(copy));
+  }
+  if (!state.recent.empty() && producer.seq < state.recent.back().seq) {
+    const uint64_t tail = log_->assigned_tail(stream_id);
+    return done(Status(ErrorCode::kSeqNumMismatch,
+                       fmt::format("producer {} seq {} is older than its recent appends (last {}); not written",
+                                   producer.id, producer.seq, state.recent.back().seq),
+                       tail));
+  }
+  ProducerEntry entry;
+  entry.seq = producer.seq;
+  state.recent.push_back(std::move(entry));
+  while (state.recent.size() > kProducerWindow && state.recent.front().answered) state.recent.pop_front();
+  struct Pending {
+    StreamStore* store;
+    uint64_t stream_id;
+    AppendRequest::Producer producer;
+    AppendCallback done;
+  };
+  auto* pending = new Pending{this, stream_id, producer, std::move(done)};
+  log_->append(stream_id, request.payload, request.record_count, request.payload_checksum,
+               stream.config.timestamping, request.arrival_ms, request.match_seq_num, [pending](Result<AppendAck> r) {
+                 std::unique_ptr<Pending> p(pending);
+                 p->store->producer_answered(p->stream_id, p->producer, r);
+                 p->done(std::move(r));
+               });
+}
+
+void StreamStore::producer_answered(uint64_t stream_id, AppendRequest::Producer producer,
+                                    const Result<AppendAck>& r) {
+  auto copy = [&r] { return r.is_ok() ? Result<AppendAck>(*r) : Result<AppendAck>(r.status()); };
+  std::vector<AppendCallback> retries;
+  auto s = producers_.find(stream_id);
+  if (s == producers_.end()) return;
+  auto p = s->second.find(producer.id);
+  if (p == s->second.end()) return;
+  auto& recent = p->second.recent;
+  for (auto e = recent.begin(); e != recent.end(); ++e) {
+    if (e->seq != producer.seq) continue;
+    retries.swap(e->retries);
+    if (r.is_ok()) {
+      e->answered = true;
+      e->answer = copy();
+    } else {
+      recent.erase(e);  // Not written: a retry may try again.
+    }
+    break;
+  }
+  for (AppendCallback& retry : retries) retry(copy());
 }
 
 void StreamStore::read(std::string_view bucket, std::string_view name, ReadStart start, uint32_t max_records,

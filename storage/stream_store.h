@@ -22,7 +22,9 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "storage/catalog.h"
 #include "storage/shard_log.h"
@@ -36,6 +38,13 @@ struct AppendRequest {
   std::optional<uint64_t> match_seq_num;
   std::optional<std::string_view> fencing_token;
   uint64_t arrival_ms = 0;
+  // Idempotent producer: a retry of (id, seq) gets the first attempt's
+  // answer instead of being written again.
+  struct Producer {
+    uint64_t id = 0;
+    uint64_t seq = 0;
+  };
+  std::optional<Producer> producer;
 };
 
 class StreamStore {
@@ -62,7 +71,12 @@ class StreamStore {
 
   // Appends a batch. Errors besides the log's: kNotFound, kStreamSealed,
   // kFencingTokenMismatch, kSeqNumMismatch (detail() = the tail),
-  // kInvalidArgument / kCorrupt for a bad batch.
+  // kInvalidArgument / kCorrupt for a bad batch. With a producer, the store
+  // remembers per stream the last kProducerWindow sequence numbers of each of
+  // its kProducersPerStreamMax most recent producers: a retry of one of them
+  // is answered as the first attempt was (once it is answered), a seq_num
+  // older than that window is kSeqNumMismatch. In memory only: a restart
+  // forgets (PROTOCOL.md says what that means for retries).
   void append(std::string_view bucket, std::string_view name, const AppendRequest& request, AppendCallback done);
 
   // Reads durable records. A seq_num start beyond the tail is kOutOfRange
@@ -116,6 +130,24 @@ class StreamStore {
   uint64_t replay_shadow_segment_ = 0;
   uint64_t control_horizon_ = 0;
   Status replay(std::string_view bytes, uint64_t segment_id);
+
+  // Idempotent producers, per stream id (only streams that have had one).
+  static constexpr size_t kProducerWindow = 32;
+  static constexpr size_t kProducersPerStreamMax = 256;
+  struct ProducerEntry {
+    uint64_t seq = 0;
+    bool answered = false;
+    Result<AppendAck> answer = Status(ErrorCode::kInternal, "not answered yet");
+    std::vector<AppendCallback> retries;  // Waiting for the first attempt's answer.
+  };
+  struct ProducerState {
+    std::deque<ProducerEntry> recent;  // By seq, oldest first.
+    uint64_t last_used = 0;
+  };
+  std::unordered_map<uint64_t, std::unordered_map<uint64_t, ProducerState>> producers_;
+  uint64_t producer_clock_ = 0;
+  void append_as_producer(const StreamInfo& stream, const AppendRequest& request, AppendCallback done);
+  void producer_answered(uint64_t stream_id, AppendRequest::Producer producer, const Result<AppendAck>& r);
 
   std::unique_ptr<Timer> retention_timer_;
   uint64_t retention_interval_ms_ = 0;

@@ -601,3 +601,66 @@ TEST(StreamStore, MatchSeqNumRacesStayExactWhileAppendsWait) {
 
 }  // namespace
 }  // namespace runnel
+
+namespace runnel {
+namespace {
+
+// Appends one record as producer `producer_id` with `producer_seq`; `copies`
+// identical appends are issued at once (a retry racing its first attempt).
+std::vector<Result<AppendAck>> produce(StoreHarness& h, const std::string& name, uint64_t producer_id,
+                                       uint64_t producer_seq, int copies = 1) {
+  std::vector<Result<AppendAck>> out;
+  h.call([&](StreamStore& store, std::function<void()> finish) {
+    auto remaining = std::make_shared<int>(copies);
+    auto finish_ptr = std::make_shared<std::function<void()>>(std::move(finish));
+    PayloadBuilder payload;
+    payload.add(0, "from producer " + std::to_string(producer_id) + " seq " + std::to_string(producer_seq));
+    for (int c = 0; c < copies; c++) {
+      AppendRequest req;
+      req.payload = payload.bytes();
+      req.record_count = 1;
+      req.payload_checksum = payload_checksum(payload.bytes());
+      req.producer = AppendRequest::Producer{producer_id, producer_seq};
+      store.append("orders", name, req, [&out, remaining, finish_ptr](Result<AppendAck> ack) {
+        out.push_back(std::move(ack));
+        if (--*remaining == 0) (*finish_ptr)();
+      });
+    }
+  });
+  return out;
+}
+
+TEST(StreamStore, IdempotentProducersAreNeverWrittenTwice) {
+  std::string dir = temp_dir();
+  StoreHarness h(small_options(dir));
+  ASSERT_NE(h.log(), nullptr);
+  ASSERT_TRUE(create(h, "orders", "once").is_ok());
+  auto first = produce(h, "once", 7, 1);
+  ASSERT_TRUE(first[0].is_ok());
+  EXPECT_EQ(first[0]->start_seq, 0u);
+  // A retry after a lost answer gets the same answer; nothing is written.
+  auto retry = produce(h, "once", 7, 1);
+  ASSERT_TRUE(retry[0].is_ok());
+  EXPECT_EQ(retry[0]->start_seq, 0u);
+  EXPECT_EQ(h.log()->tail("orders", "once")->next_seq, 1u);
+  // A retry racing its first attempt: one write, both answered alike.
+  auto racing = produce(h, "once", 7, 2, 3);
+  ASSERT_EQ(racing.size(), 3u);
+  for (const auto& r : racing) {
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+    EXPECT_EQ(r->start_seq, 1u);
+  }
+  EXPECT_EQ(h.log()->tail("orders", "once")->next_seq, 2u);
+  // Other producers are independent; an older seq than the recent ones is refused.
+  EXPECT_EQ(produce(h, "once", 8, 1)[0]->start_seq, 2u);
+  EXPECT_EQ(produce(h, "once", 7, 1)[0]->start_seq, 0u) << "still in the window: the remembered answer";
+  auto stale = produce(h, "once", 7, 0);
+  ASSERT_FALSE(stale[0].is_ok());
+  EXPECT_EQ(stale[0].status().code(), ErrorCode::kSeqNumMismatch);
+  EXPECT_EQ(stale[0].status().detail(), 3u);
+  EXPECT_EQ(h.log()->tail("orders", "once")->next_seq, 3u);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace runnel

@@ -563,6 +563,35 @@ TEST(BinaryProtocol, ASubscriberSeesEveryRecordOnceInOrderWithinItsCredit) {
   EXPECT_TRUE(WIFEXITED(*stopped) && WEXITSTATUS(*stopped) == 0);
 }
 
+TEST(BinaryProtocol, ARetriedProducerAppendIsNotWrittenTwice) {
+  TempDir dir;
+  auto server = start_server(dir);
+  ASSERT_NE(server, nullptr);
+  WireClient setup(server->binary().port);
+  setup.hello();
+  setup.answer_as<StreamInfo>(setup.send(Opcode::kCreateStream, CreateStream{"orders", "once", true, {}}));
+  PayloadBuilder payload;
+  payload.add(0, "exactly once");
+  Append a = append_of(payload, "orders", "once");
+  a.options = Append::kHasProducer;
+  a.producer_id = 99;
+  a.producer_seq = 1;
+  {
+    // The first attempt's connection dies before its answer is read.
+    WireClient lost(server->binary().port);
+    lost.hello();
+    lost.send(Opcode::kAppend, a);
+  }
+  WireClient again(server->binary().port);
+  again.hello();
+  AppendAck ack = again.answer_as<AppendAck>(again.send(Opcode::kAppend, a));
+  EXPECT_EQ(ack.start_seq, 0u);
+  EXPECT_EQ(ack.end_seq, 1u);
+  AppendAck twice = again.answer_as<AppendAck>(again.send(Opcode::kAppend, a));
+  EXPECT_EQ(twice.start_seq, 0u);
+  EXPECT_EQ(again.answer_as<TailAnswer>(again.send(Opcode::kCheckTail, StreamName{"orders", "once"})).tail, 1u);
+}
+
 TEST(BinaryProtocol, AcknowledgedAppendsSurviveARestart) {
   TempDir dir;
   {
