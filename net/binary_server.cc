@@ -16,8 +16,10 @@ namespace {
 
 using wire::Opcode;
 
-// Input beyond one maximal frame: room for the next frame's start.
-constexpr size_t kInputSlackBytes = 64u << 10;
+// A connection's input buffer starts (and, once drained, returns to) this
+// size, and grows only to hold a large frame: idle connections are cheap.
+constexpr size_t kInputBytesInitial = 64u << 10;
+constexpr size_t kInputFreeMin = 16u << 10;  // Room a recv gets at least.
 constexpr uint32_t kSilentIntervalsMax = 3;
 
 std::string overloaded_frame() {
@@ -45,7 +47,6 @@ BinaryConnection::BinaryConnection(BinaryServer& server, Reactor& reactor)
     : server_(server), reactor_(reactor), limits_(server.options_.limits), timer_(reactor, [this] { on_timer(); }) {
   recv_op_.c = this;
   send_op_.c = this;
-  in_capacity_ = limits_.max_frame_bytes + kInputSlackBytes;
 }
 
 BinaryConnection::~BinaryConnection() {
@@ -56,8 +57,8 @@ void BinaryConnection::start(int fd) {
   RUNNEL_ASSERT(fd_ < 0);
   fd_ = fd;
   generation_++;
-  if (!in_) in_ = std::make_unique<char[]>(in_capacity_);
   in_start_ = in_end_ = 0;
+  resize_input(kInputBytesInitial);
   out_.reset();
   in_flight_ = 0;
   subscriptions_.clear();
@@ -69,12 +70,33 @@ void BinaryConnection::start(int fd) {
   timer_.arm_after_us(uint64_t{limits_.heartbeat_ms} * 1000);
 }
 
+void BinaryConnection::resize_input(size_t capacity) {
+  if (in_ && capacity == in_capacity_) return;
+  auto bigger = std::make_unique<char[]>(capacity);
+  if (in_end_ > in_start_) std::memcpy(bigger.get(), in_.get() + in_start_, in_end_ - in_start_);
+  in_end_ -= in_start_;
+  in_start_ = 0;
+  in_ = std::move(bigger);
+  in_capacity_ = capacity;
+}
+
 void BinaryConnection::post_recv() {
   if (recv_in_flight_ || closing_ || close_after_send_ || saturated()) return;
-  // Keep the buffer's free end large enough for a maximal frame.
-  if (in_start_ > 0 && in_capacity_ - in_end_ < limits_.max_frame_bytes) {
-    std::memmove(in_.get(), in_.get() + in_start_, in_end_ - in_start_);
-    in_end_ -= in_start_;
+  const size_t unparsed = in_end_ - in_start_;
+  // The frame being received decides the room needed (its header says how big it is).
+  size_t needed = wire::kFrameHeaderBytes;
+  if (unparsed >= wire::kFrameHeaderBytes) {
+    const uint32_t frame_bytes = wire::read_frame_header(in_.get() + in_start_).frame_bytes;
+    needed = std::max<size_t>(needed, std::min(frame_bytes, limits_.max_frame_bytes));
+  }
+  const size_t wanted = std::max(needed, unparsed + kInputFreeMin);
+  if (unparsed == 0 && in_capacity_ > kInputBytesInitial) {
+    resize_input(kInputBytesInitial);  // Drained: give a large buffer back.
+  } else if (wanted > in_capacity_) {
+    resize_input(std::max(wanted, std::min<size_t>(2 * in_capacity_, limits_.max_frame_bytes + kInputFreeMin)));
+  } else if (in_capacity_ - in_end_ < kInputFreeMin || in_capacity_ - in_start_ < needed) {
+    std::memmove(in_.get(), in_.get() + in_start_, unparsed);
+    in_end_ = unparsed;
     in_start_ = 0;
   }
   io_uring_sqe* sqe = reactor_.get_sqe();

@@ -77,6 +77,7 @@ class BinaryConnection final : public AcceptedConnection {
   void protocol_error(uint16_t opcode, uint32_t request_id, const Status& status);
   bool saturated() const;
   void post_recv();
+  void resize_input(size_t capacity);
   void flush_output();
   void begin_close();
   void maybe_finish_close();

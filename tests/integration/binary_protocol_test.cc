@@ -563,6 +563,31 @@ TEST(BinaryProtocol, ASubscriberSeesEveryRecordOnceInOrderWithinItsCredit) {
   EXPECT_TRUE(WIFEXITED(*stopped) && WEXITSTATUS(*stopped) == 0);
 }
 
+TEST(BinaryProtocol, LargeBatchesTravelWholeBothWays) {
+  TempDir dir;
+  auto server = start_server(dir);
+  ASSERT_NE(server, nullptr);
+  WireClient c(server->binary().port);
+  c.hello();
+  c.answer_as<StreamInfo>(c.send(Opcode::kCreateStream, CreateStream{"orders", "big", true, {}}));
+  // Batches of ~900 KiB (a frame far larger than a connection's initial
+  // buffer), a few small ones between them.
+  std::vector<std::string> bodies;
+  for (int round = 0; round < 4; round++) {
+    PayloadBuilder big;
+    for (int r = 0; r < 9; r++) {
+      bodies.push_back(std::string(100'000, static_cast<char>('a' + round)) + std::to_string(r));
+      big.add(0, bodies.back());
+    }
+    c.answer_as<AppendAck>(c.send(Opcode::kAppend, append_of(big, "orders", "big")));
+    PayloadBuilder small;
+    bodies.push_back("small " + std::to_string(round));
+    small.add(0, bodies.back());
+    c.answer_as<AppendAck>(c.send(Opcode::kAppend, append_of(small, "orders", "big")));
+  }
+  EXPECT_EQ(read_all(c, "big"), bodies);
+}
+
 TEST(BinaryProtocol, ARetriedProducerAppendIsNotWrittenTwice) {
   TempDir dir;
   auto server = start_server(dir);
