@@ -70,6 +70,36 @@ void BM_StampSealVerifyHeader(benchmark::State& state) {
 }
 BENCHMARK(BM_StampSealVerifyHeader)->Args({1000, 100})->Args({100, 1024})->Args({60, 16384});
 
+// The checks an append makes before placing its batch (client-prefer
+// timestamps): verify the payload, then stamp. Two passes over the records
+// (stamping decodes them again) against one (verify gathers the timestamps).
+void append_checks(benchmark::State& state, bool one_pass) {
+  const int records = static_cast<int>(state.range(0));
+  PayloadBuilder builder;
+  const std::string body(static_cast<size_t>(state.range(1)), 'x');
+  for (int i = 0; i < records; i++) builder.add(1000 + static_cast<uint64_t>(i), body);
+  const std::string& payload = builder.bytes();
+  const BatchLimits limits;
+  for (auto _ : state) {
+    BatchHeader h = header_for(payload, records);
+    if (one_pass) {
+      PayloadTimestamps t;
+      benchmark::DoNotOptimize(verify_payload(h, payload, limits, &t).is_ok());
+      benchmark::DoNotOptimize(stamp_batch(&h, t, 2000, 0, TimestampMode::kClientPrefer).is_ok());
+    } else {
+      benchmark::DoNotOptimize(verify_payload(h, payload, limits).is_ok());
+      benchmark::DoNotOptimize(stamp_batch(&h, payload, 2000, 0, TimestampMode::kClientPrefer, limits).is_ok());
+    }
+    benchmark::DoNotOptimize(h.last_timestamp);
+  }
+  state.SetItemsProcessed(state.iterations() * records);
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(payload.size()));
+}
+void BM_AppendChecks_TwoPasses(benchmark::State& state) { append_checks(state, false); }
+void BM_AppendChecks_OnePass(benchmark::State& state) { append_checks(state, true); }
+BENCHMARK(BM_AppendChecks_TwoPasses)->Args({1000, 100})->Args({100, 1024});
+BENCHMARK(BM_AppendChecks_OnePass)->Args({1000, 100})->Args({100, 1024});
+
 void BM_Lz4Compress(benchmark::State& state) {
   const std::string payload = make_payload(static_cast<int>(state.range(0)), static_cast<int>(state.range(1)));
   std::string out;

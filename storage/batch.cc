@@ -165,7 +165,9 @@ Status verify_header(const BatchHeader& header, uint64_t segment_id, const Batch
   return Status::ok();
 }
 
-Status verify_payload(const BatchHeader& header, std::string_view payload, const BatchLimits& limits) {
+Status verify_payload(const BatchHeader& header, std::string_view payload, const BatchLimits& limits,
+                      PayloadTimestamps* timestamps) {
+  if (timestamps != nullptr && (header.flags & kBatchFlagLz4) != 0) return malformed("compressed batch");
   if (payload.size() != header.payload_bytes) {
     return malformed(fmt::format("batch payload is {} bytes, header says {}", payload.size(), header.payload_bytes));
   }
@@ -196,9 +198,28 @@ Status verify_payload(const BatchHeader& header, std::string_view payload, const
   if (header.record_count == 0) return malformed("batch has no records");
   RecordIterator it(payload, header.record_count, limits);
   RecordView record;
-  while (it.next(&record)) {
+  if (timestamps == nullptr) {
+    while (it.next(&record)) {
+    }
+    return it.status();
   }
+  PayloadTimestamps t;
+  uint32_t index = 0;
+  while (it.next(&record)) {
+    if (index == 0) t.first = record.timestamp;
+    if (record.timestamp == 0 && !t.any_missing) {
+      t.any_missing = true;
+      t.first_missing = index;
+    }
+    t.max_given = std::max(t.max_given, record.timestamp);
+    index++;
+  }
+  if (it.status().is_ok()) *timestamps = t;
   return it.status();
+}
+
+Status verify_payload(const BatchHeader& header, std::string_view payload, const BatchLimits& limits) {
+  return verify_payload(header, payload, limits, nullptr);
 }
 
 bool compress_payload(std::string_view raw, std::string* out) {
@@ -430,6 +451,33 @@ Status stamp_batch(BatchHeader* header, std::string_view payload, uint64_t arriv
       RUNNEL_ASSERT(false && "unknown TimestampMode");
   }
 
+  header->arrival_timestamp = arrival_ms;
+  header->first_timestamp = first;
+  header->last_timestamp = last;
+  header->flags = flags;
+  return Status::ok();
+}
+
+Status stamp_batch(BatchHeader* header, const PayloadTimestamps& t, uint64_t arrival_ms,
+                   uint64_t previous_last_timestamp, TimestampMode mode) {
+  RUNNEL_ASSERT(header != nullptr);
+  if (header->record_count == 0) return malformed("batch has no records");
+  uint64_t first = 0;
+  uint64_t last = 0;
+  uint16_t flags = header->flags & ~kBatchFlagArrivalTimestamps;
+  if (mode == TimestampMode::kArrival) {
+    first = last = std::max(arrival_ms, previous_last_timestamp);
+    flags |= kBatchFlagArrivalTimestamps;
+  } else {
+    if (mode == TimestampMode::kClientRequire && t.any_missing) {
+      return malformed(fmt::format("record {} has no timestamp and the stream requires one", t.first_missing));
+    }
+    // The same running maximum as the decoding stamp_batch: eff[0] is the
+    // first record's (or arrival) time raised to the stream's last, and the
+    // last is the maximum of all of them.
+    first = std::max(t.first != 0 ? t.first : arrival_ms, previous_last_timestamp);
+    last = std::max({first, t.max_given, t.any_missing ? arrival_ms : 0});
+  }
   header->arrival_timestamp = arrival_ms;
   header->first_timestamp = first;
   header->last_timestamp = last;

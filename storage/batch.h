@@ -102,6 +102,18 @@ Status verify_header(const BatchHeader& header, uint64_t segment_id, const Batch
 // `limits`. Does not check the header's timestamps against the records.
 Status verify_payload(const BatchHeader& header, std::string_view payload, const BatchLimits& limits);
 
+// What stamping needs of the records' own timestamps, gathered by the same
+// pass that verifies them, so an append decodes its payload once.
+struct PayloadTimestamps {
+  uint64_t first = 0;          // The first record's timestamp (0 = none given).
+  uint64_t max_given = 0;      // The largest timestamp given.
+  bool any_missing = false;    // Some record gave none.
+  uint32_t first_missing = 0;  // Index of the first such record.
+};
+// verify_payload that also fills *timestamps (uncompressed payloads only).
+Status verify_payload(const BatchHeader& header, std::string_view payload, const BatchLimits& limits,
+                      PayloadTimestamps* timestamps);
+
 struct RecordHeader {
   std::string_view name;
   std::string_view value;
@@ -180,6 +192,9 @@ enum class TimestampMode : uint8_t {
 // unchanged. On success the header must be sealed again (seal_header).
 Status stamp_batch(BatchHeader* header, std::string_view payload, uint64_t arrival_ms, uint64_t previous_last_timestamp,
                    TimestampMode mode, const BatchLimits& limits);
+// The same from timestamps gathered by verify_payload (no second decode).
+Status stamp_batch(BatchHeader* header, const PayloadTimestamps& timestamps, uint64_t arrival_ms,
+                   uint64_t previous_last_timestamp, TimestampMode mode);
 
 // Per-stream compression. A compressed stored payload is
 //   u32 raw_bytes | u64 XXH3-64 of the compressed bytes | lz4 block

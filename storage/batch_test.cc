@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -682,6 +684,44 @@ TEST(BatchLz4, DetectsCorruptionInTheCompressedBytesAndInTheRawPayload) {
   auto raw = decompress_payload(lying, stored, BatchLimits{});
   ASSERT_FALSE(raw.is_ok());
   EXPECT_EQ(raw.status().code(), ErrorCode::kCorrupt);
+}
+
+}  // namespace
+}  // namespace runnel
+
+namespace runnel {
+namespace {
+
+TEST(Batch, StampingFromVerifiedTimestampsMatchesStampingByDecoding) {
+  std::mt19937_64 rng(12345);
+  const BatchLimits limits;
+  for (int round = 0; round < 500; round++) {
+    PayloadBuilder payload;
+    const int records = 1 + static_cast<int>(rng() % 20);
+    for (int r = 0; r < records; r++) {
+      const uint64_t ts = rng() % 3 == 0 ? 0 : 1000 + rng() % 100;
+      payload.add(ts, "r" + std::to_string(r));
+    }
+    BatchHeader h;
+    h.stream_id = 1;
+    h.record_count = payload.record_count();
+    h.payload_bytes = static_cast<uint32_t>(payload.bytes().size());
+    h.payload_checksum = payload_checksum(payload.bytes());
+    PayloadTimestamps t;
+    ASSERT_TRUE(verify_payload(h, payload.bytes(), limits, &t).is_ok());
+    const uint64_t arrival = 1000 + rng() % 100;
+    const uint64_t previous = rng() % 2 == 0 ? 0 : 1000 + rng() % 100;
+    for (TimestampMode mode : {TimestampMode::kClientPrefer, TimestampMode::kClientRequire, TimestampMode::kArrival}) {
+      BatchHeader decoded = h, gathered = h;
+      Status a = stamp_batch(&decoded, payload.bytes(), arrival, previous, mode, limits);
+      Status b = stamp_batch(&gathered, t, arrival, previous, mode);
+      ASSERT_EQ(a.code(), b.code()) << a.to_string() << " vs " << b.to_string();
+      EXPECT_EQ(decoded.first_timestamp, gathered.first_timestamp);
+      EXPECT_EQ(decoded.last_timestamp, gathered.last_timestamp);
+      EXPECT_EQ(decoded.arrival_timestamp, gathered.arrival_timestamp);
+      EXPECT_EQ(decoded.flags, gathered.flags);
+    }
+  }
 }
 
 }  // namespace

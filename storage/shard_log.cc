@@ -984,7 +984,8 @@ bool ShardLog::try_append(uint64_t stream_id, std::string_view payload, uint32_t
   if (payload.size() > limits_.payload_bytes_max || record_count == 0 || record_count > limits_.records_max) {
     return reject(Status(ErrorCode::kInvalidArgument, "batch exceeds limits"));
   }
-  if (Status s = verify_payload(header, payload, limits_); !s) return reject(std::move(s));
+  PayloadTimestamps timestamps;  // Gathered by the one pass that verifies the records.
+  if (Status s = verify_payload(header, payload, limits_, &timestamps); !s) return reject(std::move(s));
 
   // Control batches have no stream state: they all carry base_seq 0.
   StreamState control_state;
@@ -1002,7 +1003,7 @@ bool ShardLog::try_append(uint64_t stream_id, std::string_view payload, uint32_t
                          fmt::format("match_seq_num {} is not the tail {}", *expected_tail, stream.next_seq),
                          stream.next_seq));
   }
-  if (Status s = stamp_batch(&header, payload, arrival_ms, stream.last_timestamp, mode, limits_); !s) {
+  if (Status s = stamp_batch(&header, timestamps, arrival_ms, stream.last_timestamp, mode); !s) {
     return reject(std::move(s));
   }
   // Per-stream lz4: the stored payload is compressed when that saves space;
