@@ -18,12 +18,8 @@
 //   68   2  flags              kBatchFlag*
 //   70   2  reserved           0
 //
-// Payload: record_count records, each
-//   varint record_bytes (bytes of this record after this varint)
-//   varint timestamp (client's, ms; 0 = none given)
-//   varint header_count, then per header: varint name_len, name, varint value_len, value
-//   varint body_len, body
-// (varints are unsigned LEB128, at most 10 bytes).
+// Payload: record_count records in the encoding of proto/records.h (shared
+// with the wire and clients).
 //
 // Effective timestamps are derived, never rewritten into the payload, so the
 // client's payload checksum stays valid end to end:
@@ -39,6 +35,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "proto/records.h"
 
 namespace runnel {
 
@@ -68,16 +65,6 @@ struct BatchHeader {
 };
 static_assert(sizeof(BatchHeader) == kBatchHeaderBytes, "on-disk batch header layout changed");
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the on-disk format is little-endian");
-
-// Limits checked wherever a batch enters (wire, disk).
-struct BatchLimits {
-  uint32_t records_max = 1000;
-  uint32_t payload_bytes_max = 1024 * 1024 + 64 * 1024;  // 1 MiB of records plus encoding overhead.
-  uint32_t record_bytes_max = 1024 * 1024;
-  uint32_t headers_per_record_max = 64;
-};
-
-uint64_t payload_checksum(std::string_view payload);
 
 // Copies the first kBatchHeaderBytes of `bytes` into *header (memcpy, so the
 // bytes need no alignment). Fails with kInvalidArgument if there are fewer.
@@ -113,64 +100,6 @@ struct PayloadTimestamps {
 // verify_payload that also fills *timestamps (uncompressed payloads only).
 Status verify_payload(const BatchHeader& header, std::string_view payload, const BatchLimits& limits,
                       PayloadTimestamps* timestamps);
-
-struct RecordHeader {
-  std::string_view name;
-  std::string_view value;
-};
-
-// A decoded record; views point into the payload.
-struct RecordView {
-  uint64_t timestamp = 0;  // The client's (0 = none), not the effective one.
-  uint32_t header_count = 0;
-  std::string_view headers;  // Encoded headers; walk them with HeaderIterator.
-  std::string_view body;
-};
-
-// Walks the records of a payload. Stops with an error status on malformed
-// input, including bytes left over after record_count records. Never reads
-// outside `payload`; every view it yields points into it.
-class RecordIterator {
- public:
-  RecordIterator(std::string_view payload, uint32_t record_count, const BatchLimits& limits);
-  // False at the end or on error (then status() is not OK).
-  bool next(RecordView* record);
-  const Status& status() const { return status_; }
-
- private:
-  std::string_view rest_;
-  uint32_t left_;
-  BatchLimits limits_;
-  Status status_;
-};
-
-class HeaderIterator {
- public:
-  HeaderIterator(std::string_view encoded, uint32_t count) : rest_(encoded), left_(count) {}
-  bool next(RecordHeader* header);  // Assumes the record was validated by RecordIterator.
-
- private:
-  std::string_view rest_;
-  uint32_t left_;
-};
-
-// Builds a payload (client side, tests, benchmarks).
-class PayloadBuilder {
- public:
-  void add(uint64_t timestamp, const std::vector<std::pair<std::string, std::string>>& headers, std::string_view body);
-  void add(uint64_t timestamp, std::string_view body) { add(timestamp, {}, body); }
-  const std::string& bytes() const { return bytes_; }
-  uint32_t record_count() const { return count_; }
-  void clear() {
-    bytes_.clear();
-    count_ = 0;
-  }
-
- private:
-  std::string bytes_;
-  std::string scratch_;
-  uint32_t count_ = 0;
-};
 
 // Effective timestamps of a batch's records, per the rule above. `out` gets
 // record_count entries. Fails if the payload does not decode, or if the
@@ -208,12 +137,5 @@ bool compress_payload(std::string_view raw, std::string* out);
 // The raw payload of a kBatchFlagLz4 batch, checked against the client's
 // checksum and decoded in full (`header` as stored). kCorrupt otherwise.
 Result<std::string> decompress_payload(const BatchHeader& header, std::string_view stored, const BatchLimits& limits);
-
-// LEB128 helpers, exposed for the codec tests.
-void put_varint(std::string* out, uint64_t value);
-// Reads a varint from the front of *in; false if truncated, longer than 10
-// bytes, or above UINT64_MAX (a 10th byte other than 0 or 1). On false, *in is
-// unchanged. Non-minimal encodings (e.g. 0x80 0x00 for 0) are accepted.
-bool get_varint(std::string_view* in, uint64_t* value);
 
 }  // namespace runnel

@@ -1,0 +1,106 @@
+#pragma once
+// Records as they travel and are stored: the payload of a batch, shared by
+// the storage engine (storage/batch.h adds the stored header), the binary
+// protocol and clients. Little-endian; a payload is record_count records,
+// each
+//   varint record_bytes (bytes of this record after this varint)
+//   varint timestamp (client's, ms; 0 = none given)
+//   varint header_count, then per header: varint name_len, name, varint value_len, value
+//   varint body_len, body
+// (varints are unsigned LEB128, at most 10 bytes). A payload is checked end
+// to end by its producer's XXH3-64 (payload_checksum).
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/status.h"
+
+namespace runnel {
+
+// The smallest record is four one-byte varints: record_bytes (3), timestamp 0,
+// header_count 0, body_len 0. Used to reject a count the bytes cannot hold
+// before reading any of them.
+inline constexpr uint64_t kRecordBytesMin = 4;
+
+// Limits checked wherever a batch enters (wire, disk).
+struct BatchLimits {
+  uint32_t records_max = 1000;
+  uint32_t payload_bytes_max = 1024 * 1024 + 64 * 1024;  // 1 MiB of records plus encoding overhead.
+  uint32_t record_bytes_max = 1024 * 1024;
+  uint32_t headers_per_record_max = 64;
+};
+
+// XXH3-64 (seed 0) of a payload: made by the producer, checked by the server
+// on append and by readers on every batch they receive.
+uint64_t payload_checksum(std::string_view payload);
+
+struct RecordHeader {
+  std::string_view name;
+  std::string_view value;
+};
+
+// A decoded record; views point into the payload.
+struct RecordView {
+  uint64_t timestamp = 0;  // The client's (0 = none), not the effective one.
+  uint32_t header_count = 0;
+  std::string_view headers;  // Encoded headers; walk them with HeaderIterator.
+  std::string_view body;
+};
+
+// Walks the records of a payload. Stops with an error status on malformed
+// input, including bytes left over after record_count records. Never reads
+// outside `payload`; every view it yields points into it.
+class RecordIterator {
+ public:
+  RecordIterator(std::string_view payload, uint32_t record_count, const BatchLimits& limits);
+  // False at the end or on error (then status() is not OK).
+  bool next(RecordView* record);
+  const Status& status() const { return status_; }
+
+ private:
+  std::string_view rest_;
+  uint32_t left_;
+  BatchLimits limits_;
+  Status status_;
+};
+
+class HeaderIterator {
+ public:
+  HeaderIterator(std::string_view encoded, uint32_t count) : rest_(encoded), left_(count) {}
+  bool next(RecordHeader* header);  // Assumes the record was validated by RecordIterator.
+
+ private:
+  std::string_view rest_;
+  uint32_t left_;
+};
+
+// Builds a payload (client side, tests, benchmarks).
+class PayloadBuilder {
+ public:
+  void add(uint64_t timestamp, const std::vector<std::pair<std::string, std::string>>& headers, std::string_view body);
+  void add(uint64_t timestamp, std::string_view body) { add(timestamp, {}, body); }
+  const std::string& bytes() const { return bytes_; }
+  uint32_t record_count() const { return count_; }
+  void clear() {
+    bytes_.clear();
+    count_ = 0;
+  }
+
+ private:
+  std::string bytes_;
+  std::string scratch_;
+  uint32_t count_ = 0;
+};
+
+// LEB128 helpers, exposed for the codec tests.
+void put_varint(std::string* out, uint64_t value);
+// Reads a varint from the front of *in; false if truncated, longer than 10
+// bytes, or above UINT64_MAX (a 10th byte other than 0 or 1). On false, *in is
+// unchanged. Non-minimal encodings (e.g. 0x80 0x00 for 0) are accepted.
+bool get_varint(std::string_view* in, uint64_t* value);
+
+}  // namespace runnel
