@@ -167,6 +167,30 @@ Append append_of(const PayloadBuilder& payload, std::string_view bucket, std::st
   return a;
 }
 
+// The records of a READ answer or SUBSCRIPTION_DATA frame from *next_seq on,
+// each batch's end-to-end checksum verified; returns the payload bytes.
+uint64_t take_records(const Frame& f, uint64_t* next_seq, std::vector<std::string>* bodies) {
+  ReadAnswer data;
+  EXPECT_TRUE(decode_body(f.body, &data));
+  uint64_t bytes = 0;
+  for (const Batch& b : data.batches) {
+    EXPECT_EQ(payload_checksum(b.payload), b.payload_checksum);
+    bytes += b.payload.size();
+    RecordIterator it(b.payload, b.record_count, BatchLimits{});
+    RecordView rec;
+    uint64_t seq = b.base_seq;
+    while (it.next(&rec)) {
+      if (seq >= *next_seq) {
+        EXPECT_EQ(seq, *next_seq) << "records come in order, none skipped";
+        bodies->emplace_back(rec.body);
+        *next_seq = seq + 1;
+      }
+      seq++;
+    }
+  }
+  return bytes;
+}
+
 // Every record of `stream` read back: bodies in seq order, each batch's checksum verified.
 std::vector<std::string> read_all(WireClient& c, const std::string& stream) {
   std::vector<std::string> bodies;
@@ -177,27 +201,10 @@ std::vector<std::string> read_all(WireClient& c, const std::string& stream) {
     if ((f.header.flags & kFlagError) != 0) {
       ErrorBody e;
       (void)decode_body(f.body, &e);
-      if (e.code == static_cast<uint16_t>(ErrorCode::kOutOfRange)) break;
-      ADD_FAILURE() << "read failed: " << e.message;
+      if (e.code != static_cast<uint16_t>(ErrorCode::kOutOfRange)) ADD_FAILURE() << "read failed: " << e.message;
       break;
     }
-    ReadAnswer a;
-    EXPECT_TRUE(decode_body(f.body, &a));
-    if (a.batches.empty()) break;
-    for (size_t i = 0; i < a.batches.size(); i++) {
-      const Batch& b = a.batches[i];
-      EXPECT_EQ(payload_checksum(b.payload), b.payload_checksum) << "end-to-end checksum";
-      RecordIterator it(b.payload, b.record_count, BatchLimits{});
-      RecordView rec;
-      uint64_t seq = b.base_seq;
-      while (it.next(&rec)) {
-        if (seq >= next) {
-          bodies.emplace_back(rec.body);
-          next = seq + 1;
-        }
-        seq++;
-      }
-    }
+    if (take_records(f, &next, &bodies) == 0) break;
   }
   return bodies;
 }
@@ -444,29 +451,6 @@ TEST(BinaryProtocol, ALongPollReadAnswersWhenRecordsLandAndBlocksNothingElse) {
   auto stopped = server->stop(SIGTERM);
   ASSERT_TRUE(stopped.has_value());
   EXPECT_TRUE(WIFEXITED(*stopped) && WEXITSTATUS(*stopped) == 0);
-}
-
-// Records of a pushed SUBSCRIPTION_DATA frame, checksums verified; appends (seq, body).
-uint64_t take_records(const Frame& f, uint64_t* next_seq, std::vector<std::string>* bodies) {
-  ReadAnswer data;
-  EXPECT_TRUE(decode_body(f.body, &data));
-  uint64_t bytes = 0;
-  for (const Batch& b : data.batches) {
-    EXPECT_EQ(payload_checksum(b.payload), b.payload_checksum);
-    bytes += b.payload.size();
-    RecordIterator it(b.payload, b.record_count, BatchLimits{});
-    RecordView rec;
-    uint64_t seq = b.base_seq;
-    while (it.next(&rec)) {
-      if (seq >= *next_seq) {
-        EXPECT_EQ(seq, *next_seq) << "records come in order, none skipped";
-        bodies->emplace_back(rec.body);
-        *next_seq = seq + 1;
-      }
-      seq++;
-    }
-  }
-  return bytes;
 }
 
 TEST(BinaryProtocol, ASubscriberSeesEveryRecordOnceInOrderWithinItsCredit) {
