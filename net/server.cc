@@ -141,8 +141,9 @@ std::string Server::ready_line() const {
 }
 
 void Server::request_stop() {
-  // Refuse new binary connections at once; the shards drain the rest.
-  binary_listeners_.clear();
+  // Each shard stops accepting, ends subscriptions, answers what is in
+  // flight and closes its connections (net/acceptor.h); then the shards leave.
+  binary_listeners_.clear();  // Any listener not yet handed to its shard.
   shards_->request_stop();
 }
 

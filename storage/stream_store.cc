@@ -86,7 +86,10 @@ void StreamStore::mutate(CatalogMutation mutation, InfoCallback done) {
     if (!ack) return owned->done(ack.status());
     if (Status s = store.catalog_.apply(m); !s) return owned->done(std::move(s));
     if (m.op == CatalogOp::kTrim) store.log_->set_floor(m.stream.id, store.catalog_.find(m.stream.id)->trim_seq);
-    if (m.op == CatalogOp::kDelete) store.log_->set_floor(m.stream.id, UINT64_MAX);
+    if (m.op == CatalogOp::kDelete) {
+      store.log_->set_floor(m.stream.id, UINT64_MAX);
+      store.forget_producers(m.stream.id);
+    }
     if (m.op == CatalogOp::kCreate || m.op == CatalogOp::kReconfigure) {
       store.log_->set_compression(m.stream.id, m.stream.config.compress_lz4);
     }
@@ -231,6 +234,21 @@ void StreamStore::append_as_producer(const StreamInfo& stream, const AppendReque
                  p->store->producer_answered(p->stream_id, p->producer, r);
                  p->done(std::move(r));
                });
+}
+
+void StreamStore::forget_producers(uint64_t stream_id) {
+  auto it = producers_.find(stream_id);
+  if (it == producers_.end()) return;
+  std::vector<AppendCallback> waiting;
+  for (auto& [id, state] : it->second) {
+    for (ProducerEntry& e : state.recent) {
+      for (AppendCallback& retry : e.retries) waiting.push_back(std::move(retry));
+    }
+  }
+  producers_.erase(it);
+  // Retries waiting for a first attempt that is still in flight: the stream
+  // is gone, whatever that attempt's fate.
+  for (AppendCallback& retry : waiting) retry(Status(ErrorCode::kNotFound, "the stream was deleted"));
 }
 
 void StreamStore::producer_answered(uint64_t stream_id, AppendRequest::Producer producer,

@@ -148,6 +148,7 @@ class StreamStore {
   uint64_t producer_clock_ = 0;
   void append_as_producer(const StreamInfo& stream, const AppendRequest& request, AppendCallback done);
   void producer_answered(uint64_t stream_id, AppendRequest::Producer producer, const Result<AppendAck>& r);
+  void forget_producers(uint64_t stream_id);  // The stream was deleted.
 
   std::unique_ptr<Timer> retention_timer_;
   uint64_t retention_interval_ms_ = 0;

@@ -659,6 +659,14 @@ TEST(StreamStore, IdempotentProducersAreNeverWrittenTwice) {
   EXPECT_EQ(stale[0].status().code(), ErrorCode::kSeqNumMismatch);
   EXPECT_EQ(stale[0].status().detail(), 3u);
   EXPECT_EQ(h.log()->tail("orders", "once")->next_seq, 3u);
+  // A stream created again under the same name is a new stream: its
+  // producers start afresh.
+  ASSERT_TRUE(run_op(h, [](StreamStore& s, StreamStore::InfoCallback cb) { s.delete_stream("orders", "once", std::move(cb)); }).is_ok());
+  ASSERT_TRUE(create(h, "orders", "once").is_ok());
+  auto fresh = produce(h, "once", 7, 1);
+  ASSERT_TRUE(fresh[0].is_ok());
+  EXPECT_EQ(fresh[0]->start_seq, 0u);
+  EXPECT_EQ(h.log()->tail("orders", "once")->next_seq, 1u);
   std::filesystem::remove_all(dir);
 }
 
