@@ -45,7 +45,8 @@ struct Subscription {
   uint32_t heartbeat_ms = 0;
   ShardLog::TailWaiter waiter;
   std::unique_ptr<Timer> heartbeat;
-  bool reading = false;
+  bool reading = false;    // A read is in flight: its completion frees an ended subscription.
+  bool scheduled = false;  // A pump is posted: it frees an ended subscription.
   bool ended = false;
 };
 
@@ -74,7 +75,7 @@ void end(Subscription* sub) {
   live.erase(sub->key);
   sub->store->log().cancel_wait(&sub->waiter);
   if (sub->heartbeat) sub->heartbeat->cancel();
-  if (!sub->reading) delete sub;  // Else the read's completion frees it.
+  if (!sub->reading && !sub->scheduled) delete sub;  // Else what is pending frees it.
 }
 
 void fail(Subscription* sub, const Status& status) {
@@ -97,7 +98,7 @@ void pump(Subscription* sub) {
   sub->store->read(sub->bucket, sub->stream, from, kPushRecordsMax, max_bytes, [sub](Result<ReadResult> r) {
     sub->reading = false;
     if (sub->ended) {
-      delete sub;
+      if (!sub->scheduled) delete sub;
       return;
     }
     if (!r) return fail(sub, r.status());
@@ -111,7 +112,18 @@ void pump(Subscription* sub) {
       sub->credit -= std::min(sub->credit, bytes);
       deliver(sub->target, push_frame(sub->key.id, data));
       arm_heartbeat(sub);
-      Reactor::current().post([sub] { pump(sub); });  // More may be there; do not recurse.
+      // More may be there: go on from the loop, not from inside this read.
+      if (!sub->scheduled) {
+        sub->scheduled = true;
+        Reactor::current().post([sub] {
+          sub->scheduled = false;
+          if (sub->ended) {
+            if (!sub->reading) delete sub;
+            return;
+          }
+          pump(sub);
+        });
+      }
       return;
     }
     // Nothing new: from here on the subscription follows the tail.
