@@ -12,6 +12,7 @@
 
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "proto/wire.h"
@@ -312,6 +313,52 @@ TEST(BinaryProtocol, PipelinedAppendsAcrossShardsReadBackInOrder) {
   EXPECT_EQ(page.items[0].name, "s13");
   EXPECT_TRUE(page.more);
   EXPECT_EQ(page.items[0].tail, 150u);
+}
+
+TEST(BinaryProtocol, ManyClientsOnManyStreamsEachSeeTheirOwnRecordsInOrder) {
+  TempDir dir;
+  auto server = start_server(dir, 2);
+  ASSERT_NE(server, nullptr);
+  constexpr int kClients = 8, kStreamsPerClient = 8, kBatches = 40;
+  std::vector<std::thread> clients;
+  std::vector<std::string> failures(kClients);
+  for (int c = 0; c < kClients; c++) {
+    clients.emplace_back([&, c] {
+      WireClient w(server->binary().port);
+      if (!w.connected()) {
+        failures[c] = "cannot connect";
+        return;
+      }
+      w.hello();
+      std::vector<std::string> names;
+      for (int s = 0; s < kStreamsPerClient; s++) {
+        names.push_back("c" + std::to_string(c) + "/s" + std::to_string(s));
+        w.answer_as<StreamInfo>(w.send(Opcode::kCreateStream, CreateStream{"orders", names.back(), true, {}}));
+      }
+      // Every batch of every stream in flight at once, then every answer.
+      std::vector<std::pair<uint32_t, uint64_t>> sent;
+      for (int b = 0; b < kBatches; b++) {
+        for (const std::string& name : names) {
+          PayloadBuilder payload;
+          payload.add(0, body_of(name, static_cast<uint64_t>(b) * 2));
+          payload.add(0, body_of(name, static_cast<uint64_t>(b) * 2 + 1));
+          sent.emplace_back(w.send(Opcode::kAppend, append_of(payload, "orders", name)), static_cast<uint64_t>(b) * 2);
+        }
+      }
+      for (const auto& [id, first] : sent) {
+        if (w.answer_as<AppendAck>(id).start_seq != first) failures[c] = "an ack out of place";
+      }
+      for (const std::string& name : names) {
+        auto bodies = read_all(w, name);
+        if (bodies.size() != 2 * kBatches) failures[c] = name + ": wrong count";
+        for (uint64_t i = 0; i < bodies.size(); i++) {
+          if (bodies[i] != body_of(name, i)) failures[c] = name + ": wrong record";
+        }
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  for (int c = 0; c < kClients; c++) EXPECT_EQ(failures[c], "") << "client " << c;
 }
 
 TEST(BinaryProtocol, OfRacingMatchSeqNumAppendsExactlyOneWins) {
