@@ -184,6 +184,10 @@ bool decodes(uint16_t opcode, std::string_view body) {
   }
 }
 
+Status malformed(uint16_t opcode) {
+  return Status(ErrorCode::kInvalidArgument, fmt::format("malformed {} request", wire::opcode_name(opcode)));
+}
+
 }  // namespace
 
 // A request for another shard's stream: its body, copied, travels there.
@@ -209,15 +213,14 @@ uint32_t StreamService::owner_shard(std::string_view bucket, std::string_view st
 }
 
 Status StreamService::handle(uint16_t opcode, uint32_t request_id, std::string_view body, Reply reply) {
-  if (!decodes(opcode, body)) {
-    return Status(ErrorCode::kInvalidArgument, fmt::format("malformed {} request", wire::opcode_name(opcode)));
-  }
+  std::string_view bucket, stream;
+  const bool names_a_stream = stream_of(opcode, body, &bucket, &stream);
+  if (!names_a_stream && !decodes(opcode, body)) return malformed(opcode);
   if (opcode == static_cast<uint16_t>(Opcode::kListStreams)) {
     list_streams(request_id, body, std::move(reply));
     return Status::ok();
   }
-  std::string_view bucket, stream;
-  if (!stream_of(opcode, body, &bucket, &stream)) {
+  if (!names_a_stream) {
     reply(error_frame(opcode, request_id, Status(ErrorCode::kUnsupported,
                                                  fmt::format("{} is not supported by this server yet",
                                                              wire::opcode_name(opcode)))));
@@ -225,10 +228,13 @@ Status StreamService::handle(uint16_t opcode, uint32_t request_id, std::string_v
   }
   const uint32_t owner = owner_shard(bucket, stream, static_cast<uint32_t>(stores_->size()));
   if (static_cast<int>(owner) == reactor_.shard()) {
-    execute(*(*stores_)[owner], opcode, request_id, body, std::move(reply));
-    return Status::ok();
+    // This shard's stream: decoded once, as it runs.
+    if (execute(*(*stores_)[owner], opcode, request_id, body, std::move(reply))) return Status::ok();
+    return malformed(opcode);
   }
-  // Another shard's stream: the owner decodes its own copy and answers by message.
+  // Another shard's stream: checked here (a bad frame closes the connection
+  // here), then the owner decodes its own copy and answers by message.
+  if (!decodes(opcode, body)) return malformed(opcode);
   auto* remote = new Remote{opcode, request_id, reactor_.shard(), std::string(body), std::move(reply), {}};
   reactor_.hold();  // Shutdown waits for the answer.
   const std::vector<StreamStore*>* stores = stores_;
@@ -247,13 +253,19 @@ Status StreamService::handle(uint16_t opcode, uint32_t request_id, std::string_v
   return Status::ok();
 }
 
-void StreamService::execute(StreamStore& store, uint16_t opcode, uint32_t request_id, std::string_view body,
-                            Reply reply) {
-  auto* call = new Call{&store, opcode, request_id, std::move(reply)};
+namespace {
+
+// Decodes and starts one request (*malformed: it did not decode, nothing started).
+void run(StreamStore& store, Call* call, std::string_view body, bool* malformed) {
+  const uint16_t opcode = call->opcode;
+  const uint32_t request_id = call->request_id;
   switch (static_cast<Opcode>(opcode)) {
     case Opcode::kCreateStream: {
       wire::CreateStream m;
-      (void)wire::decode_body(body, &m);
+      if (!wire::decode_body(body, &m)) {
+        *malformed = true;
+        return;
+      }
       // Buckets (and their default stream config) are not built yet: a
       // stream asking for the bucket default gets the built-in default.
       const StreamConfig config = m.use_bucket_default ? StreamConfig{} : from_wire(m.config);
@@ -261,7 +273,10 @@ void StreamService::execute(StreamStore& store, uint16_t opcode, uint32_t reques
     }
     case Opcode::kGetStream: {
       wire::StreamName m;
-      (void)wire::decode_body(body, &m);
+      if (!wire::decode_body(body, &m)) {
+        *malformed = true;
+        return;
+      }
       const StreamInfo* info = store.catalog().find(m.bucket, m.stream);
       if (info == nullptr) {
         return call->fail(Status(ErrorCode::kNotFound, fmt::format("no stream '{}' in bucket '{}'", m.stream, m.bucket)));
@@ -270,39 +285,60 @@ void StreamService::execute(StreamStore& store, uint16_t opcode, uint32_t reques
     }
     case Opcode::kReconfigureStream: {
       wire::ReconfigureStream m;
-      (void)wire::decode_body(body, &m);
+      if (!wire::decode_body(body, &m)) {
+        *malformed = true;
+        return;
+      }
       return store.reconfigure_stream(m.bucket, m.stream, from_wire(m.config), info_answer(call));
     }
     case Opcode::kDeleteStream: {
       wire::StreamName m;
-      (void)wire::decode_body(body, &m);
+      if (!wire::decode_body(body, &m)) {
+        *malformed = true;
+        return;
+      }
       return store.delete_stream(m.bucket, m.stream, info_answer(call));
     }
     case Opcode::kSealStream: {
       wire::StreamName m;
-      (void)wire::decode_body(body, &m);
+      if (!wire::decode_body(body, &m)) {
+        *malformed = true;
+        return;
+      }
       return store.seal_stream(m.bucket, m.stream, info_answer(call));
     }
     case Opcode::kTrimStream: {
       wire::TrimStream m;
-      (void)wire::decode_body(body, &m);
+      if (!wire::decode_body(body, &m)) {
+        *malformed = true;
+        return;
+      }
       return store.trim_stream(m.bucket, m.stream, m.trim_seq, info_answer(call));
     }
     case Opcode::kFenceStream: {
       wire::FenceStream m;
-      (void)wire::decode_body(body, &m);
+      if (!wire::decode_body(body, &m)) {
+        *malformed = true;
+        return;
+      }
       return store.fence_stream(m.bucket, m.stream, m.token, info_answer(call));
     }
     case Opcode::kCheckTail: {
       wire::StreamName m;
-      (void)wire::decode_body(body, &m);
+      if (!wire::decode_body(body, &m)) {
+        *malformed = true;
+        return;
+      }
       auto tail = store.tail(m.bucket, m.stream);
       if (!tail) return call->fail(tail.status());
       return call->answer(answer_frame(opcode, request_id, wire::TailAnswer{tail->next_seq, tail->last_timestamp}));
     }
     case Opcode::kAppend: {
       wire::Append m;
-      (void)wire::decode_body(body, &m);
+      if (!wire::decode_body(body, &m)) {
+        *malformed = true;
+        return;
+      }
       AppendRequest request;
       request.payload = m.payload;
       request.record_count = m.record_count;
@@ -319,7 +355,10 @@ void StreamService::execute(StreamStore& store, uint16_t opcode, uint32_t reques
     }
     case Opcode::kRead: {
       wire::Read m;
-      (void)wire::decode_body(body, &m);
+      if (!wire::decode_body(body, &m)) {
+        *malformed = true;
+        return;
+      }
       auto* poll = new LongPoll{call,      std::string(m.bucket), std::string(m.stream), m.start, m.max_records,
                                 m.max_bytes, m.until_timestamp,     0,                     {},      nullptr};
       poll->deadline_us = Reactor::clock_us() + uint64_t{std::min(m.wait_ms, kWaitMsMax)} * 1000;
@@ -328,6 +367,17 @@ void StreamService::execute(StreamStore& store, uint16_t opcode, uint32_t reques
     default:
       return call->fail(Status(ErrorCode::kUnsupported, "operation not supported"));
   }
+}
+
+}  // namespace
+
+bool StreamService::execute(StreamStore& store, uint16_t opcode, uint32_t request_id, std::string_view body,
+                            Reply reply) {
+  auto* call = new Call{&store, opcode, request_id, std::move(reply)};
+  bool malformed = false;
+  run(store, call, body, &malformed);
+  if (malformed) delete call;  // Never started: the caller refuses the frame.
+  return !malformed;
 }
 
 void StreamService::list_streams(uint32_t request_id, std::string_view body, Reply reply) {

@@ -42,8 +42,9 @@ class StreamService {
 
  private:
   struct Remote;
-  // Runs on the owning shard, with that shard's store.
-  static void execute(StreamStore& store, uint16_t opcode, uint32_t request_id, std::string_view body, Reply reply);
+  // Runs on the owning shard, with that shard's store; false (and `reply`
+  // dropped unanswered) if the body does not decode.
+  static bool execute(StreamStore& store, uint16_t opcode, uint32_t request_id, std::string_view body, Reply reply);
   void list_streams(uint32_t request_id, std::string_view body, Reply reply);
 
   Reactor& reactor_;
