@@ -156,6 +156,18 @@ std::unique_ptr<RunneldProcess> start_server(const TempDir& dir, int shards = 2)
   return p;
 }
 
+// Creates orders/`name` with the default config.
+void create_stream(WireClient& c, const std::string& name) {
+  c.answer_as<StreamInfo>(c.send(Opcode::kCreateStream, CreateStream{"orders", name, true, {}}));
+}
+
+// SIGTERM, and a clean exit with status 0.
+void expect_clean_stop(RunneldProcess& server) {
+  auto stopped = server.stop(SIGTERM);
+  ASSERT_TRUE(stopped.has_value());
+  EXPECT_TRUE(WIFEXITED(*stopped) && WEXITSTATUS(*stopped) == 0);
+}
+
 std::string body_of(const std::string& stream, uint64_t seq) { return stream + " record " + std::to_string(seq); }
 
 Append append_of(const PayloadBuilder& payload, std::string_view bucket, std::string_view stream) {
@@ -277,7 +289,7 @@ TEST(BinaryProtocol, PipelinedAppendsAcrossShardsReadBackInOrder) {
   constexpr int kStreams = 16;  // Spread over both shards by their hash.
   for (int s = 0; s < kStreams; s++) {
     const std::string name = "s" + std::to_string(s);
-    c.answer_as<StreamInfo>(c.send(Opcode::kCreateStream, CreateStream{"orders", name, true, {}}));
+    create_stream(c, name);
   }
   // 50 batches per stream, all sent before any answer is read.
   std::map<uint32_t, std::pair<std::string, uint64_t>> sent;  // request id -> (stream, first seq)
@@ -333,7 +345,7 @@ TEST(BinaryProtocol, ManyClientsOnManyStreamsEachSeeTheirOwnRecordsInOrder) {
       std::vector<std::string> names;
       for (int s = 0; s < kStreamsPerClient; s++) {
         names.push_back("c" + std::to_string(c) + "/s" + std::to_string(s));
-        w.answer_as<StreamInfo>(w.send(Opcode::kCreateStream, CreateStream{"orders", names.back(), true, {}}));
+        create_stream(w, names.back());
       }
       // Every batch of every stream in flight at once, then every answer.
       std::vector<std::pair<uint32_t, uint64_t>> sent;
@@ -368,7 +380,7 @@ TEST(BinaryProtocol, OfRacingMatchSeqNumAppendsExactlyOneWins) {
   WireClient a(server->binary().port), b(server->binary().port);
   a.hello();
   b.hello();
-  a.answer_as<StreamInfo>(a.send(Opcode::kCreateStream, CreateStream{"orders", "race", true, {}}));
+  create_stream(a, "race");
   int wins = 0;
   for (uint64_t round = 0; round < 20; round++) {
     PayloadBuilder payload;
@@ -397,7 +409,7 @@ TEST(BinaryProtocol, BadFramesCloseOnlyTheirConnection) {
   ASSERT_NE(server, nullptr);
   WireClient good(server->binary().port);
   good.hello();
-  good.answer_as<StreamInfo>(good.send(Opcode::kCreateStream, CreateStream{"orders", "calm", true, {}}));
+  create_stream(good, "calm");
 
   auto expect_closed_with = [&](const std::string& bytes, ErrorCode code, bool hello_first) {
     WireClient bad(server->binary().port);
@@ -458,9 +470,7 @@ TEST(BinaryProtocol, BadFramesCloseOnlyTheirConnection) {
   payload.add(0, "still here");
   AppendAck ack = good.answer_as<AppendAck>(good.send(Opcode::kAppend, append_of(payload, "orders", "calm")));
   EXPECT_EQ(ack.start_seq, 0u);
-  auto stopped = server->stop(SIGTERM);
-  ASSERT_TRUE(stopped.has_value());
-  EXPECT_TRUE(WIFEXITED(*stopped) && WEXITSTATUS(*stopped) == 0);
+  expect_clean_stop(*server);
 }
 
 TEST(BinaryProtocol, ALongPollReadAnswersWhenRecordsLandAndBlocksNothingElse) {
@@ -470,7 +480,7 @@ TEST(BinaryProtocol, ALongPollReadAnswersWhenRecordsLandAndBlocksNothingElse) {
   WireClient reader(server->binary().port), writer(server->binary().port);
   reader.hello();
   writer.hello();
-  writer.answer_as<StreamInfo>(writer.send(Opcode::kCreateStream, CreateStream{"orders", "waited", true, {}}));
+  create_stream(writer, "waited");
   // Waits at the tail (long enough that only the append can end it)...
   const uint32_t waiting =
       reader.send(Opcode::kRead, Read{"orders", "waited", Start{Start::kSeqNum, 0}, 100, 1 << 20, 0, 30'000});
@@ -495,9 +505,7 @@ TEST(BinaryProtocol, ALongPollReadAnswersWhenRecordsLandAndBlocksNothingElse) {
   ::kill(server->pid(), SIGTERM);
   ReadAnswer cut_short = reader.answer_as<ReadAnswer>(parked);
   EXPECT_TRUE(cut_short.batches.empty());
-  auto stopped = server->stop(SIGTERM);
-  ASSERT_TRUE(stopped.has_value());
-  EXPECT_TRUE(WIFEXITED(*stopped) && WEXITSTATUS(*stopped) == 0);
+  expect_clean_stop(*server);
 }
 
 TEST(BinaryProtocol, ASubscriberSeesEveryRecordOnceInOrderWithinItsCredit) {
@@ -507,7 +515,7 @@ TEST(BinaryProtocol, ASubscriberSeesEveryRecordOnceInOrderWithinItsCredit) {
   WireClient sub(server->binary().port), writer(server->binary().port);
   sub.hello();
   writer.hello();
-  writer.answer_as<StreamInfo>(writer.send(Opcode::kCreateStream, CreateStream{"orders", "feed", true, {}}));
+  create_stream(writer, "feed");
   PayloadBuilder early;
   for (int r = 0; r < 5; r++) early.add(0, body_of("feed", static_cast<uint64_t>(r)));
   writer.answer_as<AppendAck>(writer.send(Opcode::kAppend, append_of(early, "orders", "feed")));
@@ -589,9 +597,7 @@ TEST(BinaryProtocol, ASubscriberSeesEveryRecordOnceInOrderWithinItsCredit) {
     EXPECT_EQ(e.code, static_cast<uint16_t>(ErrorCode::kShuttingDown));
     break;
   }
-  auto stopped = server->stop(SIGTERM);
-  ASSERT_TRUE(stopped.has_value());
-  EXPECT_TRUE(WIFEXITED(*stopped) && WEXITSTATUS(*stopped) == 0);
+  expect_clean_stop(*server);
 }
 
 TEST(BinaryProtocol, LargeBatchesTravelWholeBothWays) {
@@ -600,7 +606,7 @@ TEST(BinaryProtocol, LargeBatchesTravelWholeBothWays) {
   ASSERT_NE(server, nullptr);
   WireClient c(server->binary().port);
   c.hello();
-  c.answer_as<StreamInfo>(c.send(Opcode::kCreateStream, CreateStream{"orders", "big", true, {}}));
+  create_stream(c, "big");
   // Batches of ~900 KiB (a frame far larger than a connection's initial
   // buffer), a few small ones between them.
   std::vector<std::string> bodies;
@@ -625,7 +631,7 @@ TEST(BinaryProtocol, ARetriedProducerAppendIsNotWrittenTwice) {
   ASSERT_NE(server, nullptr);
   WireClient setup(server->binary().port);
   setup.hello();
-  setup.answer_as<StreamInfo>(setup.send(Opcode::kCreateStream, CreateStream{"orders", "once", true, {}}));
+  create_stream(setup, "once");
   PayloadBuilder payload;
   payload.add(0, "exactly once");
   Append a = append_of(payload, "orders", "once");
@@ -657,7 +663,7 @@ TEST(BinaryProtocol, AcknowledgedAppendsSurviveARestart) {
     c.hello();
     for (int s = 0; s < 6; s++) {
       const std::string name = "k" + std::to_string(s);
-      c.answer_as<StreamInfo>(c.send(Opcode::kCreateStream, CreateStream{"orders", name, true, {}}));
+      create_stream(c, name);
       PayloadBuilder payload;
       for (int r = 0; r < 10; r++) payload.add(0, body_of(name, static_cast<uint64_t>(r)));
       c.answer_as<AppendAck>(c.send(Opcode::kAppend, append_of(payload, "orders", name)));
