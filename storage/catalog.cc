@@ -15,7 +15,8 @@ namespace {
 // Encoding of a mutation (little-endian; every field fixed-width except the
 // u16-length-prefixed strings):
 //
-//   all ops      u8 version (kMutationVersion), u8 op, u64 id
+//   all ops      u8 version (kMutationVersion), u8 op
+//   stream ops   u64 id, then:
 //   kCreate      u16 len + bucket, u16 len + name, config, u64 created_ms,
 //                u8 sealed, u16 len + fencing_token, u64 trim_seq
 //   kReconfigure config
@@ -23,9 +24,16 @@ namespace {
 //   kSeal        (nothing more)
 //   kFence       u16 len + fencing_token
 //   kTrim        u64 trim_seq
+//   kSnapshotBegin, kSnapshotEnd (nothing more)
+//   bucket ops (no id):
+//   kBucketCreate      u16 len + name, bucket config, u64 created_ms
+//   kBucketReconfigure u16 len + name, bucket config
+//   kBucketDelete      u16 len + name
 //
 //   config       u8 timestamping (0..2), u64 retention_age_ms,
 //                u64 retention_bytes, u64 delete_on_empty_ms, u8 compress_lz4
+//   bucket config  config (the default stream config),
+//                u8 create_stream_on_append, u8 create_stream_on_read
 //
 // Decoding is strict — bools are 0 or 1, no trailing bytes, names valid — so
 // a decoded mutation re-encodes to exactly the bytes it came from.
@@ -45,7 +53,7 @@ static_assert(static_cast<uint8_t>(TimestampMode::kClientRequire) == 1);
 static_assert(static_cast<uint8_t>(TimestampMode::kArrival) == 2);
 
 bool is_known_op(uint8_t op) {
-  return op >= static_cast<uint8_t>(CatalogOp::kCreate) && op <= static_cast<uint8_t>(CatalogOp::kSnapshotEnd);
+  return op >= static_cast<uint8_t>(CatalogOp::kCreate) && op <= static_cast<uint8_t>(CatalogOp::kBucketDelete);
 }
 
 bool is_lower_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
@@ -207,6 +215,39 @@ Status read_config(Reader& r, StreamConfig* config) {
   return Status::ok();
 }
 
+void write_bucket_config(Writer& w, const BucketConfig& config) {
+  write_config(w, config.default_stream_config);
+  w.u8(config.create_stream_on_append ? 1 : 0);
+  w.u8(config.create_stream_on_read ? 1 : 0);
+}
+
+Status read_bucket_config(Reader& r, BucketConfig* config) {
+  if (Status s = read_config(r, &config->default_stream_config); !s.is_ok()) return s;
+  bool on_append_valid = false;
+  bool on_read_valid = false;
+  if (!r.boolean(&config->create_stream_on_append, &on_append_valid) ||
+      !r.boolean(&config->create_stream_on_read, &on_read_valid)) {
+    return corrupt("truncated bucket config");
+  }
+  if (!on_append_valid || !on_read_valid) return corrupt("create_stream_on_append/read must be 0 or 1");
+  return Status::ok();
+}
+
+Status read_bucket_name(Reader& r, std::string* name) {
+  if (!r.str(name)) return corrupt("truncated bucket name");
+  if (Status s = validate_bucket_name(*name); !s.is_ok()) return corrupt(s.message());
+  return Status::ok();
+}
+
+// The fields of a bucket op after its op byte.
+Status read_bucket_op(Reader& r, CatalogOp op, BucketInfo* bucket) {
+  if (Status s = read_bucket_name(r, &bucket->name); !s.is_ok()) return s;
+  if (op == CatalogOp::kBucketDelete) return Status::ok();
+  if (Status s = read_bucket_config(r, &bucket->config); !s.is_ok()) return s;
+  if (op == CatalogOp::kBucketCreate && !r.u64(&bucket->created_ms)) return corrupt("truncated created_ms");
+  return Status::ok();
+}
+
 Status read_token(Reader& r, std::string* token) {
   if (!r.str(token)) return corrupt("truncated fencing token");
   if (token->size() > kFencingTokenBytesMax) return corrupt("fencing token too long");
@@ -263,6 +304,13 @@ std::string encode_mutation(const CatalogMutation& mutation) {
   Writer w(&out);
   w.u8(kMutationVersion);
   w.u8(static_cast<uint8_t>(mutation.op));
+  if (is_bucket_op(mutation.op)) {
+    const BucketInfo& b = mutation.bucket;
+    w.str(b.name);
+    if (mutation.op != CatalogOp::kBucketDelete) write_bucket_config(w, b.config);
+    if (mutation.op == CatalogOp::kBucketCreate) w.u64(b.created_ms);
+    return out;
+  }
   w.u64(s.id);
   switch (mutation.op) {
     case CatalogOp::kCreate:
@@ -288,6 +336,9 @@ std::string encode_mutation(const CatalogMutation& mutation) {
       break;
     case CatalogOp::kSnapshotBegin:
     case CatalogOp::kSnapshotEnd:
+    case CatalogOp::kBucketCreate:
+    case CatalogOp::kBucketReconfigure:
+    case CatalogOp::kBucketDelete:
       break;
   }
   return out;
@@ -303,6 +354,11 @@ Result<CatalogMutation> decode_mutation(std::string_view bytes) {
   if (!r.u8(&op)) return corrupt("truncated op");
   if (!is_known_op(op)) return corrupt(fmt::format("unknown op {}", op));
   m.op = static_cast<CatalogOp>(op);
+  if (is_bucket_op(m.op)) {
+    if (Status s = read_bucket_op(r, m.op, &m.bucket); !s.is_ok()) return s;
+    if (r.left() != 0) return corrupt(fmt::format("{} trailing bytes", r.left()));
+    return m;
+  }
   if (!r.u64(&m.stream.id)) return corrupt("truncated id");
   if (m.stream.id == 0) return corrupt("stream id 0");
   Status status;
@@ -324,6 +380,9 @@ Result<CatalogMutation> decode_mutation(std::string_view bytes) {
       break;
     case CatalogOp::kSnapshotBegin:
     case CatalogOp::kSnapshotEnd:
+    case CatalogOp::kBucketCreate:  // Decoded above.
+    case CatalogOp::kBucketReconfigure:
+    case CatalogOp::kBucketDelete:
       break;
   }
   if (!status.is_ok()) return status;
@@ -331,8 +390,27 @@ Result<CatalogMutation> decode_mutation(std::string_view bytes) {
   return m;
 }
 
+Status StreamCatalog::check_bucket(const CatalogMutation& mutation) const {
+  const BucketInfo& b = mutation.bucket;
+  if (Status st = validate_bucket_name(b.name); !st.is_ok()) return st;
+  const BucketInfo* existing = find_bucket(b.name);
+  if (mutation.op == CatalogOp::kBucketCreate) {
+    if (existing != nullptr) return Status(ErrorCode::kAlreadyExists, fmt::format("bucket '{}' already exists", b.name));
+    return validate_config(b.config.default_stream_config);
+  }
+  if (existing == nullptr) return Status(ErrorCode::kNotFound, fmt::format("no bucket '{}'", b.name));
+  if (mutation.op == CatalogOp::kBucketReconfigure) return validate_config(b.config.default_stream_config);
+  // A bucket with streams cannot go; kAlreadyExists: streams exist in it
+  // (PROTOCOL.md, "Errors", says why this code).
+  if (bucket_has_streams(b.name)) {
+    return Status(ErrorCode::kAlreadyExists, fmt::format("bucket '{}' still holds streams", b.name));
+  }
+  return Status::ok();
+}
+
 Status StreamCatalog::check(const CatalogMutation& mutation) const {
   const StreamInfo& s = mutation.stream;
+  if (is_bucket_op(mutation.op)) return check_bucket(mutation);
   if (mutation.op == CatalogOp::kCreate) {
     if (Status st = validate_bucket_name(s.bucket); !st.is_ok()) return st;
     if (Status st = validate_stream_name(s.name); !st.is_ok()) return st;
@@ -364,6 +442,9 @@ Status StreamCatalog::check(const CatalogMutation& mutation) const {
     case CatalogOp::kTrim:  // A lower trim point is a no-op.
     case CatalogOp::kSnapshotBegin:
     case CatalogOp::kSnapshotEnd:
+    case CatalogOp::kBucketCreate:  // Checked above.
+    case CatalogOp::kBucketReconfigure:
+    case CatalogOp::kBucketDelete:
       return Status::ok();
   }
   return Status::ok();
@@ -371,6 +452,29 @@ Status StreamCatalog::check(const CatalogMutation& mutation) const {
 
 Status StreamCatalog::apply(const CatalogMutation& mutation) {
   if (Status st = check(mutation); !st.is_ok()) return st;
+  if (is_bucket_op(mutation.op)) {
+    const BucketInfo& b = mutation.bucket;
+    switch (mutation.op) {
+      case CatalogOp::kBucketCreate: {
+        const bool inserted = buckets_.emplace(b.name, b).second;
+        RUNNEL_ASSERT(inserted);
+        break;
+      }
+      case CatalogOp::kBucketReconfigure: {
+        auto it = buckets_.find(b.name);
+        RUNNEL_ASSERT(it != buckets_.end());
+        it->second.config = b.config;
+        break;
+      }
+      default: {
+        RUNNEL_ASSERT(mutation.op == CatalogOp::kBucketDelete);
+        const size_t erased = buckets_.erase(b.name);
+        RUNNEL_ASSERT(erased == 1);
+        break;
+      }
+    }
+    return Status::ok();
+  }
   const StreamInfo& s = mutation.stream;
   if (mutation.op == CatalogOp::kCreate) {
     const bool id_inserted = by_id_.emplace(s.id, s).second;
@@ -408,6 +512,9 @@ Status StreamCatalog::apply(const CatalogMutation& mutation) {
       break;
     case CatalogOp::kSnapshotBegin:
     case CatalogOp::kSnapshotEnd:
+    case CatalogOp::kBucketCreate:  // Handled above.
+    case CatalogOp::kBucketReconfigure:
+    case CatalogOp::kBucketDelete:
       RUNNEL_ASSERT(false);  // check() refuses them.
       break;
   }
@@ -444,6 +551,34 @@ std::vector<const StreamInfo*> StreamCatalog::list(std::string_view bucket, std:
     out.push_back(stream);
   }
   return out;
+}
+
+const BucketInfo* StreamCatalog::find_bucket(std::string_view name) const {
+  auto it = buckets_.find(name);
+  return it == buckets_.end() ? nullptr : &it->second;
+}
+
+std::vector<const BucketInfo*> StreamCatalog::list_buckets(std::string_view prefix, std::string_view start_after,
+                                                           size_t limit) const {
+  std::vector<const BucketInfo*> out;
+  if (limit == 0) return out;
+  // As list(): the names with `prefix` are one run in name order.
+  auto it = start_after < prefix ? buckets_.lower_bound(prefix) : buckets_.upper_bound(start_after);
+  for (; it != buckets_.end() && out.size() < limit; ++it) {
+    if (!std::string_view(it->first).starts_with(prefix)) break;
+    out.push_back(&it->second);
+  }
+  return out;
+}
+
+bool StreamCatalog::bucket_has_streams(std::string_view bucket) const {
+  auto it = by_name_.lower_bound(NameKey{bucket, ""});
+  return it != by_name_.end() && it->first.first == bucket;
+}
+
+void StreamCatalog::replace_buckets(const std::vector<BucketInfo>& buckets) {
+  buckets_.clear();
+  for (const BucketInfo& b : buckets) buckets_.emplace(b.name, b);
 }
 
 std::vector<const StreamInfo*> StreamCatalog::all() const {

@@ -1,10 +1,16 @@
 #pragma once
 // StreamCatalog: one shard's streams — names, ids, configs, sealed flags,
-// fencing tokens, trim points. Lives on its shard, in memory; it is made
-// durable as a sequence of CatalogMutations written into the shard's own log
-// as control batches (storage/FORMAT.md), and rebuilt at recovery by
-// replaying them in log order. Only StreamStore changes it, and only after a
-// mutation is durable.
+// fencing tokens, trim points — and the bucket table. Lives on its shard, in
+// memory; it is made durable as a sequence of CatalogMutations written into
+// the shard's own log as control batches (storage/FORMAT.md), and rebuilt at
+// recovery by replaying them in log order. Only StreamStore changes it, and
+// only after a mutation is durable.
+//
+// Buckets are the node's, not a shard's: shard 0's log holds their
+// mutations, and every other shard's catalog holds a replica of that table,
+// fed by message (net/bucket_registry.h). A catalog does not tie its
+// streams to its buckets (a replica starts empty at recovery); StreamStore
+// checks that a new stream's bucket exists.
 
 #include <cstdint>
 #include <map>
@@ -43,6 +49,23 @@ struct StreamInfo {
   bool operator==(const StreamInfo&) const = default;
 };
 
+// Bucket settings (PRODUCT.md, "Data model").
+struct BucketConfig {
+  StreamConfig default_stream_config;  // What a stream created with the bucket default gets.
+  bool create_stream_on_append = false;  // An append to a missing stream creates it.
+  bool create_stream_on_read = false;    // A read or subscribe of a missing stream creates it.
+
+  bool operator==(const BucketConfig&) const = default;
+};
+
+struct BucketInfo {
+  std::string name;  // 3..63 of [a-z0-9-], alphanumeric at both ends.
+  BucketConfig config;
+  uint64_t created_ms = 0;
+
+  bool operator==(const BucketInfo&) const = default;
+};
+
 enum class CatalogOp : uint8_t {
   kCreate = 1,       // All of `stream`.
   kReconfigure = 2,  // stream.id, stream.config.
@@ -56,11 +79,21 @@ enum class CatalogOp : uint8_t {
   // the next id to use. StreamStore handles them; StreamCatalog refuses them.
   kSnapshotBegin = 7,
   kSnapshotEnd = 8,
+  // Buckets (only in shard 0's log). They carry no stream id; a snapshot
+  // holds one kBucketCreate per live bucket, between its markers.
+  kBucketCreate = 9,        // All of `bucket`.
+  kBucketReconfigure = 10,  // bucket.name, bucket.config.
+  kBucketDelete = 11,       // bucket.name.
 };
+
+inline bool is_bucket_op(CatalogOp op) {
+  return op == CatalogOp::kBucketCreate || op == CatalogOp::kBucketReconfigure || op == CatalogOp::kBucketDelete;
+}
 
 struct CatalogMutation {
   CatalogOp op = CatalogOp::kCreate;
-  StreamInfo stream;  // Fields used depend on op (see CatalogOp).
+  StreamInfo stream;  // Stream ops: fields used depend on op (see CatalogOp).
+  BucketInfo bucket;  // Bucket ops: likewise.
 
   bool operator==(const CatalogMutation&) const = default;
 };
@@ -81,8 +114,10 @@ Result<CatalogMutation> decode_mutation(std::string_view bytes);
 class StreamCatalog {
  public:
   // Checks that `mutation` can apply (create: id unused and name free;
-  // others: the stream exists and is not deleted; seal/fence/trim rules),
-  // without changing anything.
+  // others: the stream exists and is not deleted; seal/fence/trim rules;
+  // bucket create: name valid and free; bucket reconfigure: it exists;
+  // bucket delete: it exists and this catalog holds no stream in it —
+  // kAlreadyExists otherwise, PROTOCOL.md says why), without changing anything.
   Status check(const CatalogMutation& mutation) const;
   // Applies a mutation that check() accepted. Replay at recovery calls it
   // for every durable mutation in log order.
@@ -108,7 +143,22 @@ class StreamCatalog {
   }
   size_t size() const { return by_id_.size(); }
 
+  // --- buckets ---
+  const BucketInfo* find_bucket(std::string_view name) const;
+  // Buckets whose name starts with `prefix` and sorts after `start_after`,
+  // in name order, at most `limit`.
+  std::vector<const BucketInfo*> list_buckets(std::string_view prefix, std::string_view start_after,
+                                              size_t limit) const;
+  // Whether any stream of this catalog is in `bucket`.
+  bool bucket_has_streams(std::string_view bucket) const;
+  // A replica's whole table at once (startup: shard 0's copy).
+  void replace_buckets(const std::vector<BucketInfo>& buckets);
+  size_t bucket_count() const { return buckets_.size(); }
+
  private:
+  Status check_bucket(const CatalogMutation& mutation) const;
+
+  std::map<std::string, BucketInfo, std::less<>> buckets_;  // By name.
   std::map<uint64_t, StreamInfo> by_id_;
   std::map<std::pair<std::string, std::string>, uint64_t, std::less<>> by_name_;  // (bucket, name) -> id
   uint64_t max_id_ = 0;

@@ -97,6 +97,36 @@ std::vector<CatalogMutation> one_of_each_op() {
           op(CatalogOp::kSeal, 7), fence(7, "epoch-3"),          trim(7, 1000)};
 }
 
+CatalogMutation bucket_op(CatalogOp catalog_op, std::string name, BucketConfig config = {}, uint64_t created_ms = 0) {
+  CatalogMutation m;
+  m.op = catalog_op;
+  m.bucket.name = std::move(name);
+  if (catalog_op != CatalogOp::kBucketDelete) m.bucket.config = config;
+  if (catalog_op == CatalogOp::kBucketCreate) m.bucket.created_ms = created_ms;
+  return m;
+}
+
+BucketConfig max_bucket_config() {
+  BucketConfig config;
+  config.default_stream_config = max_config();
+  config.create_stream_on_append = true;
+  config.create_stream_on_read = true;
+  return config;
+}
+
+// One valid mutation of each bucket op.
+std::vector<CatalogMutation> one_of_each_bucket_op() {
+  return {bucket_op(CatalogOp::kBucketCreate, std::string(63, 'z'), max_bucket_config(), kU64Max),
+          bucket_op(CatalogOp::kBucketReconfigure, "a-1", max_bucket_config()),
+          bucket_op(CatalogOp::kBucketDelete, "abc")};
+}
+
+std::vector<std::string> bucket_names(const std::vector<const BucketInfo*>& buckets) {
+  std::vector<std::string> out;
+  for (const BucketInfo* b : buckets) out.push_back(b->name);
+  return out;
+}
+
 void expect_invalid(const Status& status, std::string_view rule) {
   EXPECT_EQ(status.code(), ErrorCode::kInvalidArgument) << status.to_string();
   EXPECT_THAT(status.message(), HasSubstr(std::string(rule)));
@@ -351,7 +381,7 @@ TEST(Catalog, DecodeRejectsUnknownVersion) {
 }
 
 TEST(Catalog, DecodeRejectsUnknownOp) {
-  for (uint8_t bad_op : {0, 9, 255}) {
+  for (uint8_t bad_op : {0, 12, 255}) {
     std::string bytes = encode_mutation(op(CatalogOp::kSeal, 1));
     bytes[kOpOffset] = static_cast<char>(bad_op);
     expect_corrupt(bytes);
@@ -580,7 +610,7 @@ TEST(Catalog, OpsOnDeletedStreamReturnNotFound) {
 
 TEST(Catalog, UnknownOpRejected) {
   StreamCatalog catalog = catalog_with({"a"});
-  EXPECT_EQ(catalog.apply(op(static_cast<CatalogOp>(9), 1)).code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(catalog.apply(op(static_cast<CatalogOp>(12), 1)).code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(catalog.size(), 1u);
 }
 
@@ -833,6 +863,181 @@ TEST(Catalog, ListReturnsFullStreamInfo) {
   std::vector<const StreamInfo*> got = catalog.list("logs", "", "", 1);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0], catalog.find(1));
+}
+
+
+// ---- Buckets: encoding ----
+
+TEST(Catalog, EncodingOfBucketOpsIsVersionOpNameThenFields) {
+  BucketConfig config;
+  config.create_stream_on_read = true;
+  const std::string create = encode_mutation(bucket_op(CatalogOp::kBucketCreate, "abc", config, 0x0102030405060708));
+  ASSERT_EQ(create.size(), 2 + 2 + 3 + kConfigBytes + 2 + 8);
+  EXPECT_EQ(create.substr(0, 7), std::string("\x01\x09\x03\x00" "abc", 7)) << "no stream id";
+  EXPECT_EQ(create[7 + kConfigBytes], 0) << "create_stream_on_append";
+  EXPECT_EQ(create[7 + kConfigBytes + 1], 1) << "create_stream_on_read";
+  EXPECT_EQ(create.substr(7 + kConfigBytes + 2), std::string("\x08\x07\x06\x05\x04\x03\x02\x01", 8));
+  EXPECT_EQ(encode_mutation(bucket_op(CatalogOp::kBucketReconfigure, "abc", config)).size(),
+            2 + 2 + 3 + kConfigBytes + 2);
+  EXPECT_EQ(encode_mutation(bucket_op(CatalogOp::kBucketDelete, "abc")), std::string("\x01\x0b\x03\x00" "abc", 7));
+}
+
+TEST(Catalog, RoundTripsBucketOps) {
+  for (const CatalogMutation& m : one_of_each_bucket_op()) {
+    SCOPED_TRACE(testing::Message() << "op " << static_cast<int>(m.op));
+    expect_round_trip(m);
+  }
+  expect_round_trip(bucket_op(CatalogOp::kBucketCreate, "a0a"));
+  expect_round_trip(bucket_op(CatalogOp::kBucketReconfigure, "a0a"));
+}
+
+TEST(Catalog, DecodeRejectsEveryTruncationOfBucketOps) {
+  for (const CatalogMutation& m : one_of_each_bucket_op()) {
+    const std::string bytes = encode_mutation(m);
+    for (size_t len = 0; len < bytes.size(); len++) {
+      SCOPED_TRACE(testing::Message() << "op " << static_cast<int>(m.op) << " len " << len);
+      expect_corrupt(std::string_view(bytes).substr(0, len));
+    }
+  }
+}
+
+TEST(Catalog, DecodeRejectsOneTrailingByteAfterBucketOps) {
+  for (const CatalogMutation& m : one_of_each_bucket_op()) {
+    SCOPED_TRACE(testing::Message() << "op " << static_cast<int>(m.op));
+    expect_corrupt(encode_mutation(m) + '\0');
+  }
+}
+
+TEST(Catalog, DecodeRejectsInvalidBucketNameInBucketOps) {
+  for (CatalogOp bucket : {CatalogOp::kBucketCreate, CatalogOp::kBucketReconfigure, CatalogOp::kBucketDelete}) {
+    SCOPED_TRACE(testing::Message() << "op " << static_cast<int>(bucket));
+    expect_corrupt(encode_mutation(bucket_op(bucket, "ab")));
+    expect_corrupt(encode_mutation(bucket_op(bucket, "-ab")));
+    expect_corrupt(encode_mutation(bucket_op(bucket, "Abc")));
+  }
+}
+
+TEST(Catalog, DecodeRejectsBucketFlagsTwo) {
+  for (size_t flag = 0; flag < 2; flag++) {
+    std::string bytes = encode_mutation(bucket_op(CatalogOp::kBucketCreate, "abc"));
+    bytes[7 + kConfigBytes + flag] = 2;
+    expect_corrupt(bytes);
+  }
+  std::string bytes = encode_mutation(bucket_op(CatalogOp::kBucketReconfigure, "abc"));
+  bytes[7 + kConfigTimestampingOffset] = 3;
+  expect_corrupt(bytes);
+}
+
+// ---- Buckets: the table ----
+
+TEST(Catalog, BucketCreateThenFind) {
+  StreamCatalog catalog;
+  const CatalogMutation m = bucket_op(CatalogOp::kBucketCreate, "orders", max_bucket_config(), 77);
+  ASSERT_TRUE(catalog.apply(m).is_ok());
+  ASSERT_NE(catalog.find_bucket("orders"), nullptr);
+  EXPECT_EQ(*catalog.find_bucket("orders"), m.bucket);
+  EXPECT_EQ(catalog.find_bucket("order"), nullptr);
+  EXPECT_EQ(catalog.bucket_count(), 1u);
+  EXPECT_EQ(catalog.size(), 0u) << "a bucket is no stream";
+  EXPECT_EQ(catalog.next_id(), 1u) << "and uses no stream id";
+}
+
+TEST(Catalog, BucketCreateRejectsAnExistingName) {
+  StreamCatalog catalog;
+  ASSERT_TRUE(catalog.apply(bucket_op(CatalogOp::kBucketCreate, "orders", {}, 1)).is_ok());
+  EXPECT_EQ(catalog.apply(bucket_op(CatalogOp::kBucketCreate, "orders", max_bucket_config(), 2)).code(),
+            ErrorCode::kAlreadyExists);
+  EXPECT_EQ(catalog.find_bucket("orders")->created_ms, 1u);
+}
+
+TEST(Catalog, BucketOpsRejectInvalidNamesAndConfigs) {
+  StreamCatalog catalog;
+  expect_invalid(catalog.check(bucket_op(CatalogOp::kBucketCreate, "Orders")), "bucket name");
+  expect_invalid(catalog.check(bucket_op(CatalogOp::kBucketDelete, "o")), "bucket name");
+  BucketConfig bad;
+  bad.default_stream_config.timestamping = static_cast<TimestampMode>(3);
+  expect_invalid(catalog.apply(bucket_op(CatalogOp::kBucketCreate, "orders", bad)), "timestamping");
+  EXPECT_EQ(catalog.bucket_count(), 0u);
+}
+
+TEST(Catalog, BucketReconfigureReplacesTheConfigOnly) {
+  StreamCatalog catalog;
+  ASSERT_TRUE(catalog.apply(bucket_op(CatalogOp::kBucketCreate, "orders", {}, 5)).is_ok());
+  ASSERT_TRUE(catalog.apply(bucket_op(CatalogOp::kBucketReconfigure, "orders", max_bucket_config())).is_ok());
+  EXPECT_EQ(catalog.find_bucket("orders")->config, max_bucket_config());
+  EXPECT_EQ(catalog.find_bucket("orders")->created_ms, 5u);
+}
+
+TEST(Catalog, BucketReconfigureAndDeleteOfAMissingBucketAreNotFound) {
+  StreamCatalog catalog;
+  EXPECT_EQ(catalog.apply(bucket_op(CatalogOp::kBucketReconfigure, "orders")).code(), ErrorCode::kNotFound);
+  EXPECT_EQ(catalog.apply(bucket_op(CatalogOp::kBucketDelete, "orders")).code(), ErrorCode::kNotFound);
+}
+
+TEST(Catalog, BucketDeleteIsRefusedWhileItHoldsStreams) {
+  StreamCatalog catalog = catalog_with({"a"});
+  ASSERT_TRUE(catalog.apply(bucket_op(CatalogOp::kBucketCreate, "logs")).is_ok());
+  ASSERT_TRUE(catalog.apply(bucket_op(CatalogOp::kBucketCreate, "log")).is_ok());
+  EXPECT_TRUE(catalog.bucket_has_streams("logs"));
+  EXPECT_FALSE(catalog.bucket_has_streams("log")) << "a bucket whose name prefixes another's";
+  EXPECT_EQ(catalog.apply(bucket_op(CatalogOp::kBucketDelete, "logs")).code(), ErrorCode::kAlreadyExists);
+  EXPECT_TRUE(catalog.apply(bucket_op(CatalogOp::kBucketDelete, "log")).is_ok());
+  ASSERT_TRUE(catalog.apply(op(CatalogOp::kDelete, 1)).is_ok());
+  EXPECT_FALSE(catalog.bucket_has_streams("logs"));
+  ASSERT_TRUE(catalog.apply(bucket_op(CatalogOp::kBucketDelete, "logs")).is_ok());
+  EXPECT_EQ(catalog.find_bucket("logs"), nullptr);
+  EXPECT_EQ(catalog.bucket_count(), 0u);
+}
+
+TEST(Catalog, ListBucketsByNameWithPrefixStartAfterAndLimit) {
+  StreamCatalog catalog;
+  for (const char* name : {"b-2", "a-1", "b-1", "b-10", "c-1"}) {
+    ASSERT_TRUE(catalog.apply(bucket_op(CatalogOp::kBucketCreate, name)).is_ok());
+  }
+  EXPECT_EQ(bucket_names(catalog.list_buckets("", "", 100)),
+            (std::vector<std::string>{"a-1", "b-1", "b-10", "b-2", "c-1"}));
+  EXPECT_EQ(bucket_names(catalog.list_buckets("b-", "", 100)), (std::vector<std::string>{"b-1", "b-10", "b-2"}));
+  EXPECT_EQ(bucket_names(catalog.list_buckets("b-", "b-1", 100)), (std::vector<std::string>{"b-10", "b-2"}));
+  EXPECT_EQ(bucket_names(catalog.list_buckets("b-", "a", 2)), (std::vector<std::string>{"b-1", "b-10"}));
+  EXPECT_TRUE(catalog.list_buckets("b-", "b-2", 100).empty());
+  EXPECT_TRUE(catalog.list_buckets("", "", 0).empty());
+  EXPECT_TRUE(catalog.list_buckets("d", "", 100).empty());
+}
+
+TEST(Catalog, ReplaceBucketsSwapsTheWholeTable) {
+  StreamCatalog catalog = catalog_with({"a"});
+  ASSERT_TRUE(catalog.apply(bucket_op(CatalogOp::kBucketCreate, "old")).is_ok());
+  BucketInfo fresh;
+  fresh.name = "new";
+  fresh.created_ms = 9;
+  catalog.replace_buckets({fresh});
+  EXPECT_EQ(catalog.find_bucket("old"), nullptr);
+  ASSERT_NE(catalog.find_bucket("new"), nullptr);
+  EXPECT_EQ(*catalog.find_bucket("new"), fresh);
+  EXPECT_EQ(catalog.size(), 1u) << "streams stay";
+}
+
+TEST(Catalog, ReplayOfEncodedBucketOpsRebuildsTheTable) {
+  StreamCatalog live;
+  std::vector<std::string> log;
+  auto run = [&](const CatalogMutation& m) {
+    ASSERT_TRUE(live.apply(m).is_ok());
+    log.push_back(encode_mutation(m));
+  };
+  run(bucket_op(CatalogOp::kBucketCreate, "keep", {}, 1));
+  run(bucket_op(CatalogOp::kBucketCreate, "gone", {}, 2));
+  run(create(1, "keep", "s"));
+  run(bucket_op(CatalogOp::kBucketReconfigure, "keep", max_bucket_config()));
+  run(bucket_op(CatalogOp::kBucketDelete, "gone"));
+  StreamCatalog replayed;
+  for (const std::string& bytes : log) {
+    Result<CatalogMutation> m = decode_mutation(bytes);
+    ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+    ASSERT_TRUE(replayed.apply(*m).is_ok());
+  }
+  EXPECT_EQ(bucket_names(replayed.list_buckets("", "", 10)), (std::vector<std::string>{"keep"}));
+  EXPECT_EQ(*replayed.find_bucket("keep"), *live.find_bucket("keep"));
+  EXPECT_EQ(*replayed.find(1), *live.find(1));
 }
 
 }  // namespace
