@@ -1,6 +1,8 @@
 #include "proto/wire.h"
 
 #include <fmt/format.h>
+#define XXH_STATIC_LINKING_ONLY  // XXH3_state_t on the stack.
+#include <xxhash.h>
 
 #include "core/assert.h"
 
@@ -32,6 +34,15 @@ const char* opcode_name(uint16_t opcode) {
     case Opcode::kUnsubscribe: return "unsubscribe";
   }
   return "?";
+}
+
+uint32_t owner_shard(std::string_view bucket, std::string_view stream, uint32_t shard_count) {
+  XXH3_state_t state;
+  XXH3_64bits_reset(&state);
+  XXH3_64bits_update(&state, bucket.data(), bucket.size());
+  XXH3_64bits_update(&state, "/", 1);
+  XXH3_64bits_update(&state, stream.data(), stream.size());
+  return static_cast<uint32_t>(XXH3_64bits_digest(&state) % shard_count);
 }
 
 Status check_frame_header(const FrameHeader& h, uint32_t max_frame_bytes) {

@@ -72,6 +72,10 @@ inline FrameHeader read_frame_header(const char* bytes) {
 // kInvalidArgument / kTooLarge for a header no valid frame has.
 Status check_frame_header(const FrameHeader& header, uint32_t max_frame_bytes);
 
+// The shard that owns a stream (PROTOCOL.md, "Where streams live"):
+// XXH3-64 of "bucket/stream" modulo the shard count.
+uint32_t owner_shard(std::string_view bucket, std::string_view stream, uint32_t shard_count);
+
 // --- primitives ---------------------------------------------------------
 
 class Writer {

@@ -1,0 +1,91 @@
+#include "proto/client/convert.h"
+
+#include <algorithm>
+#include <string>
+
+#include "core/status.h"
+#include "proto/records.h"
+
+namespace runnel::client {
+
+// The public codes are the protocol's: the same numbers as the server's.
+static_assert(static_cast<uint16_t>(ErrorCode::kPermissionDenied) ==
+              static_cast<uint16_t>(runnel::ErrorCode::kPermissionDenied));
+static_assert(static_cast<uint16_t>(ErrorCode::kSeqNumMismatch) ==
+              static_cast<uint16_t>(runnel::ErrorCode::kSeqNumMismatch));
+static_assert(static_cast<uint16_t>(ErrorCode::kUnavailable) == static_cast<uint16_t>(runnel::ErrorCode::kUnavailable));
+
+const char* error_code_name(ErrorCode code) {
+  // runnel::error_code_name returns views of string literals.
+  return runnel::error_code_name(static_cast<runnel::ErrorCode>(code)).data();
+}
+
+std::string Status::to_string() const {
+  if (ok()) return "ok";
+  return std::string(error_code_name(code_)) + ": " + message_;
+}
+
+wire::StreamConfig to_wire(const StreamConfig& c) {
+  return wire::StreamConfig{static_cast<uint8_t>(c.timestamping), c.retention_age_ms, c.retention_bytes,
+                            c.delete_on_empty_ms, c.compress_lz4};
+}
+wire::BucketConfig to_wire(const BucketConfig& c) {
+  return wire::BucketConfig{to_wire(c.default_stream_config), c.create_stream_on_append, c.create_stream_on_read};
+}
+StreamConfig from_wire(const wire::StreamConfig& c) {
+  return StreamConfig{static_cast<Timestamping>(c.timestamping), c.retention_age_ms, c.retention_bytes,
+                      c.delete_on_empty_ms, c.compress_lz4};
+}
+BucketConfig from_wire(const wire::BucketConfig& c) {
+  return BucketConfig{from_wire(c.default_stream_config), c.create_stream_on_append, c.create_stream_on_read};
+}
+StreamInfo from_wire(const wire::StreamInfo& s) {
+  return StreamInfo{s.bucket, s.name, from_wire(s.config), s.created_ms, s.sealed, s.fenced, s.trim_seq, s.tail};
+}
+BucketInfo from_wire(const wire::BucketInfo& b) { return BucketInfo{b.name, from_wire(b.config), b.created_ms}; }
+
+Status append_records(const wire::Batch& batch, uint64_t from_seq, std::vector<Record>* out) {
+  if (payload_checksum(batch.payload) != batch.payload_checksum) {
+    return Status(ErrorCode::kCorrupt, "batch at seq_num " + std::to_string(batch.base_seq) +
+                                           " does not match its producer's checksum");
+  }
+  // Generous limits: the server checked the batch when it took it; here only
+  // well-formedness matters.
+  BatchLimits limits;
+  limits.records_max = UINT32_MAX;
+  limits.payload_bytes_max = UINT32_MAX;
+  limits.record_bytes_max = UINT32_MAX;
+  limits.headers_per_record_max = UINT32_MAX;
+  RecordIterator it(batch.payload, batch.record_count, limits);
+  RecordView view;
+  uint64_t seq = batch.base_seq;
+  uint64_t timestamp = 0;
+  const bool arrival_mode = (batch.flags & 1) != 0;
+  while (it.next(&view)) {
+    // Effective timestamps: first_timestamp, then each record's own (or the
+    // arrival time) never below the one before.
+    if (seq == batch.base_seq || arrival_mode) {
+      timestamp = batch.first_timestamp;
+    } else {
+      timestamp = std::max(view.timestamp != 0 ? view.timestamp : batch.arrival_timestamp, timestamp);
+    }
+    if (seq >= from_seq) {
+      Record r;
+      r.seq_num = seq;
+      r.timestamp = timestamp;
+      r.body.assign(view.body);
+      HeaderIterator headers(view.headers, view.header_count);
+      RecordHeader h;
+      while (headers.next(&h)) r.headers.push_back(Header{std::string(h.name), std::string(h.value)});
+      out->push_back(std::move(r));
+    }
+    seq++;
+  }
+  if (!it.status().is_ok()) {
+    return Status(ErrorCode::kCorrupt, "batch at seq_num " + std::to_string(batch.base_seq) +
+                                           " is malformed: " + it.status().message());
+  }
+  return Status();
+}
+
+}  // namespace runnel::client

@@ -1,0 +1,25 @@
+#pragma once
+// Between librunnel's public values (include/runnel/types.h, owned strings)
+// and the wire's (proto/wire.h, views into frames). Internal to the library.
+
+#include <vector>
+
+#include "proto/wire.h"
+#include "runnel/types.h"
+
+namespace runnel::client {
+
+wire::StreamConfig to_wire(const StreamConfig& c);
+wire::BucketConfig to_wire(const BucketConfig& c);
+StreamConfig from_wire(const wire::StreamConfig& c);
+BucketConfig from_wire(const wire::BucketConfig& c);
+StreamInfo from_wire(const wire::StreamInfo& s);
+BucketInfo from_wire(const wire::BucketInfo& b);
+
+// Checks a batch against its producer's checksum and appends its records
+// with seq_num >= from_seq, with their effective timestamps
+// (storage/FORMAT.md, "Payload"). kCorrupt if the bytes are not what the
+// checksum and record encoding say.
+Status append_records(const wire::Batch& batch, uint64_t from_seq, std::vector<Record>* out);
+
+}  // namespace runnel::client

@@ -1,0 +1,204 @@
+#pragma once
+// librunnel's values: what the client library's calls take and return.
+// Self-contained (standard library only) so an application needs nothing of
+// the server's source tree. The shapes follow PRODUCT.md and
+// proto/PROTOCOL.md; every string is owned.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+// What the shared library exports: the public API, nothing else.
+#define RUNNEL_API __attribute__((visibility("default")))
+
+namespace runnel::client {
+
+// The protocol's stable error codes (proto/PROTOCOL.md, "Errors"), plus the
+// client's own outcomes, which reuse them: a call that could not reach a
+// server in time is kTimeout; a request lost with its connection whose
+// effect is unknown is kUnavailable; a call on a closed client is
+// kShuttingDown.
+enum class ErrorCode : uint16_t {
+  kOk = 0,
+  kInternal = 1,
+  kInvalidArgument = 2,
+  kNotFound = 3,
+  kAlreadyExists = 4,
+  kOverloaded = 5,
+  kUnavailable = 6,
+  kShuttingDown = 7,
+  kIoError = 8,
+  kNoSpace = 9,
+  kUnsupported = 10,
+  kTooLarge = 11,
+  kTimeout = 12,
+  kCorrupt = 13,
+  kSeqNumMismatch = 14,
+  kFencingTokenMismatch = 15,
+  kOutOfRange = 16,
+  kStreamSealed = 17,
+  kUnauthenticated = 18,
+  kPermissionDenied = 19,
+};
+// "seq_num_mismatch", the name PROTOCOL.md and the CLI use.
+RUNNEL_API const char* error_code_name(ErrorCode code);
+
+class RUNNEL_API Status {
+ public:
+  Status() = default;
+  Status(ErrorCode code, std::string message, uint64_t detail = 0)
+      : code_(code), message_(std::move(message)), detail_(detail) {}
+  bool ok() const { return code_ == ErrorCode::kOk; }
+  explicit operator bool() const { return ok(); }
+  ErrorCode code() const { return code_; }
+  const std::string& message() const { return message_; }
+  // The stream's tail for kSeqNumMismatch and kOutOfRange, else 0.
+  uint64_t detail() const { return detail_; }
+  std::string to_string() const;  // "not_found: no stream 'x' in bucket 'b'".
+
+ private:
+  ErrorCode code_ = ErrorCode::kOk;
+  std::string message_;
+  uint64_t detail_ = 0;
+};
+
+// A value or an error.
+template <typename T>
+class Result {
+ public:
+  Result(T value) : v_(std::move(value)) {}       // NOLINT: implicit by design.
+  Result(Status status) : v_(std::move(status)) {}  // NOLINT: implicit by design; must not be OK.
+  bool ok() const { return v_.index() == 0; }
+  explicit operator bool() const { return ok(); }
+  const Status& status() const {
+    static const Status kOkStatus;
+    return ok() ? kOkStatus : std::get<1>(v_);
+  }
+  T& value() { return std::get<0>(v_); }
+  const T& value() const { return std::get<0>(v_); }
+  T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
+  T& operator*() { return value(); }
+  const T& operator*() const { return value(); }
+
+ private:
+  std::variant<T, Status> v_;
+};
+
+enum class Timestamping : uint8_t { kClientPrefer = 0, kClientRequire = 1, kArrival = 2 };
+
+struct StreamConfig {
+  Timestamping timestamping = Timestamping::kClientPrefer;
+  uint64_t retention_age_ms = 0;    // 0: no age limit.
+  uint64_t retention_bytes = 0;     // 0: no size limit.
+  uint64_t delete_on_empty_ms = 0;  // 0: never deleted for being empty.
+  bool compress_lz4 = false;
+  bool operator==(const StreamConfig&) const = default;
+};
+
+struct StreamInfo {
+  std::string bucket{};
+  std::string name{};
+  StreamConfig config{};
+  uint64_t created_ms = 0;
+  bool sealed = false;
+  bool fenced = false;
+  uint64_t trim_seq = 0;  // Records below it are gone.
+  uint64_t tail = 0;      // The next seq_num to be assigned.
+};
+
+struct BucketConfig {
+  StreamConfig default_stream_config{};
+  bool create_stream_on_append = false;
+  bool create_stream_on_read = false;
+  bool operator==(const BucketConfig&) const = default;
+};
+
+struct BucketInfo {
+  std::string name{};
+  BucketConfig config{};
+  uint64_t created_ms = 0;
+};
+
+struct Header {
+  std::string name{};
+  std::string value{};
+  bool operator==(const Header&) const = default;
+};
+
+// A record to append. timestamp 0: none given (the stream's timestamping decides).
+struct AppendRecord {
+  std::string body{};
+  std::vector<Header> headers{};
+  uint64_t timestamp = 0;
+};
+
+// A record read back. `timestamp` is the effective one.
+struct Record {
+  uint64_t seq_num = 0;
+  uint64_t timestamp = 0;
+  std::vector<Header> headers{};
+  std::string body{};
+};
+
+struct AppendOptions {
+  std::optional<uint64_t> match_seq_num{};     // Append only if the tail is exactly this.
+  std::optional<std::string> fencing_token{};  // Needed on a fenced stream.
+  // Numbered with this client's producer id, so a retry after a lost
+  // connection is never written twice (proto/PROTOCOL.md, "Append").
+  bool idempotent = true;
+};
+
+// [start_seq, end_seq): the records' seq_nums.
+struct AppendAck {
+  uint64_t start_seq = 0;
+  uint64_t end_seq = 0;
+  uint64_t start_timestamp = 0;
+  uint64_t end_timestamp = 0;
+  uint64_t tail = 0;
+};
+
+struct Start {
+  enum class Kind : uint8_t { kSeqNum = 0, kTimestamp = 1, kTailOffset = 2 };
+  Kind kind = Kind::kSeqNum;
+  uint64_t value = 0;
+  static Start seq_num(uint64_t seq) { return {Kind::kSeqNum, seq}; }
+  static Start timestamp(uint64_t ms) { return {Kind::kTimestamp, ms}; }
+  static Start tail_offset(uint64_t records_before_tail) { return {Kind::kTailOffset, records_before_tail}; }
+  static Start tail() { return tail_offset(0); }
+};
+
+struct ReadOptions {
+  Start start;
+  uint32_t max_records = 1000;
+  uint32_t max_bytes = 1u << 20;
+  uint64_t until_timestamp = 0;  // 0: none; records at or after it are left out.
+  uint32_t wait_ms = 0;          // At the tail: wait up to this long for records (long poll).
+};
+
+struct ReadResult {
+  std::vector<Record> records{};
+  uint64_t tail = 0;
+};
+
+struct Tail {
+  uint64_t tail = 0;
+  uint64_t last_timestamp = 0;
+};
+
+struct ListOptions {
+  std::string prefix{};
+  std::string start_after{};
+  uint32_t limit = 0;  // 0: the server's default (1000).
+};
+
+template <typename T>
+struct Page {
+  std::vector<T> items{};
+  bool more = false;  // Listing on from the last item finds more.
+};
+
+}  // namespace runnel::client

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# librunnel as a new user gets it: installs this build's client component
+# into a scratch prefix, builds proto/client/examples against the installed
+# CMake package (and once more with pkg-config and nothing else), and runs
+# both against a real runneld on loopback ports of its own, stopped by PID.
+# Usage: install_test.sh BUILD_DIR SOURCE_DIR RUNNELD
+set -euo pipefail
+build_dir=$1 source_dir=$2 runneld=$3
+scratch=$(mktemp -d)
+pid=
+cleanup() {
+  if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; fi
+  rm -rf "$scratch"
+}
+trap cleanup EXIT
+
+cmake --install "$build_dir" --prefix "$scratch/prefix" --component client >/dev/null
+test -f "$scratch/prefix/include/runnel/blocking_client.h"
+cmake -S "$source_dir/proto/client/examples" -B "$scratch/example" -DCMAKE_PREFIX_PATH="$scratch/prefix" >/dev/null
+cmake --build "$scratch/example" >/dev/null
+pc_dir=$(dirname "$(find "$scratch/prefix" -name runnel.pc)")
+libdir=$(PKG_CONFIG_PATH=$pc_dir pkg-config --variable=libdir runnel)
+# shellcheck disable=SC2046  # pkg-config's flags are meant to split.
+c++ -o "$scratch/with_pkg_config" "$source_dir/proto/client/examples/append_and_read.cc" \
+  $(PKG_CONFIG_PATH=$pc_dir pkg-config --cflags --libs runnel)
+
+"$runneld" --data-dir "$scratch/data" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --shards 2 \
+  >"$scratch/runneld.out" 2>"$scratch/runneld.err" &
+pid=$!
+port=
+for _ in $(seq 1 200); do
+  port=$(sed -n 's/^runneld ready .*binary=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$scratch/runneld.out")
+  [[ -n $port ]] && break
+  sleep 0.1
+done
+[[ -n $port ]] || { echo "runneld did not get ready:"; cat "$scratch/runneld.err"; exit 1; }
+
+expect() {  # expect NAME OUTPUT EXPECTED
+  if [[ $2 != "$3" ]]; then
+    printf '%s printed:\n%s\nexpected:\n%s\n' "$1" "$2" "$3"
+    exit 1
+  fi
+}
+out=$(timeout 30 "$scratch/example/append_and_read" "$port")
+expect "the CMake-built example" "$out" $'appended seq_nums 0..2\n0 hello\n1 from\n2 runnel'
+out=$(LD_LIBRARY_PATH=$libdir timeout 30 "$scratch/with_pkg_config" "$port")
+expect "the pkg-config-built example" "$out" $'appended seq_nums 3..5\n3 hello\n4 from\n5 runnel'
+
+kill -TERM "$pid"
+wait "$pid"
+pid=
+echo "installed librunnel: both examples built and ran"
