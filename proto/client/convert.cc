@@ -56,6 +56,7 @@ Status append_records(const wire::Batch& batch, uint64_t from_seq, std::vector<R
   limits.payload_bytes_max = UINT32_MAX;
   limits.record_bytes_max = UINT32_MAX;
   limits.headers_per_record_max = UINT32_MAX;
+  const size_t size_before = out->size();
   RecordIterator it(batch.payload, batch.record_count, limits);
   RecordView view;
   uint64_t seq = batch.base_seq;
@@ -82,6 +83,7 @@ Status append_records(const wire::Batch& batch, uint64_t from_seq, std::vector<R
     seq++;
   }
   if (!it.status().is_ok()) {
+    out->resize(size_before);  // None of a bad batch.
     return Status(ErrorCode::kCorrupt, "batch at seq_num " + std::to_string(batch.base_seq) +
                                            " is malformed: " + it.status().message());
   }
