@@ -373,6 +373,69 @@ TEST(Client, SubscribersSeeEveryRecordOnceInOrder) {
   }
 }
 
+TEST(Client, OfRacingWritersExactlyOneWins) {
+  TempDir dir;
+  auto server = start_server(dir);
+  ASSERT_NE(server, nullptr);
+  const int port = server->binary().port;
+  constexpr int kWriters = 8;
+  BlockingClient setup(options_for(port));
+  make_bucket(setup, "race");
+  ASSERT_TRUE(setup.create_stream("race", "leader").ok());
+  ASSERT_TRUE(setup.append("race", "leader", bodies({"genesis"})).ok());
+
+  // Every writer, on its own client, claims the stream at the tail it saw:
+  // exactly one conditional append lands.
+  std::vector<std::unique_ptr<BlockingClient>> writers;
+  for (int w = 0; w < kWriters; w++) writers.push_back(std::make_unique<BlockingClient>(options_for(port)));
+  std::vector<std::future<Result<AppendAck>>> claims;
+  for (int w = 0; w < kWriters; w++) {
+    claims.push_back(std::async(std::launch::async, [&writers, w] {
+      return writers[w]->append("race", "leader", bodies({"claim " + std::to_string(w)}), {.match_seq_num = 1});
+    }));
+  }
+  int won = 0;
+  for (auto& claim : claims) {
+    auto r = claim.get();
+    if (r.ok()) {
+      won++;
+      EXPECT_EQ(r->start_seq, 1u);
+    } else {
+      EXPECT_EQ(r.status().code(), ErrorCode::kSeqNumMismatch) << r.status().to_string();
+      EXPECT_EQ(r.status().detail(), 2u);
+    }
+  }
+  EXPECT_EQ(won, 1);
+
+  // Every writer fences the stream with a token of its own, all at once;
+  // then each appends with its token: only the last fence's holder can.
+  std::vector<std::future<Result<StreamInfo>>> fences;
+  for (int w = 0; w < kWriters; w++) {
+    fences.push_back(std::async(std::launch::async, [&writers, w] {
+      return writers[w]->fence_stream("race", "leader", "token-" + std::to_string(w));
+    }));
+  }
+  for (auto& f : fences) ASSERT_TRUE(f.get().ok());
+  std::vector<std::future<Result<AppendAck>>> appends;
+  for (int w = 0; w < kWriters; w++) {
+    appends.push_back(std::async(std::launch::async, [&writers, w] {
+      return writers[w]->append("race", "leader", bodies({"fenced " + std::to_string(w)}),
+                                {.fencing_token = "token-" + std::to_string(w)});
+    }));
+  }
+  won = 0;
+  for (auto& a : appends) {
+    auto r = a.get();
+    if (r.ok()) {
+      won++;
+    } else {
+      EXPECT_EQ(r.status().code(), ErrorCode::kFencingTokenMismatch) << r.status().to_string();
+    }
+  }
+  EXPECT_EQ(won, 1);
+  EXPECT_EQ(setup.check_tail("race", "leader")->tail, 3u);
+}
+
 TEST(Client, ResentAppendsAfterLostAnswersAreWrittenOnce) {
   TempDir dir;
   auto server = start_server(dir);
