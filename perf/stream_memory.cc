@@ -109,7 +109,11 @@ int run(int argc, char** argv) {
           fds_after = open_fds();
           r.request_stop();
         };
-        driver.create_next();
+        // Streams live in a bucket: create it, then the streams.
+        driver.store->create_bucket("bucket", {}, [&driver](Result<BucketInfo> b) {
+          RUNNEL_ASSERT(b.is_ok());
+          driver.create_next();
+        });
         return Status::ok();
       },
       [&](Reactor&) {

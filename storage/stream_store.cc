@@ -10,9 +10,11 @@ namespace {
 constexpr uint64_t kSnapshotIntervalMinMs = 10'000;
 }  // namespace
 
-Result<std::unique_ptr<StreamStore>> StreamStore::open(Reactor* reactor, FileIo& io, const LogOptions& options) {
+Result<std::unique_ptr<StreamStore>> StreamStore::open(Reactor* reactor, FileIo& io, const LogOptions& options,
+                                                       bool bucket_home) {
   std::unique_ptr<StreamStore> store(new StreamStore());
   store->reactor_ = reactor;
+  store->bucket_home_ = bucket_home;
   StreamStore* self = store.get();
   auto log = ShardLog::open(reactor, io, options, [self](std::string_view bytes, uint64_t segment_id) {
     return self->replay(bytes, segment_id);
@@ -20,6 +22,8 @@ Result<std::unique_ptr<StreamStore>> StreamStore::open(Reactor* reactor, FileIo&
   if (!log) return log.status();
   store->log_ = std::move(*log);
   store->replay_shadow_.reset();  // A snapshot without its end was cut short: the records before it rule.
+  // Only the home's log holds buckets; a replica gets its table from it.
+  if (!bucket_home) store->catalog_.replace_buckets({});
   store->ids_reserved_ = store->catalog_.next_id() - 1;
   store->log_->set_control_horizon(store->control_horizon_);
   // Tell the log what is no longer needed, and restore the tails of streams
@@ -64,47 +68,76 @@ Result<const StreamInfo*> StreamStore::existing(std::string_view bucket, std::st
 }
 
 void StreamStore::mutate(CatalogMutation mutation, InfoCallback done) {
+  auto pending = std::make_unique<PendingMutation>();
+  pending->mutation = std::move(mutation);
+  pending->info_done = std::move(done);
+  mutate(std::move(pending));
+}
+
+void StreamStore::mutate_bucket(CatalogMutation mutation, BucketCallback done) {
+  auto pending = std::make_unique<PendingMutation>();
+  pending->mutation = std::move(mutation);
+  pending->bucket_done = std::move(done);
+  mutate(std::move(pending));
+}
+
+void StreamStore::fail_mutation(PendingMutation& pending, Status status) {
+  const CatalogMutation& m = pending.mutation;
+  if (m.op == CatalogOp::kCreate) finish_create(m, status);
+  if (!is_bucket_op(m.op)) return pending.info_done(std::move(status));
+  bucket_writes_.erase(m.bucket.name);
+  if (m.op == CatalogOp::kBucketDelete) unmark_bucket_deleting(m.bucket.name);
+  pending.bucket_done(std::move(status));
+}
+
+void StreamStore::mutate(std::unique_ptr<PendingMutation> pending) {
   if (snapshot_in_progress_) {
-    deferred_.emplace_back(std::move(mutation), std::move(done));
+    deferred_.push_back(std::move(pending));
     return;
   }
-  if (Status s = catalog_.check(mutation); !s) return done(std::move(s));
+  if (Status s = catalog_.check(pending->mutation); !s) return fail_mutation(*pending, std::move(s));
   // The record is durable before the catalog changes: an acknowledged
   // operation survives a crash, an unacknowledged one never half-applies.
-  struct Pending {
-    StreamStore* store;
-    CatalogMutation mutation;
-    InfoCallback done;
-  };
-  auto* pending = new Pending{this, std::move(mutation), std::move(done)};
   const std::string bytes = encode_mutation(pending->mutation);
-  log_->append_control(bytes, [pending](Result<AppendAck> ack) {
-    std::unique_ptr<Pending> owned(pending);
-    StreamStore& store = *owned->store;
+  log_->append_control(bytes, [this, raw = pending.release()](Result<AppendAck> ack) {
+    std::unique_ptr<PendingMutation> owned(raw);
     const CatalogMutation& m = owned->mutation;
-    if (m.op == CatalogOp::kCreate) store.creating_.erase({m.stream.bucket, m.stream.name});
-    if (!ack) return owned->done(ack.status());
-    if (Status s = store.catalog_.apply(m); !s) return owned->done(std::move(s));
-    if (m.op == CatalogOp::kTrim) store.log_->set_floor(m.stream.id, store.catalog_.find(m.stream.id)->trim_seq);
+    if (!ack) return fail_mutation(*owned, ack.status());
+    if (Status s = catalog_.apply(m); !s) return fail_mutation(*owned, std::move(s));
+    if (is_bucket_op(m.op)) {
+      bucket_writes_.erase(m.bucket.name);
+      if (m.op == CatalogOp::kBucketDelete) unmark_bucket_deleting(m.bucket.name);
+      const BucketInfo* bucket = catalog_.find_bucket(m.bucket.name);
+      return owned->bucket_done(bucket != nullptr ? *bucket : m.bucket);  // Deleted: what it was.
+    }
+    if (m.op == CatalogOp::kTrim) log_->set_floor(m.stream.id, catalog_.find(m.stream.id)->trim_seq);
     if (m.op == CatalogOp::kDelete) {
-      store.log_->set_floor(m.stream.id, UINT64_MAX);
-      store.forget_producers(m.stream.id);
+      log_->set_floor(m.stream.id, UINT64_MAX);
+      forget_producers(m.stream.id);
     }
     if (m.op == CatalogOp::kCreate || m.op == CatalogOp::kReconfigure) {
-      store.log_->set_compression(m.stream.id, m.stream.config.compress_lz4);
+      log_->set_compression(m.stream.id, m.stream.config.compress_lz4);
     }
-    const StreamInfo* info = store.catalog_.find(m.stream.id);
-    if (info == nullptr) return owned->done(m.stream);  // Deleted: answer with what it was.
-    owned->done(*info);
+    if (m.op == CatalogOp::kCreate) finish_create(m, Status::ok());  // Its waiters go on now.
+    const StreamInfo* info = catalog_.find(m.stream.id);
+    if (info == nullptr) return owned->info_done(m.stream);  // Deleted: answer with what it was.
+    owned->info_done(*info);
   });
 }
 
-void StreamStore::create_stream(std::string_view bucket, std::string_view name, const StreamConfig& config,
-                                InfoCallback done) {
-  if (Status s = validate_bucket_name(bucket); !s) return done(std::move(s));
-  if (Status s = validate_stream_name(name); !s) return done(std::move(s));
-  if (catalog_.find(bucket, name) != nullptr || creating_.count({std::string(bucket), std::string(name)}) != 0) {
-    return done(Status(ErrorCode::kAlreadyExists, fmt::format("stream {}/{} already exists", bucket, name)));
+Result<CatalogMutation> StreamStore::prepare_create(std::string_view bucket, std::string_view name,
+                                                    const StreamConfig& config) {
+  if (Status s = validate_bucket_name(bucket); !s) return s;
+  if (Status s = validate_stream_name(name); !s) return s;
+  if (catalog_.find_bucket(bucket) == nullptr) {
+    return Status(ErrorCode::kNotFound, fmt::format("no bucket '{}'", bucket));
+  }
+  if (buckets_deleting_.count(bucket) != 0) {
+    return Status(ErrorCode::kUnavailable, fmt::format("bucket '{}' is being deleted", bucket));
+  }
+  auto key = std::make_pair(std::string(bucket), std::string(name));
+  if (catalog_.find(bucket, name) != nullptr || creating_.count(key) != 0) {
+    return Status(ErrorCode::kAlreadyExists, fmt::format("stream {}/{} already exists", bucket, name));
   }
   CatalogMutation m;
   m.op = CatalogOp::kCreate;
@@ -113,9 +146,126 @@ void StreamStore::create_stream(std::string_view bucket, std::string_view name, 
   m.stream.name = std::string(name);
   m.stream.config = config;
   m.stream.created_ms = Reactor::clock_realtime_ms();
-  if (Status s = catalog_.check(m); !s) return done(std::move(s));
-  creating_.emplace(m.stream.bucket, m.stream.name);
-  mutate(std::move(m), std::move(done));
+  if (Status s = catalog_.check(m); !s) return s;
+  creating_.emplace(std::move(key), std::vector<StatusCallback>());
+  return m;
+}
+
+void StreamStore::finish_create(const CatalogMutation& mutation, const Status& status) {
+  auto it = creating_.find(std::make_pair(mutation.stream.bucket, mutation.stream.name));
+  if (it == creating_.end()) return;
+  std::vector<StatusCallback> waiters = std::move(it->second);
+  creating_.erase(it);
+  for (StatusCallback& waiter : waiters) waiter(Status(status));
+}
+
+void StreamStore::create_stream(std::string_view bucket, std::string_view name, const StreamConfig& config,
+                                InfoCallback done) {
+  auto m = prepare_create(bucket, name, config);
+  if (!m) return done(m.status());
+  mutate(std::move(*m), std::move(done));
+}
+
+void StreamStore::create_stream_default(std::string_view bucket, std::string_view name, InfoCallback done) {
+  const BucketInfo* b = catalog_.find_bucket(bucket);
+  // Without the bucket, prepare_create refuses it.
+  create_stream(bucket, name, b != nullptr ? b->config.default_stream_config : StreamConfig{}, std::move(done));
+}
+
+bool StreamStore::auto_creates(std::string_view bucket, AutoCreate when) const {
+  const BucketInfo* b = catalog_.find_bucket(bucket);
+  if (b == nullptr) return false;
+  return when == AutoCreate::kOnAppend ? b->config.create_stream_on_append : b->config.create_stream_on_read;
+}
+
+void StreamStore::ensure_stream(std::string_view bucket, std::string_view name, AutoCreate when,
+                                StatusCallback done) {
+  if (catalog_.find(bucket, name) != nullptr) return done(Status::ok());
+  if (!auto_creates(bucket, when)) return done(existing(bucket, name).status());
+  auto key = std::make_pair(std::string(bucket), std::string(name));
+  if (auto it = creating_.find(key); it != creating_.end()) {
+    it->second.push_back(std::move(done));  // A create is in flight: wait for it.
+    return;
+  }
+  auto m = prepare_create(bucket, name, catalog_.find_bucket(bucket)->config.default_stream_config);
+  if (!m) return done(m.status());
+  creating_[key].push_back(std::move(done));
+  mutate(std::move(*m), [](Result<StreamInfo>) {});  // Its waiters hear how it went.
+}
+
+void StreamStore::ensure_stream_for_read(std::string_view bucket, std::string_view name, StatusCallback done) {
+  ensure_stream(bucket, name, AutoCreate::kOnRead, std::move(done));
+}
+
+// ---- buckets ----
+
+void StreamStore::create_bucket(std::string_view name, const BucketConfig& config, BucketCallback done) {
+  CatalogMutation m;
+  m.op = CatalogOp::kBucketCreate;
+  m.bucket.name = std::string(name);
+  m.bucket.config = config;
+  m.bucket.created_ms = Reactor::clock_realtime_ms();
+  write_bucket(std::move(m), std::move(done));
+}
+
+void StreamStore::reconfigure_bucket(std::string_view name, const BucketConfig& config, BucketCallback done) {
+  CatalogMutation m;
+  m.op = CatalogOp::kBucketReconfigure;
+  if (const BucketInfo* b = catalog_.find_bucket(name)) m.bucket = *b;
+  m.bucket.name = std::string(name);
+  m.bucket.config = config;
+  write_bucket(std::move(m), std::move(done));
+}
+
+void StreamStore::delete_bucket(std::string_view name, BucketCallback done) {
+  CatalogMutation m;
+  m.op = CatalogOp::kBucketDelete;
+  if (const BucketInfo* b = catalog_.find_bucket(name)) m.bucket = *b;  // The answer: what it was.
+  m.bucket.name = std::string(name);
+  write_bucket(std::move(m), std::move(done));
+}
+
+void StreamStore::write_bucket(CatalogMutation mutation, BucketCallback done) {
+  RUNNEL_ASSERT(bucket_home_);
+  const std::string name = mutation.bucket.name;
+  if (Status s = catalog_.check(mutation); !s) return done(std::move(s));
+  if (bucket_writes_.count(name) != 0) {
+    return done(Status(ErrorCode::kUnavailable, fmt::format("another change to bucket '{}' is in flight", name)));
+  }
+  // A delete holds a mark while its record is in flight, so no stream is
+  // created here in a bucket whose delete lands before it.
+  if (mutation.op == CatalogOp::kBucketDelete && mark_bucket_deleting(name)) {
+    unmark_bucket_deleting(name);
+    return done(Status(ErrorCode::kAlreadyExists, fmt::format("bucket '{}' still holds streams", name)));
+  }
+  bucket_writes_.insert(name);
+  mutate_bucket(std::move(mutation), std::move(done));
+}
+
+Status StreamStore::apply_bucket_replica(const CatalogMutation& mutation) {
+  RUNNEL_ASSERT(!bucket_home_);
+  RUNNEL_ASSERT(is_bucket_op(mutation.op));
+  return catalog_.apply(mutation);
+}
+
+void StreamStore::replace_buckets(const std::vector<BucketInfo>& buckets) {
+  RUNNEL_ASSERT(!bucket_home_);
+  catalog_.replace_buckets(buckets);
+}
+
+bool StreamStore::mark_bucket_deleting(std::string_view name) {
+  auto it = buckets_deleting_.find(name);
+  if (it == buckets_deleting_.end()) it = buckets_deleting_.emplace(std::string(name), 0).first;
+  it->second++;
+  if (catalog_.bucket_has_streams(name)) return true;
+  auto creating = creating_.lower_bound(std::make_pair(std::string(name), std::string()));
+  return creating != creating_.end() && creating->first.first == name;
+}
+
+void StreamStore::unmark_bucket_deleting(std::string_view name) {
+  auto it = buckets_deleting_.find(name);
+  RUNNEL_ASSERT(it != buckets_deleting_.end());
+  if (--it->second == 0) buckets_deleting_.erase(it);
 }
 
 void StreamStore::mutate_existing(std::string_view bucket, std::string_view name, CatalogOp op,
@@ -161,18 +311,52 @@ void StreamStore::trim_stream(std::string_view bucket, std::string_view name, ui
 
 void StreamStore::append(std::string_view bucket, std::string_view name, const AppendRequest& request,
                          AppendCallback done) {
-  auto info = existing(bucket, name);
-  if (!info) return done(info.status());
-  const StreamInfo& stream = **info;
+  const StreamInfo* stream = catalog_.find(bucket, name);
+  if (stream != nullptr) return append_to(*stream, request, std::move(done));
+  if (auto_creates(bucket, AutoCreate::kOnAppend)) return append_after_create(bucket, name, request, std::move(done));
+  done(existing(bucket, name).status());
+}
+
+void StreamStore::append_after_create(std::string_view bucket, std::string_view name, const AppendRequest& request,
+                                      AppendCallback done) {
+  // The request's bytes are the caller's only until we return: keep a copy
+  // for after the create (a stream's first append: rare, may allocate).
+  struct Held {
+    StreamStore* store;
+    std::string bucket, name, payload;
+    std::optional<std::string> token;
+    AppendRequest request;
+    AppendCallback done;
+  };
+  auto* held = new Held{this,
+                        std::string(bucket),
+                        std::string(name),
+                        std::string(request.payload),
+                        request.fencing_token ? std::optional<std::string>(*request.fencing_token) : std::nullopt,
+                        request,
+                        std::move(done)};
+  held->request.payload = held->payload;
+  if (held->token) held->request.fencing_token = std::string_view(*held->token);
+  ensure_stream(held->bucket, held->name, AutoCreate::kOnAppend, [held](Status s) {
+    std::unique_ptr<Held> owned(held);
+    if (!s) return owned->done(std::move(s));
+    auto info = owned->store->existing(owned->bucket, owned->name);
+    if (!info) return owned->done(info.status());
+    owned->store->append_to(**info, owned->request, std::move(owned->done));
+  });
+}
+
+void StreamStore::append_to(const StreamInfo& stream, const AppendRequest& request, AppendCallback done) {
   if (stream.sealed) {
-    return done(Status(ErrorCode::kStreamSealed, fmt::format("stream {}/{} is sealed", bucket, name)));
+    return done(Status(ErrorCode::kStreamSealed, fmt::format("stream {}/{} is sealed", stream.bucket, stream.name)));
   }
   const std::string_view given = request.fencing_token.value_or(std::string_view());
   if (given != stream.fencing_token) {
     return done(Status(ErrorCode::kFencingTokenMismatch,
                        stream.fencing_token.empty()
-                           ? fmt::format("stream {}/{} is not fenced, but the append carries a token", bucket, name)
-                           : fmt::format("stream {}/{} is fenced with another token", bucket, name)));
+                           ? fmt::format("stream {}/{} is not fenced, but the append carries a token", stream.bucket,
+                                         stream.name)
+                           : fmt::format("stream {}/{} is fenced with another token", stream.bucket, stream.name)));
   }
   if (request.producer) return append_as_producer(stream, request, std::move(done));
   // match_seq_num is decided by the log when it assigns seq_nums, in arrival
@@ -276,9 +460,35 @@ void StreamStore::producer_answered(uint64_t stream_id, AppendRequest::Producer 
 
 void StreamStore::read(std::string_view bucket, std::string_view name, ReadStart start, uint32_t max_records,
                        uint32_t max_bytes, ReadCallback done) {
-  auto info = existing(bucket, name);
-  if (!info) return done(info.status());
-  const StreamInfo& stream = **info;
+  const StreamInfo* stream = catalog_.find(bucket, name);
+  if (stream != nullptr) return read_from(*stream, start, max_records, max_bytes, std::move(done));
+  if (auto_creates(bucket, AutoCreate::kOnRead)) {
+    return read_after_create(bucket, name, start, max_records, max_bytes, std::move(done));
+  }
+  done(existing(bucket, name).status());
+}
+
+void StreamStore::read_after_create(std::string_view bucket, std::string_view name, ReadStart start,
+                                    uint32_t max_records, uint32_t max_bytes, ReadCallback done) {
+  struct Held {
+    StreamStore* store;
+    std::string bucket, name;
+    ReadStart start;
+    uint32_t max_records, max_bytes;
+    ReadCallback done;
+  };
+  auto* held = new Held{this, std::string(bucket), std::string(name), start, max_records, max_bytes, std::move(done)};
+  ensure_stream(held->bucket, held->name, AutoCreate::kOnRead, [held](Status s) {
+    std::unique_ptr<Held> owned(held);
+    if (!s) return owned->done(std::move(s));
+    auto info = owned->store->existing(owned->bucket, owned->name);
+    if (!info) return owned->done(info.status());
+    owned->store->read_from(**info, owned->start, owned->max_records, owned->max_bytes, std::move(owned->done));
+  });
+}
+
+void StreamStore::read_from(const StreamInfo& stream, ReadStart start, uint32_t max_records, uint32_t max_bytes,
+                            ReadCallback done) {
   const uint64_t tail = log_->tail(stream.id).next_seq;
   if (start.kind == ReadStart::Kind::kSeqNum) {
     if (start.value > tail) {
@@ -393,11 +603,12 @@ void StreamStore::write_snapshot() {
   struct Snapshot {
     StreamStore* store;
     uint64_t begin_segment = 0;
+    size_t buckets = 0;
     size_t records = 0;
     size_t acked = 0;
     bool failed = false;
   };
-  auto* snap = new Snapshot{this};
+  auto* snap = new Snapshot{this, 0, 0, 0, 0, false};
   std::vector<CatalogMutation> records;
   CatalogMutation begin;
   begin.op = CatalogOp::kSnapshotBegin;
@@ -409,10 +620,21 @@ void StreamStore::write_snapshot() {
     create.stream = *info;
     records.push_back(std::move(create));
   }
+  // The bucket table is this log's only at the home; a replica's is not its to keep.
+  const size_t buckets = bucket_home_ ? catalog_.bucket_count() : 0;
+  if (bucket_home_) {
+    for (const BucketInfo* info : catalog_.list_buckets("", "", buckets)) {
+      CatalogMutation create;
+      create.op = CatalogOp::kBucketCreate;
+      create.bucket = *info;
+      records.push_back(std::move(create));
+    }
+  }
   CatalogMutation end = begin;
   end.op = CatalogOp::kSnapshotEnd;
   records.push_back(end);
   snap->records = records.size();
+  snap->buckets = buckets;
   for (size_t i = 0; i < records.size(); i++) {
     log_->append_control(encode_mutation(records[i]), [snap](Result<AppendAck> ack) {
       snap->failed |= !ack;
@@ -423,7 +645,8 @@ void StreamStore::write_snapshot() {
         log_warn("catalog snapshot failed; old segments stay until the next one");
       } else {
         store.log_->set_control_horizon(owned->begin_segment);
-        log_info("catalog snapshot of {} streams written", owned->records - 2);
+        log_info("catalog snapshot of {} streams and {} buckets written", owned->records - 2 - owned->buckets,
+                 owned->buckets);
       }
       store.snapshot_in_progress_ = false;
       store.run_deferred();
@@ -434,9 +657,9 @@ void StreamStore::write_snapshot() {
 
 void StreamStore::run_deferred() {
   while (!deferred_.empty() && !snapshot_in_progress_) {
-    auto [mutation, done] = std::move(deferred_.front());
+    std::unique_ptr<PendingMutation> pending = std::move(deferred_.front());
     deferred_.pop_front();
-    mutate(std::move(mutation), std::move(done));
+    mutate(std::move(pending));
   }
 }
 

@@ -12,6 +12,14 @@
 // decided by the log when it assigns seq_nums, in arrival order, so of
 // several appends with the same match_seq_num exactly one wins — even when
 // some of them had to wait for a write buffer.
+//
+// Buckets: a stream is created only in a bucket that exists. One store, the
+// bucket home (shard 0's), writes bucket mutations into its log and replays
+// them; every other store holds a replica of the table, fed by the caller
+// (net/bucket_registry.h) after the home's write is durable. A bucket being
+// deleted is marked on every store first, so no stream is created in it
+// meanwhile. A bucket may create missing streams on append or on read, with
+// its default stream config.
 
 #include <cstdint>
 #include <memory>
@@ -50,16 +58,25 @@ struct AppendRequest {
 class StreamStore {
  public:
   using InfoCallback = InlineFunction<void(Result<StreamInfo>), 40>;
+  using BucketCallback = InlineFunction<void(Result<BucketInfo>), 40>;
+  using StatusCallback = InlineFunction<void(Status), 40>;
   using AppendCallback = ShardLog::AppendCallback;
   using ReadCallback = ShardLog::ReadCallback;
 
   // Opens (and recovers) the shard's log, replaying the catalog. Blocking.
-  static Result<std::unique_ptr<StreamStore>> open(Reactor* reactor, FileIo& io, const LogOptions& options);
+  // `bucket_home`: this store's log holds the node's buckets (shard 0's);
+  // any other store starts with an empty replica (replace_buckets()).
+  static Result<std::unique_ptr<StreamStore>> open(Reactor* reactor, FileIo& io, const LogOptions& options,
+                                                   bool bucket_home = true);
 
   // Stream operations. Errors: kInvalidArgument (names, config), kAlreadyExists,
   // kNotFound, and the log's (kOverloaded, kNoSpace, kIoError). `done` may
   // run before the call returns when the operation is refused up front.
+  // Creating needs the bucket (kNotFound "no bucket"), not being deleted
+  // (kUnavailable: retry).
   void create_stream(std::string_view bucket, std::string_view name, const StreamConfig& config, InfoCallback done);
+  // The same with the bucket's default stream config.
+  void create_stream_default(std::string_view bucket, std::string_view name, InfoCallback done);
   void reconfigure_stream(std::string_view bucket, std::string_view name, const StreamConfig& config,
                           InfoCallback done);
   void delete_stream(std::string_view bucket, std::string_view name, InfoCallback done);
@@ -69,6 +86,33 @@ class StreamStore {
   // Drops records below `trim_seq` (never lowers an earlier trim).
   void trim_stream(std::string_view bucket, std::string_view name, uint64_t trim_seq, InfoCallback done);
 
+  // --- buckets ---
+  // On the bucket home only: bucket mutations, written durably, applied here
+  // once durable (the caller then updates the replicas). Errors:
+  // kInvalidArgument, kAlreadyExists (create of an existing bucket; delete
+  // of one that holds streams here or is creating one), kNotFound,
+  // kUnavailable (another change to the same bucket is in flight), and the
+  // log's. delete_bucket answers with the bucket as it was.
+  void create_bucket(std::string_view name, const BucketConfig& config, BucketCallback done);
+  void reconfigure_bucket(std::string_view name, const BucketConfig& config, BucketCallback done);
+  void delete_bucket(std::string_view name, BucketCallback done);
+  // On a replica: a bucket mutation the home made durable; the whole table
+  // (at startup, from the home).
+  Status apply_bucket_replica(const CatalogMutation& mutation);
+  void replace_buckets(const std::vector<BucketInfo>& buckets);
+  // Deleting a bucket across shards: while marked (marks nest), creating a
+  // stream in it fails with kUnavailable. Returns whether this store holds,
+  // or is creating, a stream in it.
+  bool mark_bucket_deleting(std::string_view name);
+  void unmark_bucket_deleting(std::string_view name);
+  bool bucket_home() const { return bucket_home_; }
+  const BucketInfo* find_bucket(std::string_view name) const { return catalog_.find_bucket(name); }
+
+  // A subscriber's view of create_stream_on_read: OK once `name` exists —
+  // now, after a create already in flight, or after creating it with the
+  // bucket's default config if the bucket says so; else kNotFound.
+  void ensure_stream_for_read(std::string_view bucket, std::string_view name, StatusCallback done);
+
   // Appends a batch. Errors besides the log's: kNotFound, kStreamSealed,
   // kFencingTokenMismatch, kSeqNumMismatch (detail() = the tail),
   // kInvalidArgument / kCorrupt for a bad batch. With a producer, the store
@@ -76,11 +120,14 @@ class StreamStore {
   // its kProducersPerStreamMax most recent producers: a retry of one of them
   // is answered as the first attempt was (once it is answered), a seq_num
   // older than that window is kSeqNumMismatch. In memory only: a restart
-  // forgets (PROTOCOL.md says what that means for retries).
+  // forgets (PROTOCOL.md says what that means for retries). A missing
+  // stream in a bucket with create_stream_on_append is created first.
   void append(std::string_view bucket, std::string_view name, const AppendRequest& request, AppendCallback done);
 
   // Reads durable records. A seq_num start beyond the tail is kOutOfRange
   // (detail() = the tail); records below the trim point are never returned.
+  // A missing stream in a bucket with create_stream_on_read is created
+  // first (and read empty, at its tail).
   void read(std::string_view bucket, std::string_view name, ReadStart start, uint32_t max_records,
             uint32_t max_bytes, ReadCallback done);
 
@@ -102,8 +149,38 @@ class StreamStore {
 
  private:
   StreamStore() = default;
-  // Writes `mutation` durably, then applies it and answers with the stream's new state.
+  // A catalog mutation on its way to the log, with whom to answer: the
+  // stream's new state (stream ops) or the bucket's (bucket ops).
+  struct PendingMutation {
+    CatalogMutation mutation;
+    InfoCallback info_done;
+    BucketCallback bucket_done;
+  };
+  // Writes the mutation durably, then applies it and answers.
+  void mutate(std::unique_ptr<PendingMutation> pending);
   void mutate(CatalogMutation mutation, InfoCallback done);
+  void mutate_bucket(CatalogMutation mutation, BucketCallback done);
+  // A bucket mutation at the home: checked, one at a time per bucket.
+  void write_bucket(CatalogMutation mutation, BucketCallback done);
+  // Answers a mutation that was refused or failed (and releases what it held).
+  void fail_mutation(PendingMutation& pending, Status status);
+  // A stream create that passed the up-front checks (its name is then
+  // reserved in creating_), or why not.
+  Result<CatalogMutation> prepare_create(std::string_view bucket, std::string_view name, const StreamConfig& config);
+  // Ends a create: the name is no longer in flight; its waiters learn how it went.
+  void finish_create(const CatalogMutation& mutation, const Status& status);
+  // Auto-creation: OK once the stream exists (creating it if `bucket` says
+  // so for this kind of access, or waiting for a create in flight).
+  enum class AutoCreate { kOnAppend, kOnRead };
+  bool auto_creates(std::string_view bucket, AutoCreate when) const;
+  void ensure_stream(std::string_view bucket, std::string_view name, AutoCreate when, StatusCallback done);
+  void append_after_create(std::string_view bucket, std::string_view name, const AppendRequest& request,
+                           AppendCallback done);
+  void append_to(const StreamInfo& stream, const AppendRequest& request, AppendCallback done);
+  void read_after_create(std::string_view bucket, std::string_view name, ReadStart start, uint32_t max_records,
+                         uint32_t max_bytes, ReadCallback done);
+  void read_from(const StreamInfo& stream, ReadStart start, uint32_t max_records, uint32_t max_bytes,
+                 ReadCallback done);
   Result<const StreamInfo*> existing(std::string_view bucket, std::string_view name) const;
   // Looks the stream up, lets `edit` change a copy of its state, writes that as an `op` mutation.
   void mutate_existing(std::string_view bucket, std::string_view name, CatalogOp op,
@@ -113,9 +190,14 @@ class StreamStore {
   std::unique_ptr<ShardLog> log_;
   StreamCatalog catalog_;
   // Creates written but not yet durable, so a second create of the same name
-  // (or a reused id) is refused before it reaches the log.
-  std::set<std::pair<std::string, std::string>, std::less<>> creating_;
+  // (or a reused id) is refused before it reaches the log; each with what
+  // waits for it to exist (auto-created streams).
+  std::map<std::pair<std::string, std::string>, std::vector<StatusCallback>> creating_;
   uint64_t ids_reserved_ = 0;
+
+  bool bucket_home_ = true;
+  std::map<std::string, int, std::less<>> buckets_deleting_;  // Name -> marks held.
+  std::set<std::string, std::less<>> bucket_writes_;         // Buckets with a mutation in flight (home).
 
   // Catalog snapshots: written when old segments are kept alive only by
   // their catalog records. Other mutations wait meanwhile, so none lands
@@ -124,7 +206,7 @@ class StreamStore {
   void run_deferred();
   bool snapshot_in_progress_ = false;
   uint64_t last_snapshot_ms_ = 0;
-  std::deque<std::pair<CatalogMutation, InfoCallback>> deferred_;
+  std::deque<std::unique_ptr<PendingMutation>> deferred_;
   // Replay of a snapshot found in the log: built aside, swapped in at its end.
   std::unique_ptr<StreamCatalog> replay_shadow_;
   uint64_t replay_shadow_segment_ = 0;

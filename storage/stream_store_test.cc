@@ -1,5 +1,6 @@
 #include "storage/stream_store.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "storage/log_test_util.h"
@@ -18,6 +19,22 @@ Result<StreamInfo> run_op(StoreHarness& h, std::function<void(StreamStore&, Stre
     });
   });
   return out;
+}
+
+Result<BucketInfo> run_bucket_op(StoreHarness& h,
+                                 std::function<void(StreamStore&, StreamStore::BucketCallback)> op) {
+  Result<BucketInfo> out = Status(ErrorCode::kInternal, "not run");
+  h.call([&](StreamStore& store, std::function<void()> finish) {
+    op(store, [&out, finish](Result<BucketInfo> r) {
+      out = std::move(r);
+      finish();
+    });
+  });
+  return out;
+}
+
+Result<BucketInfo> create_bucket(StoreHarness& h, const std::string& name, const BucketConfig& config = {}) {
+  return run_bucket_op(h, [&](StreamStore& s, StreamStore::BucketCallback cb) { s.create_bucket(name, config, std::move(cb)); });
 }
 
 Result<StreamInfo> create(StoreHarness& h, const std::string& bucket, const std::string& name,
@@ -67,6 +84,7 @@ TEST(StreamStore, CreatesAppendsAndReadsByName) {
   std::string dir = temp_dir();
   StoreHarness h(small_options(dir));
   ASSERT_NE(h.log(), nullptr) << h.open_status().to_string();
+  ASSERT_TRUE(create_bucket(h, "orders").is_ok());
   auto info = create(h, "orders", "eu/2026");
   ASSERT_TRUE(info.is_ok()) << info.status().to_string();
   EXPECT_GT(info->id, 0u);
@@ -83,12 +101,14 @@ TEST(StreamStore, RejectsInvalidNamesAndDuplicates) {
   std::string dir = temp_dir();
   StoreHarness h(small_options(dir));
   ASSERT_NE(h.log(), nullptr);
+  ASSERT_TRUE(create_bucket(h, "orders").is_ok());
   EXPECT_EQ(create(h, "Orders", "x").status().code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(create(h, "ab", "x").status().code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(create(h, "orders", "").status().code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(create(h, "orders", std::string("a\0b", 3)).status().code(), ErrorCode::kInvalidArgument);
   ASSERT_TRUE(create(h, "orders", "x").is_ok());
   EXPECT_EQ(create(h, "orders", "x").status().code(), ErrorCode::kAlreadyExists);
+  ASSERT_TRUE(create_bucket(h, "payments").is_ok());
   EXPECT_TRUE(create(h, "payments", "x").is_ok()) << "same name, other bucket";
   std::filesystem::remove_all(dir);
 }
@@ -97,6 +117,7 @@ TEST(StreamStore, ConcurrentCreatesOfOneNameLetExactlyOneWin) {
   std::string dir = temp_dir();
   StoreHarness h(small_options(dir));
   ASSERT_NE(h.log(), nullptr);
+  ASSERT_TRUE(create_bucket(h, "orders").is_ok());
   struct Tally {
     int ok = 0, exists = 0, left = 10;
     std::function<void()> finish;
@@ -121,6 +142,7 @@ TEST(StreamStore, OnlyOneOfConcurrentAppendsWithTheSameMatchSeqNumWins) {
   std::string dir = temp_dir();
   StoreHarness h(small_options(dir));
   ASSERT_NE(h.log(), nullptr);
+  ASSERT_TRUE(create_bucket(h, "orders").is_ok());
   ASSERT_TRUE(create(h, "orders", "x").is_ok());
   ASSERT_TRUE(append(h, "orders", "x", 0).is_ok());
   struct Tally {
@@ -160,6 +182,7 @@ TEST(StreamStore, FencedStreamsNeedTheirToken) {
   std::string dir = temp_dir();
   StoreHarness h(small_options(dir));
   ASSERT_NE(h.log(), nullptr);
+  ASSERT_TRUE(create_bucket(h, "orders").is_ok());
   ASSERT_TRUE(create(h, "orders", "x").is_ok());
   ASSERT_TRUE(run_op(h, [](StreamStore& s, StreamStore::InfoCallback cb) { s.fence_stream("orders", "x", "epoch-7", std::move(cb)); }).is_ok());
   EXPECT_EQ(append(h, "orders", "x", 0).status().code(), ErrorCode::kFencingTokenMismatch);
@@ -172,6 +195,7 @@ TEST(StreamStore, SealedStreamsRefuseAppendsButServeReads) {
   std::string dir = temp_dir();
   StoreHarness h(small_options(dir));
   ASSERT_NE(h.log(), nullptr);
+  ASSERT_TRUE(create_bucket(h, "orders").is_ok());
   ASSERT_TRUE(create(h, "orders", "x").is_ok());
   ASSERT_TRUE(append(h, "orders", "x", 0).is_ok());
   auto sealed = run_op(h, [](StreamStore& s, StreamStore::InfoCallback cb) { s.seal_stream("orders", "x", std::move(cb)); });
@@ -188,6 +212,7 @@ TEST(StreamStore, ReadingBeyondTheTailIsOutOfRange) {
   std::string dir = temp_dir();
   StoreHarness h(small_options(dir));
   ASSERT_NE(h.log(), nullptr);
+  ASSERT_TRUE(create_bucket(h, "orders").is_ok());
   ASSERT_TRUE(create(h, "orders", "x").is_ok());
   ASSERT_TRUE(append(h, "orders", "x", 0).is_ok());
   auto at_tail = read(h, "orders", "x", ReadStart::seq_num(1));
@@ -204,6 +229,7 @@ TEST(StreamStore, TrimmedRecordsAreNeverReturned) {
   std::string dir = temp_dir();
   StoreHarness h(small_options(dir));
   ASSERT_NE(h.log(), nullptr);
+  ASSERT_TRUE(create_bucket(h, "orders").is_ok());
   ASSERT_TRUE(create(h, "orders", "x").is_ok());
   for (uint64_t i = 0; i < 10; i++) ASSERT_TRUE(append(h, "orders", "x", i).is_ok());
   auto trimmed = run_op(h, [](StreamStore& s, StreamStore::InfoCallback cb) { s.trim_stream("orders", "x", 4, std::move(cb)); });
@@ -226,6 +252,7 @@ TEST(StreamStore, DeletedNamesCanBeCreatedAgainAsNewStreams) {
   std::string dir = temp_dir();
   StoreHarness h(small_options(dir));
   ASSERT_NE(h.log(), nullptr);
+  ASSERT_TRUE(create_bucket(h, "orders").is_ok());
   auto first = create(h, "orders", "x");
   ASSERT_TRUE(first.is_ok());
   ASSERT_TRUE(append(h, "orders", "x", 0).is_ok());
@@ -249,6 +276,7 @@ TEST(StreamStore, TheCatalogSurvivesARestart) {
   {
     StoreHarness h(small_options(dir));
     ASSERT_NE(h.log(), nullptr);
+    ASSERT_TRUE(create_bucket(h, "orders").is_ok());
     for (const char* name : {"sealed", "fenced", "trimmed", "reconfigured", "deleted"}) {
       ASSERT_TRUE(create(h, "orders", name).is_ok());
       for (uint64_t i = 0; i < 3; i++) ASSERT_TRUE(append(h, "orders", name, i).is_ok());
@@ -333,6 +361,7 @@ TEST(StreamStore, AgeRetentionTrimsRecordsOlderThanTheLimit) {
   std::string dir = temp_dir();
   StoreHarness h(dense_index(dir));
   ASSERT_NE(h.log(), nullptr);
+  ASSERT_TRUE(create_bucket(h, "orders").is_ok());
   StreamConfig config;
   config.retention_age_ms = 60'000;
   ASSERT_TRUE(create(h, "orders", "x", config).is_ok());
@@ -354,6 +383,7 @@ TEST(StreamStore, SizeRetentionKeepsAtMostTheLimit) {
   std::string dir = temp_dir();
   StoreHarness h(dense_index(dir));
   ASSERT_NE(h.log(), nullptr);
+  ASSERT_TRUE(create_bucket(h, "orders").is_ok());
   StreamConfig config;
   config.retention_bytes = 10'000;
   ASSERT_TRUE(create(h, "orders", "x", config).is_ok());
@@ -371,6 +401,7 @@ TEST(StreamStore, DeletesAStreamThatStayedEmptyLongEnough) {
   std::string dir = temp_dir();
   StoreHarness h(small_options(dir));
   ASSERT_NE(h.log(), nullptr);
+  ASSERT_TRUE(create_bucket(h, "orders").is_ok());
   StreamConfig config;
   config.delete_on_empty_ms = 1000;
   ASSERT_TRUE(create(h, "orders", "empty", config).is_ok());
@@ -394,6 +425,7 @@ TEST(StreamStore, RetentionTrimsSurviveARestart) {
   {
     StoreHarness h(dense_index(dir));
     ASSERT_NE(h.log(), nullptr);
+    ASSERT_TRUE(create_bucket(h, "orders").is_ok());
     ASSERT_TRUE(create(h, "orders", "x", config).is_ok());
     append_at(h, "x", 50, 1000, 1000);
     retention_pass(h, 2000);
@@ -440,6 +472,7 @@ TEST(StreamStore, ReclaimsSegmentFilesOnceNothingInThemIsNeeded) {
   {
     StoreHarness h(small_segments(dir));
     ASSERT_NE(h.log(), nullptr);
+    ASSERT_TRUE(create_bucket(h, "orders").is_ok());
     ASSERT_TRUE(create(h, "orders", "capped", capped).is_ok());
     ASSERT_TRUE(create(h, "orders", "doomed").is_ok());
     append_at(h, "doomed", 200, 1000, 1000);
@@ -478,6 +511,7 @@ TEST(StreamStore, AFullyTrimmedStreamKeepsItsTailWhenItsSegmentsAreGone) {
   {
     StoreHarness h(small_segments(dir));
     ASSERT_NE(h.log(), nullptr);
+    ASSERT_TRUE(create_bucket(h, "orders").is_ok());
     ASSERT_TRUE(create(h, "orders", "x").is_ok());
     ASSERT_TRUE(create(h, "orders", "filler").is_ok());
     append_at(h, "x", 1500, 1000, 1000);
@@ -511,6 +545,7 @@ TEST(StreamStore, Lz4StreamsReadBackTheSameRecordsBeforeAndAfterRestart) {
   {
     StoreHarness h(small_options(dir));
     ASSERT_NE(h.log(), nullptr);
+    ASSERT_TRUE(create_bucket(h, "orders").is_ok());
     ASSERT_TRUE(create(h, "orders", "packed", lz4).is_ok());
     ASSERT_TRUE(create(h, "orders", "plain").is_ok());
     // record_body(7, s) repeats a letter (s % 200) times: compressible for these.
@@ -559,6 +594,7 @@ TEST(StreamStore, MatchSeqNumRacesStayExactWhileAppendsWait) {
   o.flushes_in_flight_max = 1;
   StoreHarness h(o);
   ASSERT_NE(h.log(), nullptr);
+  ASSERT_TRUE(create_bucket(h, "orders").is_ok());
   ASSERT_TRUE(create(h, "orders", "x").is_ok());
   struct Tally {
     int ok = 0, mismatch = 0, left = 0;
@@ -634,6 +670,7 @@ TEST(StreamStore, IdempotentProducersAreNeverWrittenTwice) {
   std::string dir = temp_dir();
   StoreHarness h(small_options(dir));
   ASSERT_NE(h.log(), nullptr);
+  ASSERT_TRUE(create_bucket(h, "orders").is_ok());
   ASSERT_TRUE(create(h, "orders", "once").is_ok());
   auto first = produce(h, "once", 7, 1);
   ASSERT_TRUE(first[0].is_ok());
@@ -667,6 +704,256 @@ TEST(StreamStore, IdempotentProducersAreNeverWrittenTwice) {
   ASSERT_TRUE(fresh[0].is_ok());
   EXPECT_EQ(fresh[0]->start_seq, 0u);
   EXPECT_EQ(h.log()->tail("orders", "once")->next_seq, 1u);
+  std::filesystem::remove_all(dir);
+}
+
+
+// ---- Buckets ----
+
+Result<BucketInfo> reconfigure_bucket(StoreHarness& h, const std::string& name, const BucketConfig& config) {
+  return run_bucket_op(h, [&](StreamStore& s, StreamStore::BucketCallback cb) {
+    s.reconfigure_bucket(name, config, std::move(cb));
+  });
+}
+
+Result<BucketInfo> delete_bucket(StoreHarness& h, const std::string& name) {
+  return run_bucket_op(h, [&](StreamStore& s, StreamStore::BucketCallback cb) { s.delete_bucket(name, std::move(cb)); });
+}
+
+Result<StreamInfo> delete_stream(StoreHarness& h, const std::string& bucket, const std::string& name) {
+  return run_op(h, [&](StreamStore& s, StreamStore::InfoCallback cb) { s.delete_stream(bucket, name, std::move(cb)); });
+}
+
+std::vector<BucketInfo> buckets_of(StoreHarness& h) {
+  std::vector<BucketInfo> out;
+  for (const BucketInfo* b : h.log()->catalog().list_buckets("", "", 1000)) out.push_back(*b);
+  return out;
+}
+
+BucketConfig arrival_on_append() {
+  BucketConfig config;
+  config.default_stream_config.timestamping = TimestampMode::kArrival;
+  config.default_stream_config.retention_age_ms = 3'600'000;
+  config.create_stream_on_append = true;
+  return config;
+}
+
+TEST(StreamStore, AStreamNeedsItsBucket) {
+  std::string dir = temp_dir();
+  StoreHarness h(small_options(dir));
+  ASSERT_NE(h.log(), nullptr);
+  auto missing = create(h, "orders", "x");
+  EXPECT_EQ(missing.status().code(), ErrorCode::kNotFound);
+  EXPECT_THAT(missing.status().message(), ::testing::HasSubstr("no bucket 'orders'"));
+  EXPECT_EQ(create(h, "Orders", "x").status().code(), ErrorCode::kInvalidArgument) << "names are checked first";
+  ASSERT_TRUE(create_bucket(h, "orders").is_ok());
+  EXPECT_TRUE(create(h, "orders", "x").is_ok());
+  std::filesystem::remove_all(dir);
+}
+
+TEST(StreamStore, BucketCreateGetReconfigureDelete) {
+  std::string dir = temp_dir();
+  StoreHarness h(small_options(dir));
+  ASSERT_NE(h.log(), nullptr);
+  auto created = create_bucket(h, "orders", arrival_on_append());
+  ASSERT_TRUE(created.is_ok()) << created.status().to_string();
+  EXPECT_EQ(created->name, "orders");
+  EXPECT_EQ(created->config, arrival_on_append());
+  EXPECT_GT(created->created_ms, 0u);
+  EXPECT_EQ(create_bucket(h, "orders").status().code(), ErrorCode::kAlreadyExists);
+  EXPECT_EQ(create_bucket(h, "-orders").status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(h.log()->find_bucket("orders")->config, arrival_on_append()) << "the second create changed nothing";
+
+  auto reconfigured = reconfigure_bucket(h, "orders", BucketConfig{});
+  ASSERT_TRUE(reconfigured.is_ok());
+  EXPECT_EQ(reconfigured->config, BucketConfig{});
+  EXPECT_EQ(reconfigured->created_ms, created->created_ms);
+  EXPECT_EQ(reconfigure_bucket(h, "nope", BucketConfig{}).status().code(), ErrorCode::kNotFound);
+
+  auto deleted = delete_bucket(h, "orders");
+  ASSERT_TRUE(deleted.is_ok());
+  EXPECT_EQ(deleted->created_ms, created->created_ms) << "answered with what it was";
+  EXPECT_EQ(h.log()->find_bucket("orders"), nullptr);
+  EXPECT_EQ(delete_bucket(h, "orders").status().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(create(h, "orders", "x").status().code(), ErrorCode::kNotFound);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(StreamStore, ABucketHoldingStreamsIsNotDeleted) {
+  std::string dir = temp_dir();
+  StoreHarness h(small_options(dir));
+  ASSERT_NE(h.log(), nullptr);
+  ASSERT_TRUE(create_bucket(h, "orders").is_ok());
+  ASSERT_TRUE(create(h, "orders", "x").is_ok());
+  EXPECT_EQ(delete_bucket(h, "orders").status().code(), ErrorCode::kAlreadyExists);
+  ASSERT_NE(h.log()->find_bucket("orders"), nullptr);
+  EXPECT_TRUE(append(h, "orders", "x", 0).is_ok()) << "the refused delete left nothing behind";
+  ASSERT_TRUE(delete_stream(h, "orders", "x").is_ok());
+  EXPECT_TRUE(delete_bucket(h, "orders").is_ok());
+  std::filesystem::remove_all(dir);
+}
+
+TEST(StreamStore, NoStreamIsCreatedInABucketMarkedForDeletion) {
+  std::string dir = temp_dir();
+  StoreHarness h(small_options(dir));
+  ASSERT_NE(h.log(), nullptr);
+  ASSERT_TRUE(create_bucket(h, "orders").is_ok());
+  // A create in flight counts as a stream in the bucket.
+  bool marked_with_stream = false;
+  Result<StreamInfo> in_flight = Status(ErrorCode::kInternal, "not run");
+  h.call([&](StreamStore& store, std::function<void()> finish) {
+    store.create_stream("orders", "x", {}, [&in_flight, finish](Result<StreamInfo> r) {
+      in_flight = std::move(r);
+      finish();
+    });
+    marked_with_stream = store.mark_bucket_deleting("orders");
+    store.unmark_bucket_deleting("orders");
+  });
+  EXPECT_TRUE(marked_with_stream);
+  ASSERT_TRUE(in_flight.is_ok());
+  ASSERT_TRUE(delete_stream(h, "orders", "x").is_ok());
+
+  bool had_streams = true;
+  h.call([&](StreamStore& store, std::function<void()> finish) {
+    had_streams = store.mark_bucket_deleting("orders");
+    finish();
+  });
+  EXPECT_FALSE(had_streams);
+  EXPECT_EQ(create(h, "orders", "y").status().code(), ErrorCode::kUnavailable);
+  h.call([&](StreamStore& store, std::function<void()> finish) {
+    store.unmark_bucket_deleting("orders");
+    finish();
+  });
+  EXPECT_TRUE(create(h, "orders", "y").is_ok()) << "unmarked: streams may come again";
+  std::filesystem::remove_all(dir);
+}
+
+TEST(StreamStore, ACreateWithTheBucketDefaultTakesItsConfig) {
+  std::string dir = temp_dir();
+  StoreHarness h(small_options(dir));
+  ASSERT_NE(h.log(), nullptr);
+  ASSERT_TRUE(create_bucket(h, "orders", arrival_on_append()).is_ok());
+  auto info = run_op(h, [](StreamStore& s, StreamStore::InfoCallback cb) {
+    s.create_stream_default("orders", "x", std::move(cb));
+  });
+  ASSERT_TRUE(info.is_ok()) << info.status().to_string();
+  EXPECT_EQ(info->config, arrival_on_append().default_stream_config);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(StreamStore, AnAppendCreatesAMissingStreamWhenItsBucketSaysSo) {
+  std::string dir = temp_dir();
+  StoreHarness h(small_options(dir));
+  ASSERT_NE(h.log(), nullptr);
+  ASSERT_TRUE(create_bucket(h, "plain").is_ok());
+  ASSERT_TRUE(create_bucket(h, "auto", arrival_on_append()).is_ok());
+  EXPECT_EQ(append(h, "plain", "x", 0).status().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(h.log()->catalog().find("plain", "x"), nullptr);
+  // Several appends to one missing stream: one create, every append lands once, in order.
+  struct Tally {
+    std::vector<Result<AppendAck>> acks;
+    int left = 5;
+    std::function<void()> finish;
+  } tally;
+  h.call([&](StreamStore& store, std::function<void()> finish) {
+    tally.finish = std::move(finish);
+    for (uint64_t i = 0; i < 5; i++) {
+      // The request's bytes die with this frame: the store must have copied them.
+      auto payload = std::make_unique<PayloadBuilder>();
+      payload->add(0, record_body(7, i));
+      AppendRequest req;
+      req.payload = payload->bytes();
+      req.record_count = 1;
+      req.payload_checksum = payload_checksum(payload->bytes());
+      req.arrival_ms = 1000 + i;
+      store.append("auto", "x", req, [t = &tally](Result<AppendAck> r) {
+        t->acks.push_back(std::move(r));
+        if (--t->left == 0) t->finish();
+      });
+    }
+  });
+  ASSERT_EQ(tally.acks.size(), 5u);
+  for (uint64_t i = 0; i < 5; i++) {
+    ASSERT_TRUE(tally.acks[i].is_ok()) << tally.acks[i].status().to_string();
+    EXPECT_EQ(tally.acks[i]->start_seq, i);
+  }
+  const StreamInfo* created = h.log()->catalog().find("auto", "x");
+  ASSERT_NE(created, nullptr);
+  EXPECT_EQ(created->config, arrival_on_append().default_stream_config);
+  auto r = read(h, "auto", "x", ReadStart::seq_num(0));
+  ASSERT_TRUE(r.is_ok());
+  EXPECT_EQ(r->tail, 5u);
+  EXPECT_EQ(read(h, "auto", "y", ReadStart::seq_num(0)).status().code(), ErrorCode::kNotFound)
+      << "create_stream_on_append does not create on read";
+  std::filesystem::remove_all(dir);
+}
+
+TEST(StreamStore, AReadCreatesAMissingStreamWhenItsBucketSaysSo) {
+  std::string dir = temp_dir();
+  StoreHarness h(small_options(dir));
+  ASSERT_NE(h.log(), nullptr);
+  BucketConfig on_read;
+  on_read.create_stream_on_read = true;
+  ASSERT_TRUE(create_bucket(h, "auto", on_read).is_ok());
+  auto r = read(h, "auto", "x", ReadStart::seq_num(0));
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  EXPECT_TRUE(r->batches.empty());
+  EXPECT_EQ(r->tail, 0u);
+  EXPECT_NE(h.log()->catalog().find("auto", "x"), nullptr);
+  EXPECT_EQ(read(h, "auto", "y", ReadStart::seq_num(3)).status().code(), ErrorCode::kOutOfRange)
+      << "created, then read like any empty stream";
+  EXPECT_NE(h.log()->catalog().find("auto", "y"), nullptr);
+  EXPECT_EQ(append(h, "auto", "z", 0).status().code(), ErrorCode::kNotFound)
+      << "create_stream_on_read does not create on append";
+  std::filesystem::remove_all(dir);
+}
+
+TEST(StreamStore, BucketsSurviveARestart) {
+  std::string dir = temp_dir();
+  std::vector<BucketInfo> before;
+  {
+    StoreHarness h(small_options(dir));
+    ASSERT_NE(h.log(), nullptr);
+    ASSERT_TRUE(create_bucket(h, "kept").is_ok());
+    ASSERT_TRUE(create_bucket(h, "changed").is_ok());
+    ASSERT_TRUE(create_bucket(h, "gone").is_ok());
+    ASSERT_TRUE(reconfigure_bucket(h, "changed", arrival_on_append()).is_ok());
+    ASSERT_TRUE(delete_bucket(h, "gone").is_ok());
+    before = buckets_of(h);
+    ASSERT_EQ(before.size(), 2u);
+  }
+  StoreHarness h(small_options(dir));
+  ASSERT_NE(h.log(), nullptr) << h.open_status().to_string();
+  EXPECT_EQ(buckets_of(h), before);
+  EXPECT_TRUE(h.log()->bucket_home());
+  EXPECT_TRUE(append(h, "changed", "x", 0).is_ok()) << "its config came back too";
+  std::filesystem::remove_all(dir);
+}
+
+TEST(StreamStore, CatalogSnapshotsKeepTheBuckets) {
+  std::string dir = temp_dir();
+  StreamConfig capped;
+  capped.retention_bytes = 100'000;
+  std::vector<BucketInfo> before;
+  {
+    StoreHarness h(small_segments(dir));
+    ASSERT_NE(h.log(), nullptr);
+    ASSERT_TRUE(create_bucket(h, "orders").is_ok());
+    ASSERT_TRUE(create_bucket(h, "spare", arrival_on_append()).is_ok());
+    ASSERT_TRUE(create_bucket(h, "gone").is_ok());
+    ASSERT_TRUE(delete_bucket(h, "gone").is_ok());
+    ASSERT_TRUE(create(h, "orders", "capped", capped).is_ok());
+    append_at(h, "capped", 4000, 1000, 1000);  // ~4 MiB through 1 MiB segments.
+    settle(h, 2000);
+    // The bucket records' segment went: only the snapshot holds them now.
+    ASSERT_FALSE(std::filesystem::exists(dir + "/00000000000000000000.seg"));
+    before = buckets_of(h);
+  }
+  StoreHarness h(small_segments(dir));
+  ASSERT_NE(h.log(), nullptr) << h.open_status().to_string();
+  EXPECT_EQ(buckets_of(h), before);
+  ASSERT_EQ(before.size(), 2u);
+  EXPECT_EQ(before[1].config, arrival_on_append());
   std::filesystem::remove_all(dir);
 }
 

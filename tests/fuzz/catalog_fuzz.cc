@@ -3,7 +3,8 @@
 // holds. Any input must give kCorrupt or a clean decode. Decoding is strict,
 // so a decoded mutation re-encodes to exactly the input bytes. The decoded
 // mutation is then checked and applied to a small catalog, which must keep
-// its invariants whether the mutation is accepted or refused.
+// its invariants whether the mutation is accepted or refused. Bucket ops
+// (no stream id) go to the same catalog's bucket table.
 
 #include <cstddef>
 #include <cstdint>
@@ -17,9 +18,16 @@
 namespace {
 
 // Ids 1..3 used in bucket "abc": 1 live ("a"), 2 deleted (was "b"), 3 live
-// and sealed ("x/y"). Another bucket holds "a" too, id 4.
+// and sealed ("x/y"). Another bucket holds "a" too, id 4. Buckets "abc",
+// "abd" (holding streams) and "emp" (empty) exist.
 runnel::StreamCatalog small_catalog() {
   runnel::StreamCatalog catalog;
+  for (const char* bucket : {"abc", "abd", "emp"}) {
+    runnel::CatalogMutation m;
+    m.op = runnel::CatalogOp::kBucketCreate;
+    m.bucket.name = bucket;
+    RUNNEL_ASSERT(catalog.apply(m).is_ok());
+  }
   auto create = [&](uint64_t id, const char* bucket, const char* name) {
     runnel::CatalogMutation m;
     m.op = runnel::CatalogOp::kCreate;
@@ -56,6 +64,17 @@ void check_bucket(const runnel::StreamCatalog& catalog, const std::string& bucke
   }
 }
 
+// Every listed bucket is findable, in strictly increasing name order.
+void check_buckets(const runnel::StreamCatalog& catalog) {
+  const std::vector<const runnel::BucketInfo*> buckets = catalog.list_buckets("", "", 1000);
+  RUNNEL_ASSERT(buckets.size() == catalog.bucket_count());
+  for (size_t i = 0; i < buckets.size(); i++) {
+    RUNNEL_ASSERT(catalog.find_bucket(buckets[i]->name) == buckets[i]);
+    RUNNEL_ASSERT(runnel::validate_bucket_name(buckets[i]->name).is_ok());
+    if (i > 0) RUNNEL_ASSERT(buckets[i - 1]->name < buckets[i]->name);
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -67,21 +86,46 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   const runnel::CatalogMutation& m = *decoded;
   RUNNEL_ASSERT(runnel::encode_mutation(m) == input);
-  RUNNEL_ASSERT(m.stream.id > 0);
+  const bool bucket_op = runnel::is_bucket_op(m.op);
+  RUNNEL_ASSERT(bucket_op ? m.stream.id == 0 : m.stream.id > 0);
 
   runnel::StreamCatalog catalog = small_catalog();
   const size_t size_before = catalog.size();
+  const size_t buckets_before = catalog.bucket_count();
   const uint64_t next_id_before = catalog.next_id();
   const runnel::StreamInfo* before = catalog.find(m.stream.id);
   const runnel::StreamInfo copy_before = before != nullptr ? *before : runnel::StreamInfo{};
+  const runnel::BucketInfo* bucket_before = catalog.find_bucket(m.bucket.name);
+  const runnel::BucketInfo bucket_copy = bucket_before != nullptr ? *bucket_before : runnel::BucketInfo{};
+  const bool had_streams = catalog.bucket_has_streams(m.bucket.name);
   const runnel::Status checked = catalog.check(m);
   const runnel::Status applied = catalog.apply(m);
   RUNNEL_ASSERT(checked.code() == applied.code());
 
   if (!applied.is_ok()) {
     RUNNEL_ASSERT(catalog.size() == size_before);
+    RUNNEL_ASSERT(catalog.bucket_count() == buckets_before);
     RUNNEL_ASSERT(catalog.next_id() == next_id_before);
     if (before != nullptr) RUNNEL_ASSERT(*catalog.find(m.stream.id) == copy_before);
+    if (bucket_before != nullptr) RUNNEL_ASSERT(*catalog.find_bucket(m.bucket.name) == bucket_copy);
+  } else if (bucket_op) {
+    // A bucket op touches the bucket table only.
+    RUNNEL_ASSERT(catalog.size() == size_before);
+    RUNNEL_ASSERT(catalog.next_id() == next_id_before);
+    const runnel::BucketInfo* after = catalog.find_bucket(m.bucket.name);
+    if (m.op == runnel::CatalogOp::kBucketCreate) {
+      RUNNEL_ASSERT(bucket_before == nullptr);
+      RUNNEL_ASSERT(after != nullptr && *after == m.bucket);
+      RUNNEL_ASSERT(catalog.bucket_count() == buckets_before + 1);
+    } else if (m.op == runnel::CatalogOp::kBucketReconfigure) {
+      RUNNEL_ASSERT(after != nullptr && after->config == m.bucket.config);
+      RUNNEL_ASSERT(after->created_ms == bucket_copy.created_ms);
+      RUNNEL_ASSERT(catalog.bucket_count() == buckets_before);
+    } else {
+      RUNNEL_ASSERT(m.op == runnel::CatalogOp::kBucketDelete);
+      RUNNEL_ASSERT(after == nullptr && !had_streams);
+      RUNNEL_ASSERT(catalog.bucket_count() == buckets_before - 1);
+    }
   } else {
     const runnel::StreamInfo* after = catalog.find(m.stream.id);
     switch (m.op) {
@@ -113,8 +157,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case runnel::CatalogOp::kSnapshotEnd:
         RUNNEL_ASSERT(false);  // The catalog refuses snapshot markers.
         break;
+      case runnel::CatalogOp::kBucketCreate:
+      case runnel::CatalogOp::kBucketReconfigure:
+      case runnel::CatalogOp::kBucketDelete:
+        RUNNEL_ASSERT(false);  // Handled above.
+        break;
     }
   }
+  check_buckets(catalog);
   check_bucket(catalog, "abc");
   check_bucket(catalog, "abd");
   if (m.op == runnel::CatalogOp::kCreate) check_bucket(catalog, m.stream.bucket);
