@@ -20,6 +20,14 @@ using wire::Opcode;
 // size, and grows only to hold a large frame: idle connections are cheap.
 constexpr size_t kInputBytesInitial = 64u << 10;
 constexpr size_t kInputFreeMin = 16u << 10;  // Room a recv gets at least.
+// The shard's receive buffer ring: 256 × 32 KiB = 8 MiB however many
+// connections there are (buffers go back as soon as their bytes are used).
+constexpr uint16_t kRecvBufferGroup = 1;
+constexpr uint32_t kRecvBuffers = 256;
+constexpr uint32_t kRecvBufferBytes = 32u << 10;
+// A frame with at least this much still to come is received straight into
+// a buffer of its own size rather than copied out of ring buffers.
+constexpr size_t kDirectRecvMin = 32u << 10;
 constexpr uint32_t kSilentIntervalsMax = 3;
 
 std::string overloaded_frame() {
@@ -41,12 +49,17 @@ BinaryServer::BinaryServer(Reactor& reactor, UniqueFd listener, const BinaryServ
                 [this] { return std::make_unique<BinaryConnection>(*this, reactor_); }),
       requests_(reactor.metrics().counter("runnel_binary_requests_total", "Binary protocol requests received.")),
       protocol_errors_(reactor.metrics().counter("runnel_binary_protocol_errors_total",
-                                                 "Connections closed for breaking the binary protocol.")) {}
+                                                 "Connections closed for breaking the binary protocol.")),
+      recv_copied_bytes_(reactor.metrics().counter(
+          "runnel_binary_recv_copied_bytes_total",
+          "Received bytes copied out of ring buffers (parts of frames that spanned buffers).")),
+      recv_ring_(RecvBufferRing::create(reactor, kRecvBufferGroup, kRecvBuffers, kRecvBufferBytes)) {}
 
 BinaryConnection::BinaryConnection(BinaryServer& server, Reactor& reactor)
     : server_(server), reactor_(reactor), limits_(server.options_.limits), timer_(reactor, [this] { on_timer(); }) {
   recv_op_.c = this;
   send_op_.c = this;
+  cancel_op_.c = this;
 }
 
 BinaryConnection::~BinaryConnection() {
@@ -58,11 +71,17 @@ void BinaryConnection::start(int fd) {
   fd_ = fd;
   generation_++;
   in_start_ = in_end_ = 0;
-  resize_input(kInputBytesInitial);
+  if (server_.recv_ring_ == nullptr) {
+    resize_input(kInputBytesInitial);
+  } else {
+    in_.reset();  // Taken from the ring as data arrives.
+    in_capacity_ = 0;
+  }
   out_.reset();
   in_flight_ = 0;
   subscriptions_.clear();
   hello_done_ = recv_in_flight_ = in_process_input_ = close_after_send_ = closing_ = false;
+  recv_multishot_ = cancel_in_flight_ = plain_recv_once_ = large_frames_ = false;
   last_heard_us_ = reactor_.now_us();
   const int one = 1;
   (void)::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -81,7 +100,27 @@ void BinaryConnection::resize_input(size_t capacity) {
 }
 
 void BinaryConnection::post_recv() {
-  if (recv_in_flight_ || closing_ || close_after_send_ || saturated()) return;
+  if (recv_in_flight_ || cancel_in_flight_ || closing_ || close_after_send_ || saturated()) return;
+  RecvBufferRing* ring = server_.recv_ring_.get();
+  // A client sending large frames is served by plain recvs sized for them
+  // until it sends a small one: switching back and forth would copy the
+  // start of every frame out of the ring and cancel a recv each time.
+  if (ring != nullptr && !plain_recv_once_ && !large_frames_ && !large_frame_pending()) {
+    if (in_end_ == in_start_ && in_ != nullptr) {
+      in_.reset();  // Drained: an idle connection holds no receive buffer.
+      in_capacity_ = in_start_ = in_end_ = 0;
+    }
+    io_uring_sqe* sqe = reactor_.get_sqe();
+    io_uring_prep_recv_multishot(sqe, fd_, nullptr, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = ring->group();
+    Reactor::set_completion(sqe, &recv_op_);
+    recv_in_flight_ = recv_multishot_ = true;
+    return;
+  }
+  // A plain recv into our own buffer, sized for the frame in progress.
+  plain_recv_once_ = false;
+  recv_multishot_ = false;
   const size_t unparsed = in_end_ - in_start_;
   // The frame being received decides the room needed (its header says how big it is).
   size_t needed = wire::kFrameHeaderBytes;
@@ -90,7 +129,7 @@ void BinaryConnection::post_recv() {
     needed = std::max<size_t>(needed, std::min(frame_bytes, limits_.max_frame_bytes));
   }
   const size_t wanted = std::max(needed, unparsed + kInputFreeMin);
-  if (unparsed == 0 && in_capacity_ > kInputBytesInitial) {
+  if (unparsed == 0 && in_capacity_ > kInputBytesInitial && ring == nullptr) {
     resize_input(kInputBytesInitial);  // Drained: give a large buffer back.
   } else if (wanted > in_capacity_) {
     resize_input(std::max(wanted, std::min<size_t>(2 * in_capacity_, limits_.max_frame_bytes + kInputFreeMin)));
@@ -109,33 +148,118 @@ bool BinaryConnection::saturated() const {
   return in_flight_ >= limits_.requests_in_flight_max || out_.queued_bytes() >= limits_.output_bytes_max;
 }
 
-void BinaryConnection::on_recv(int res) {
-  recv_in_flight_ = false;
+bool BinaryConnection::large_frame_pending() const {
+  const size_t unparsed = in_end_ - in_start_;
+  if (unparsed < wire::kFrameHeaderBytes) return false;
+  const uint32_t frame_bytes = wire::read_frame_header(in_.get() + in_start_).frame_bytes;
+  return frame_bytes <= limits_.max_frame_bytes && frame_bytes > unparsed && frame_bytes - unparsed >= kDirectRecvMin;
+}
+
+void BinaryConnection::on_recv(int res, uint32_t flags) {
+  RecvBufferRing* ring = server_.recv_ring_.get();
+  if (!recv_multishot_ || (flags & IORING_CQE_F_MORE) == 0) recv_in_flight_ = false;
+  // A ring buffer goes back once its bytes are handled or copied, whatever happens here.
+  struct GiveBack {
+    RecvBufferRing* ring;
+    uint16_t id;
+    ~GiveBack() {
+      if (ring != nullptr) ring->give_back(id);
+    }
+  } give_back{(flags & IORING_CQE_F_BUFFER) != 0 ? ring : nullptr,
+              static_cast<uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT)};
   if (closing_) return maybe_finish_close();
+  if (res == -ENOBUFS) {
+    plain_recv_once_ = true;  // The ring is empty for now: one recv into our own buffer.
+    return post_recv();
+  }
+  if (res == -ECANCELED) return post_recv();  // We stopped it (cancel_recv); post_recv decides what is next.
   if (res <= 0) {
     if (res < 0 && res != -ECONNRESET) log_debug("binary recv: {}", std::strerror(-res));
     begin_close();  // Answers in flight are dropped: nobody is left to read them.
     return;
   }
-  in_end_ += static_cast<size_t>(res);
   last_heard_us_ = reactor_.now_us();
+  if (give_back.ring != nullptr) {
+    take_ring_buffer(ring->buffer(give_back.id), static_cast<size_t>(res));
+  } else {
+    in_end_ += static_cast<size_t>(res);
+  }
   process_input();
+  // The multishot recv would go on delivering: stop it while we must not
+  // read, or to take a large frame into a buffer of its own.
+  if (recv_in_flight_ && recv_multishot_ && (saturated() || close_after_send_ || large_frames_)) {
+    cancel_recv();
+  }
+}
+
+void BinaryConnection::take_ring_buffer(const char* data, size_t len) {
+  if (in_end_ > in_start_ || in_process_input_) return keep_input(data, len);  // Behind earlier bytes.
+  // Nothing waiting before it: whole frames are handled where they landed.
+  in_process_input_ = true;
+  const size_t used = handle_frames(data, len);
+  in_process_input_ = false;
+  if (used < len) keep_input(data + used, len - used);
+}
+
+void BinaryConnection::keep_input(const char* data, size_t len) {
+  const size_t unparsed = in_end_ - in_start_;
+  size_t needed = unparsed + len;
+  if (needed >= wire::kFrameHeaderBytes) {
+    // Room for the whole frame in progress, so the rest can be received in place.
+    char header[wire::kFrameHeaderBytes];
+    const size_t from_old = std::min(unparsed, wire::kFrameHeaderBytes);
+    if (from_old > 0) std::memcpy(header, in_.get() + in_start_, from_old);
+    std::memcpy(header + from_old, data, wire::kFrameHeaderBytes - from_old);
+    const uint32_t frame_bytes = wire::read_frame_header(header).frame_bytes;
+    needed = std::max<size_t>(needed, std::min(frame_bytes, limits_.max_frame_bytes));
+  }
+  if (needed > in_capacity_) {
+    resize_input(std::max(needed, kInputFreeMin));
+  } else if (in_capacity_ - in_end_ < len) {
+    std::memmove(in_.get(), in_.get() + in_start_, unparsed);
+    in_end_ = unparsed;
+    in_start_ = 0;
+  }
+  std::memcpy(in_.get() + in_end_, data, len);
+  in_end_ += len;
+  server_.recv_copied_bytes_.inc(len);
+}
+
+void BinaryConnection::cancel_recv() {
+  if (!recv_in_flight_ || !recv_multishot_ || cancel_in_flight_) return;
+  io_uring_sqe* sqe = reactor_.get_sqe();
+  io_uring_prep_cancel(sqe, &recv_op_, 0);
+  Reactor::set_completion(sqe, &cancel_op_);
+  cancel_in_flight_ = true;
+}
+
+void BinaryConnection::on_cancelled() {
+  cancel_in_flight_ = false;
+  if (closing_) return maybe_finish_close();
+  post_recv();
+}
+
+size_t BinaryConnection::handle_frames(const char* data, size_t len) {
+  size_t pos = 0;
+  while (!closing_ && !close_after_send_ && !saturated() && len - pos >= wire::kFrameHeaderBytes) {
+    const wire::FrameHeader h = wire::read_frame_header(data + pos);
+    if (Status s = wire::check_frame_header(h, limits_.max_frame_bytes); !s) {
+      protocol_error(h.opcode, h.request_id, s);
+      break;
+    }
+    large_frames_ = h.frame_bytes >= kDirectRecvMin;  // The latest frame tells what comes next.
+    if (len - pos < h.frame_bytes) break;  // The rest is on its way.
+    const char* frame = data + pos;
+    pos += h.frame_bytes;
+    if (!handle_frame(frame, h.frame_bytes)) break;
+  }
+  return pos;
 }
 
 void BinaryConnection::process_input() {
   if (in_process_input_) return;  // An answer given synchronously re-enters; the outer loop goes on.
   in_process_input_ = true;
-  while (!closing_ && !close_after_send_ && !saturated() && in_end_ - in_start_ >= wire::kFrameHeaderBytes) {
-    const wire::FrameHeader h = wire::read_frame_header(in_.get() + in_start_);
-    if (Status s = wire::check_frame_header(h, limits_.max_frame_bytes); !s) {
-      protocol_error(h.opcode, h.request_id, s);
-      break;
-    }
-    if (in_end_ - in_start_ < h.frame_bytes) break;  // The rest is on its way.
-    const char* frame = in_.get() + in_start_;
-    in_start_ += h.frame_bytes;
-    if (!handle_frame(frame, h.frame_bytes)) break;
-  }
+  if (in_end_ > in_start_) in_start_ += handle_frames(in_.get() + in_start_, in_end_ - in_start_);
   if (in_start_ == in_end_) in_start_ = in_end_ = 0;
   in_process_input_ = false;
   flush_output();
@@ -263,7 +387,7 @@ void BinaryConnection::deliver_push(void* connection, uint64_t generation, std::
   if (generation != c->generation_ || c->fd_ < 0 || c->closing_) return;  // That connection is gone.
   const wire::FrameHeader h = wire::read_frame_header(frame.data());
   if ((h.flags & wire::kFlagError) != 0) c->subscriptions_.erase(h.request_id);  // It ended.
-  c->out_.pending().append(frame);
+  c->out_.push(std::move(frame));
   if (!c->in_process_input_) c->flush_output();
 }
 
@@ -276,11 +400,7 @@ void BinaryConnection::on_answer(std::string frame) {
   RUNNEL_ASSERT(in_flight_ > 0);
   in_flight_--;
   if (fd_ < 0 || closing_) return maybe_finish_close();
-  if (out_.pending().empty()) {
-    out_.pending() = std::move(frame);
-  } else {
-    out_.pending().append(frame);
-  }
+  out_.push(std::move(frame));
   if (in_process_input_) return;  // Sent when the input loop ends.
   flush_output();
   if (!saturated() && in_end_ > in_start_) process_input();
@@ -341,6 +461,7 @@ void BinaryConnection::shut_down() {
   }
   end_subscriptions();
   close_after_send_ = true;  // Stop reading; answer what is in flight, then close.
+  cancel_recv();
   flush_output();
 }
 
@@ -355,7 +476,7 @@ void BinaryConnection::begin_close() {
 }
 
 void BinaryConnection::maybe_finish_close() {
-  if (!closing_ || recv_in_flight_ || out_.in_flight() || fd_ < 0) return;
+  if (!closing_ || recv_in_flight_ || cancel_in_flight_ || out_.in_flight() || fd_ < 0) return;
   ::close(fd_);
   fd_ = -1;
   generation_++;  // Answers still on their way are for a connection that is gone.

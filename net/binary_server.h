@@ -6,6 +6,17 @@
 // BinaryConnection reads frames, hands requests to the StreamService, and
 // writes the answers back in whatever order they complete.
 //
+// Receiving: one multishot recv per connection takes buffers from the
+// shard's provided buffer ring (net/recv_buffer_ring.h) as data arrives, and
+// frames are handled straight from them; only the part of a frame that
+// spans buffers is copied into the connection's own buffer, which exists
+// only while it holds one. A large frame (an append of many records) is
+// received directly into a buffer of its size instead: the multishot recv
+// is cancelled, and plain recvs sized for the frames go on until a small
+// frame comes again. When the kernel has no free ring
+// buffer, or the ring could not be registered, plain recvs into the
+// connection's buffer carry on.
+//
 // A connection is bounded: frames up to max_frame_bytes, at most
 // requests_in_flight_max requests and output_bytes_max bytes of unsent
 // answers — beyond those it stops reading (TCP back-pressure) until answers
@@ -21,6 +32,7 @@
 #include "core/metrics.h"
 #include "core/reactor.h"
 #include "net/acceptor.h"
+#include "net/recv_buffer_ring.h"
 #include "net/socket_output.h"
 #include "net/stream_service.h"
 #include "net/subscriptions.h"
@@ -56,14 +68,27 @@ class BinaryConnection final : public AcceptedConnection {
  private:
   struct RecvOp final : IoCompletion {
     BinaryConnection* c = nullptr;
-    void on_complete(int res, uint32_t) override { c->on_recv(res); }
+    void on_complete(int res, uint32_t flags) override { c->on_recv(res, flags); }
+  };
+  struct CancelOp final : IoCompletion {
+    BinaryConnection* c = nullptr;
+    void on_complete(int, uint32_t) override { c->on_cancelled(); }
   };
   struct SendOp final : IoCompletion {
     BinaryConnection* c = nullptr;
     void on_complete(int res, uint32_t) override { c->on_sent(res); }
   };
 
-  void on_recv(int res);
+  void on_recv(int res, uint32_t flags);
+  void on_cancelled();
+  // Handles the whole frames at the front of [data, data + len); returns
+  // the bytes they took. Stops at a partial frame, when saturated, or when
+  // the connection is closing.
+  size_t handle_frames(const char* data, size_t len);
+  void take_ring_buffer(const char* data, size_t len);
+  void keep_input(const char* data, size_t len);  // Appends to the connection's own buffer.
+  bool large_frame_pending() const;
+  void cancel_recv();
   void on_sent(int res);
   void on_timer();
   void process_input();
@@ -87,6 +112,7 @@ class BinaryConnection final : public AcceptedConnection {
   const BinaryLimits& limits_;
   RecvOp recv_op_;
   SendOp send_op_;
+  CancelOp cancel_op_;
   Timer timer_;
   std::unique_ptr<char[]> in_;
   size_t in_capacity_ = 0;
@@ -100,6 +126,10 @@ class BinaryConnection final : public AcceptedConnection {
   int fd_ = -1;
   bool hello_done_ = false;
   bool recv_in_flight_ = false;
+  bool recv_multishot_ = false;    // The recv in flight is the multishot one.
+  bool cancel_in_flight_ = false;
+  bool plain_recv_once_ = false;   // The ring ran dry: the next recv uses our buffer.
+  bool large_frames_ = false;      // The latest frame was kDirectRecvMin or more: plain recvs.
   bool in_process_input_ = false;
   bool close_after_send_ = false;
   bool closing_ = false;
@@ -124,6 +154,8 @@ class BinaryServer {
   Acceptor acceptor_;
   Counter& requests_;
   Counter& protocol_errors_;
+  Counter& recv_copied_bytes_;
+  std::unique_ptr<RecvBufferRing> recv_ring_;  // Null: plain recvs only.
 };
 
 }  // namespace runnel

@@ -162,7 +162,7 @@ void HttpConnection::process_input() {
   if (in_process_input_) return;  // A synchronous answer re-enters; the outer loop continues.
   in_process_input_ = true;
   while (!closing_ && !close_after_send_ && !handler_pending_ && read_pos_ < read_len_ &&
-         out_.pending().size() < kOutputBytesHighWater) {
+         out_.queued_bytes() < kOutputBytesHighWater) {
     size_t consumed = 0;
     auto result = parser_->feed(read_buffer_.get() + read_pos_, read_len_ - read_pos_, &consumed);
     read_pos_ += consumed;
