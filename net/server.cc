@@ -77,6 +77,7 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config) {
   binary_options.limits.heartbeat_ms = config.heartbeat_ms;
   binary_options.server_version = RUNNEL_VERSION;
   server->stores_.resize(static_cast<size_t>(shards), nullptr);
+  server->buckets_ = std::make_unique<BucketRegistry>(&server->stores_);
 
   Server* s = server.get();
   Status started = s->shards_->start(
@@ -93,7 +94,8 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config) {
         log_options.write_buffers = config.storage_write_buffers;
         log_options.cache_bytes = uint64_t{config.storage_cache_mib} << 20;
         log_options.compact_live_percent = config.storage_compact_live_percent;
-        auto store = StreamStore::open(&reactor, *services.io, log_options);
+        // Shard 0's log holds the buckets; the other shards get a replica (below).
+        auto store = StreamStore::open(&reactor, *services.io, log_options, shard == BucketRegistry::kHomeShard);
         if (!store) {
           return Status(store.status().code(), fmt::format("shard {} log: {}", shard, store.status().message()));
         }
@@ -103,7 +105,7 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config) {
                                                       make_admin_handler(reactor, s->node_));
         services.admin->start();
         s->stores_[shard] = services.store.get();
-        services.streams = std::make_unique<StreamService>(reactor, &s->stores_);
+        services.streams = std::make_unique<StreamService>(reactor, &s->stores_, s->buckets_.get());
         // Accepting starts once every shard has recovered (below): a request
         // may need any shard's store.
         services.binary = std::make_unique<BinaryServer>(reactor, std::move(s->binary_listeners_[shard]),
@@ -119,9 +121,16 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config) {
         services.io.reset();
       });
   if (!started) return started;
-  for (int shard = 0; shard < shards; shard++) {
-    s->shards_->reactor(shard).post_external([s, shard] { s->shard_services_[static_cast<size_t>(shard)].binary->start(); });
-  }
+  // Every shard has recovered. Shard 0 copies its buckets to the others'
+  // replicas; only then does any shard accept (a request may need any
+  // shard's replica). Connections that arrive meanwhile wait in the backlog.
+  s->shards_->reactor(BucketRegistry::kHomeShard).post_external([s, shards] {
+    s->buckets_->replicate_all([s, shards] {
+      for (int shard = 0; shard < shards; shard++) {
+        Reactor::current().send(shard, [s, shard] { s->shard_services_[static_cast<size_t>(shard)].binary->start(); });
+      }
+    });
+  });
 
   log_info("runneld {} serving with {} shards: binary={} admin={} data_dir={}", s->node_.version, shards,
            s->binary_address_.to_string(), s->admin_address_.to_string(), config.data_dir);

@@ -5,7 +5,9 @@
 // main thread; everything it starts runs on the shards.
 //
 // Startup order: lock the data directory, bind (so a busy port fails before
-// any thread starts), start shards, each recovers its log, mark ready.
+// any thread starts), start shards, each recovers its log, mark ready; then
+// shard 0 copies its buckets to every shard and only then do shards accept
+// (connections made meanwhile wait in the listen backlog).
 
 #include <memory>
 #include <vector>
@@ -14,6 +16,7 @@
 #include "core/shard_set.h"
 #include "net/admin.h"
 #include "net/binary_server.h"
+#include "net/bucket_registry.h"
 #include "net/http_server.h"
 #include "net/socket.h"
 #include "storage/stream_store.h"
@@ -63,6 +66,7 @@ class Server {
   };
   std::vector<ShardServices> shard_services_;
   std::vector<StreamStore*> stores_;  // stores_[s] is used only on shard s.
+  std::unique_ptr<BucketRegistry> buckets_;  // Used only on shard 0; outlives the shards.
 };
 
 }  // namespace runnel

@@ -200,8 +200,8 @@ struct StreamService::Remote {
   std::string answer;
 };
 
-StreamService::StreamService(Reactor& reactor, const std::vector<StreamStore*>* stores)
-    : reactor_(reactor), stores_(stores) {}
+StreamService::StreamService(Reactor& reactor, const std::vector<StreamStore*>* stores, BucketRegistry* buckets)
+    : reactor_(reactor), stores_(stores), buckets_(buckets) {}
 
 uint32_t StreamService::owner_shard(std::string_view bucket, std::string_view stream, uint32_t shard_count) {
   XXH3_state_t state;
@@ -220,6 +220,7 @@ Status StreamService::handle(uint16_t opcode, uint32_t request_id, std::string_v
     list_streams(request_id, body, std::move(reply));
     return Status::ok();
   }
+  if (!names_a_stream && handle_bucket(opcode, request_id, body, reply)) return Status::ok();
   if (!names_a_stream) {
     reply(error_frame(opcode, request_id, Status(ErrorCode::kUnsupported,
                                                  fmt::format("{} is not supported by this server yet",
@@ -266,10 +267,8 @@ void run(StreamStore& store, Call* call, std::string_view body, bool* malformed)
         *malformed = true;
         return;
       }
-      // Buckets (and their default stream config) are not built yet: a
-      // stream asking for the bucket default gets the built-in default.
-      const StreamConfig config = m.use_bucket_default ? StreamConfig{} : from_wire(m.config);
-      return store.create_stream(m.bucket, m.stream, config, info_answer(call));
+      if (m.use_bucket_default) return store.create_stream_default(m.bucket, m.stream, info_answer(call));
+      return store.create_stream(m.bucket, m.stream, from_wire(m.config), info_answer(call));
     }
     case Opcode::kGetStream: {
       wire::StreamName m;
@@ -380,9 +379,106 @@ bool StreamService::execute(StreamStore& store, uint16_t opcode, uint32_t reques
   return !malformed;
 }
 
+bool StreamService::handle_bucket(uint16_t opcode, uint32_t request_id, std::string_view body, Reply& reply) {
+  switch (static_cast<Opcode>(opcode)) {
+    case Opcode::kCreateBucket:
+    case Opcode::kReconfigureBucket:
+    case Opcode::kDeleteBucket:
+      mutate_bucket(opcode, request_id, body, std::move(reply));
+      return true;
+    case Opcode::kGetBucket: {
+      wire::BucketName m;
+      (void)wire::decode_body(body, &m);
+      if (Status s = validate_bucket_name(m.bucket); !s) {
+        reply(error_frame(opcode, request_id, s));
+        return true;
+      }
+      const BucketInfo* info = local_store().find_bucket(m.bucket);
+      if (info == nullptr) {
+        reply(error_frame(opcode, request_id, Status(ErrorCode::kNotFound, fmt::format("no bucket '{}'", m.bucket))));
+      } else {
+        reply(answer_frame(opcode, request_id, to_wire(*info)));
+      }
+      return true;
+    }
+    case Opcode::kListBuckets: {
+      wire::ListRequest m;
+      (void)wire::decode_body(body, &m);
+      const uint32_t limit = m.limit == 0 ? kListLimitDefault : std::min(m.limit, kListLimitDefault);
+      // One more than the limit, to tell whether there are more.
+      wire::ListAnswer<wire::BucketInfo> answer;
+      for (const BucketInfo* info : local_store().catalog().list_buckets(m.prefix, m.start_after, size_t{limit} + 1)) {
+        answer.items.push_back(to_wire(*info));
+      }
+      if (answer.items.size() > limit) {
+        answer.items.resize(limit);
+        answer.more = true;
+      }
+      reply(answer_frame(opcode, request_id, answer));
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+void StreamService::mutate_bucket(uint16_t opcode, uint32_t request_id, std::string_view body, Reply reply) {
+  BucketRegistry::Op op = BucketRegistry::Op::kDelete;
+  std::string_view name;
+  BucketConfig config;
+  if (opcode == static_cast<uint16_t>(Opcode::kDeleteBucket)) {
+    wire::BucketName m;
+    (void)wire::decode_body(body, &m);
+    name = m.bucket;
+  } else {
+    wire::BucketWithConfig m;
+    (void)wire::decode_body(body, &m);
+    name = m.bucket;
+    config = from_wire(m.config);
+    op = opcode == static_cast<uint16_t>(Opcode::kCreateBucket) ? BucketRegistry::Op::kCreate
+                                                                 : BucketRegistry::Op::kReconfigure;
+  }
+  // A bad name is answered here, without the hop.
+  if (Status s = validate_bucket_name(name); !s) return reply(error_frame(opcode, request_id, s));
+  struct BucketCall {
+    uint16_t opcode;
+    uint32_t request_id;
+    int origin;
+    BucketRegistry::Op op;
+    std::string name;
+    BucketConfig config;
+    Reply reply;
+    std::string answer;
+  };
+  auto* call = new BucketCall{opcode, request_id, reactor_.shard(), op, std::string(name), config, std::move(reply), {}};
+  reactor_.hold();  // Shutdown waits for the answer.
+  BucketRegistry* registry = buckets_;
+  reactor_.send(BucketRegistry::kHomeShard, [call, registry] {
+    registry->submit(call->op, call->name, call->config, [call](Result<BucketInfo> r) {
+      if (!r) {
+        call->answer = error_frame(call->opcode, call->request_id, r.status());
+      } else if (call->opcode == static_cast<uint16_t>(Opcode::kDeleteBucket)) {
+        call->answer = empty_answer(call->opcode, call->request_id);
+      } else {
+        call->answer = answer_frame(call->opcode, call->request_id, to_wire(*r));
+      }
+      Reactor::current().send(call->origin, [call] {
+        std::unique_ptr<BucketCall> owned(call);
+        owned->reply(std::move(owned->answer));
+        Reactor::current().release();
+      });
+    });
+  });
+}
+
 void StreamService::list_streams(uint32_t request_id, std::string_view body, Reply reply) {
   wire::ListRequest m;
   (void)wire::decode_body(body, &m);
+  const uint16_t opcode = static_cast<uint16_t>(Opcode::kListStreams);
+  if (Status s = validate_bucket_name(m.bucket); !s) return reply(error_frame(opcode, request_id, s));
+  if (local_store().find_bucket(m.bucket) == nullptr) {
+    return reply(error_frame(opcode, request_id, Status(ErrorCode::kNotFound, fmt::format("no bucket '{}'", m.bucket))));
+  }
   const uint32_t limit = m.limit == 0 ? kListLimitDefault : std::min(m.limit, kListLimitDefault);
   // Each shard lists its own streams (one more than the limit, to tell
   // whether there are more); the answers are merged by name here.

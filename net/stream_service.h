@@ -8,6 +8,11 @@
 // runs it, and the answer frame comes back by message to be written on the
 // connection's shard. Listing streams asks every shard and merges.
 //
+// Buckets: GET_BUCKET and LIST_BUCKETS are answered from this shard's
+// replica of the bucket table; CREATE/RECONFIGURE/DELETE_BUCKET go by message
+// to the BucketRegistry on shard 0, which answers once the change is durable
+// and on every shard.
+//
 // Answers are whole frames (proto/wire.h), errors included; the caller only
 // writes them out.
 
@@ -18,6 +23,7 @@
 
 #include "core/inline_function.h"
 #include "core/reactor.h"
+#include "net/bucket_registry.h"
 #include "storage/stream_store.h"
 
 namespace runnel {
@@ -27,8 +33,9 @@ class StreamService {
   // Receives the answer frame on the connection's shard.
   using Reply = InlineFunction<void(std::string frame), 32>;
 
-  // `stores[s]` is shard s's store, used only on shard s.
-  StreamService(Reactor& reactor, const std::vector<StreamStore*>* stores);
+  // `stores[s]` is shard s's store, used only on shard s; `buckets` lives on
+  // shard 0 and is used only there.
+  StreamService(Reactor& reactor, const std::vector<StreamStore*>* stores, BucketRegistry* buckets);
 
   // Serves one request frame's body (valid for the duration of the call);
   // `reply` gets the answer frame, now or later. A body that does not decode
@@ -46,9 +53,14 @@ class StreamService {
   // dropped unanswered) if the body does not decode.
   static bool execute(StreamStore& store, uint16_t opcode, uint32_t request_id, std::string_view body, Reply reply);
   void list_streams(uint32_t request_id, std::string_view body, Reply reply);
+  // Bucket requests (false: not a bucket opcode). The body decoded already.
+  bool handle_bucket(uint16_t opcode, uint32_t request_id, std::string_view body, Reply& reply);
+  void mutate_bucket(uint16_t opcode, uint32_t request_id, std::string_view body, Reply reply);
+  StreamStore& local_store() const { return *(*stores_)[static_cast<size_t>(reactor_.shard())]; }
 
   Reactor& reactor_;
   const std::vector<StreamStore*>* stores_;
+  BucketRegistry* buckets_;
 };
 
 }  // namespace runnel

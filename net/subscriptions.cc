@@ -52,6 +52,18 @@ struct Subscription {
 
 // This shard's subscriptions, so credits, stops and shutdown can find them.
 thread_local std::map<Key, Subscription*> live;
+// A SUBSCRIBE on its way to the owning shard, and there, until its stream
+// exists (create_stream_on_read may have to create it first).
+struct PendingStart {
+  const std::vector<StreamStore*>* stores;
+  uint32_t id;
+  std::string body;
+  PushTarget target;
+  uint32_t heartbeat_ms;
+  bool stopped = false;  // Unsubscribed, or its connection went, meanwhile.
+};
+// Those waiting for a create, so a stop can find them.
+thread_local std::multimap<Key, PendingStart*> starting;
 thread_local bool stop_hook_registered = false;
 
 void deliver(const PushTarget& t, std::string frame) {
@@ -209,18 +221,25 @@ void on_owner(Reactor& here, uint32_t owner, Fn fn) {
 
 void start(Reactor& here, const std::vector<StreamStore*>* stores, uint32_t owner, uint32_t id,
            std::string_view body, const PushTarget& target, uint32_t default_heartbeat_ms) {
-  struct Request {
-    const std::vector<StreamStore*>* stores;
-    uint32_t id;
-    std::string body;
-    PushTarget target;
-    uint32_t heartbeat_ms;
-  };
-  auto* request = new Request{stores, id, std::string(body), target, default_heartbeat_ms};
+  auto* request = new PendingStart{stores, id, std::string(body), target, default_heartbeat_ms, false};
   on_owner(here, owner, [request] {
-    std::unique_ptr<Request> r(request);
-    StreamStore& store = *(*r->stores)[static_cast<size_t>(Reactor::current().shard())];
-    start_here(store, r->id, r->body, r->target, r->heartbeat_ms);
+    StreamStore& store = *(*request->stores)[static_cast<size_t>(Reactor::current().shard())];
+    wire::Subscribe m;
+    (void)wire::decode_body(request->body, &m);
+    // A missing stream in a bucket with create_stream_on_read is created
+    // first; an existing one (the usual case) is answered at once.
+    auto entry = starting.emplace(key_of(request->target, request->id), request);
+    store.ensure_stream_for_read(m.bucket, m.stream, [request, entry, &store](Status s) {
+      std::unique_ptr<PendingStart> r(request);
+      starting.erase(entry);
+      if (r->stopped) return;
+      const uint16_t opcode = static_cast<uint16_t>(Opcode::kSubscribe);
+      if (Reactor::current().stopping()) {
+        return deliver(r->target, error_frame(opcode, r->id, Status(ErrorCode::kShuttingDown, "the server is stopping")));
+      }
+      if (!s) return deliver(r->target, error_frame(opcode, r->id, s));
+      start_here(store, r->id, r->body, r->target, r->heartbeat_ms);
+    });
   });
 }
 
@@ -235,7 +254,9 @@ void credit(Reactor& here, uint32_t owner, const PushTarget& target, uint32_t id
 
 void stop(Reactor& here, uint32_t owner, const PushTarget& target, uint32_t id) {
   on_owner(here, owner, [target, id] {
-    if (Subscription* sub = find(target, id)) end(sub);
+    if (Subscription* sub = find(target, id)) return end(sub);
+    auto [first, last] = starting.equal_range(key_of(target, id));
+    for (auto it = first; it != last; ++it) it->second->stopped = true;
   });
 }
 

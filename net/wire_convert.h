@@ -46,6 +46,24 @@ inline wire::StreamInfo to_wire(const StreamInfo& info, uint64_t tail) {
   return out;
 }
 
+inline BucketConfig from_wire(const wire::BucketConfig& c) {
+  BucketConfig out;
+  out.default_stream_config = from_wire(c.default_stream_config);
+  out.create_stream_on_append = c.create_stream_on_append;
+  out.create_stream_on_read = c.create_stream_on_read;
+  return out;
+}
+
+inline wire::BucketInfo to_wire(const BucketInfo& info) {
+  wire::BucketInfo out;
+  out.name = info.name;
+  out.config.default_stream_config = to_wire(info.config.default_stream_config);
+  out.config.create_stream_on_append = info.config.create_stream_on_append;
+  out.config.create_stream_on_read = info.config.create_stream_on_read;
+  out.created_ms = info.created_ms;
+  return out;
+}
+
 inline std::string error_frame(uint16_t opcode, uint32_t request_id, const Status& status) {
   std::string out;
   wire::append_error_frame(&out, opcode, request_id, status);

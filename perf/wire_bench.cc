@@ -122,10 +122,23 @@ int run(int argc, char** argv) {
     fmt::print(stderr, "hello failed\n");
     return 1;
   }
+  // Streams live in a bucket: "bench", made by the first run against this server.
+  if (!call(wire::Opcode::kCreateBucket, wire::BucketWithConfig{"bench", {}})) return 1;
+  if ((h.flags & wire::kFlagError) != 0) {
+    wire::ErrorBody e;
+    if (!wire::decode_body(body, &e) || e.code != static_cast<uint16_t>(ErrorCode::kAlreadyExists)) {
+      fmt::print(stderr, "creating bucket 'bench' failed: {}\n", e.message);
+      return 1;
+    }
+  }
   std::vector<std::string> names;
   for (int s = 0; s < a.streams; s++) {
     names.push_back(fmt::format("bench-{}-{}", ::getpid(), s));
     if (!call(wire::Opcode::kCreateStream, wire::CreateStream{"bench", names.back(), true, {}})) return 1;
+    if ((h.flags & wire::kFlagError) != 0) {
+      fmt::print(stderr, "creating stream {} failed\n", names.back());
+      return 1;
+    }
   }
   PayloadBuilder builder;
   const std::string record(static_cast<size_t>(a.record_bytes), 'x');

@@ -1,7 +1,7 @@
 // The binary protocol against the real runneld (two shards, loopback ports
-// of its own): handshake, every stream operation, appends and reads across
-// both shards with pipelining, match_seq_num races, and bad input — which
-// closes only the connection that sent it.
+// of its own): handshake, buckets, every stream operation, appends and reads
+// across both shards with pipelining, match_seq_num races, and bad input —
+// which closes only the connection that sent it.
 //
 // The client here is deliberately minimal (blocking socket, proto/wire.h),
 // so these tests check the server, not the client library.
@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <map>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -156,7 +157,25 @@ std::unique_ptr<RunneldProcess> start_server(const TempDir& dir, int shards = 2)
   return p;
 }
 
-// Creates orders/`name` with the default config.
+// Creates a bucket; its answer.
+BucketInfo create_bucket(WireClient& c, const std::string& name, const BucketConfig& config = {}) {
+  return c.answer_as<BucketInfo>(c.send(Opcode::kCreateBucket, BucketWithConfig{name, config}));
+}
+
+// A connection (after hello) that landed on `shard`: the kernel picks, so
+// connect until one does.
+std::unique_ptr<WireClient> connect_to_shard(int port, uint32_t shard) {
+  for (int attempt = 0; attempt < 200; attempt++) {
+    auto c = std::make_unique<WireClient>(port);
+    if (c->connected() && c->hello().shard == shard) return c;
+  }
+  ADD_FAILURE() << "no connection landed on shard " << shard;
+  return nullptr;
+}
+
+uint16_t code_of(ErrorCode code) { return static_cast<uint16_t>(code); }
+
+// Creates orders/`name` with the default config (bucket "orders" must exist).
 void create_stream(WireClient& c, const std::string& name) {
   c.answer_as<StreamInfo>(c.send(Opcode::kCreateStream, CreateStream{"orders", name, true, {}}));
 }
@@ -239,6 +258,7 @@ TEST(BinaryProtocol, HelloThenPingThenStreamOperations) {
   c.send_raw(ping);
   Frame pong = c.answer(900);
   EXPECT_EQ(pong.header.flags, kFlagResponse);
+  create_bucket(c, "orders");
 
   CreateStream create{"orders", "eu/1", false, StreamConfig{2, 0, 0, 0, false}};
   StreamInfo info = c.answer_as<StreamInfo>(c.send(Opcode::kCreateStream, create));
@@ -275,8 +295,7 @@ TEST(BinaryProtocol, HelloThenPingThenStreamOperations) {
   EXPECT_EQ(deleted.header.flags, kFlagResponse);
   EXPECT_EQ(c.error_of(c.send(Opcode::kCheckTail, StreamName{"orders", "eu/1"})).code,
             static_cast<uint16_t>(ErrorCode::kNotFound));
-  EXPECT_EQ(c.error_of(c.send(Opcode::kGetBucket, BucketName{"orders"})).code,
-            static_cast<uint16_t>(ErrorCode::kUnsupported));
+  EXPECT_EQ(c.answer_as<BucketInfo>(c.send(Opcode::kGetBucket, BucketName{"orders"})).name, "orders");
 }
 
 TEST(BinaryProtocol, PipelinedAppendsAcrossShardsReadBackInOrder) {
@@ -286,6 +305,7 @@ TEST(BinaryProtocol, PipelinedAppendsAcrossShardsReadBackInOrder) {
   WireClient c(server->binary().port);
   ASSERT_TRUE(c.connected());
   c.hello();
+  create_bucket(c, "orders");
   constexpr int kStreams = 16;  // Spread over both shards by their hash.
   for (int s = 0; s < kStreams; s++) {
     const std::string name = "s" + std::to_string(s);
@@ -332,6 +352,11 @@ TEST(BinaryProtocol, ManyClientsOnManyStreamsEachSeeTheirOwnRecordsInOrder) {
   auto server = start_server(dir, 2);
   ASSERT_NE(server, nullptr);
   constexpr int kClients = 8, kStreamsPerClient = 8, kBatches = 40;
+  {
+    WireClient setup(server->binary().port);
+    setup.hello();
+    create_bucket(setup, "orders");
+  }
   std::vector<std::thread> clients;
   std::vector<std::string> failures(kClients);
   for (int c = 0; c < kClients; c++) {
@@ -380,6 +405,7 @@ TEST(BinaryProtocol, OfRacingMatchSeqNumAppendsExactlyOneWins) {
   WireClient a(server->binary().port), b(server->binary().port);
   a.hello();
   b.hello();
+  create_bucket(a, "orders");
   create_stream(a, "race");
   int wins = 0;
   for (uint64_t round = 0; round < 20; round++) {
@@ -409,6 +435,7 @@ TEST(BinaryProtocol, BadFramesCloseOnlyTheirConnection) {
   ASSERT_NE(server, nullptr);
   WireClient good(server->binary().port);
   good.hello();
+  create_bucket(good, "orders");
   create_stream(good, "calm");
 
   auto expect_closed_with = [&](const std::string& bytes, ErrorCode code, bool hello_first) {
@@ -480,6 +507,7 @@ TEST(BinaryProtocol, ALongPollReadAnswersWhenRecordsLandAndBlocksNothingElse) {
   WireClient reader(server->binary().port), writer(server->binary().port);
   reader.hello();
   writer.hello();
+  create_bucket(writer, "orders");
   create_stream(writer, "waited");
   // Waits at the tail (long enough that only the append can end it)...
   const uint32_t waiting =
@@ -515,6 +543,7 @@ TEST(BinaryProtocol, ASubscriberSeesEveryRecordOnceInOrderWithinItsCredit) {
   WireClient sub(server->binary().port), writer(server->binary().port);
   sub.hello();
   writer.hello();
+  create_bucket(writer, "orders");
   create_stream(writer, "feed");
   PayloadBuilder early;
   for (int r = 0; r < 5; r++) early.add(0, body_of("feed", static_cast<uint64_t>(r)));
@@ -606,6 +635,7 @@ TEST(BinaryProtocol, LargeBatchesTravelWholeBothWays) {
   ASSERT_NE(server, nullptr);
   WireClient c(server->binary().port);
   c.hello();
+  create_bucket(c, "orders");
   create_stream(c, "big");
   // Batches of ~900 KiB (a frame far larger than a connection's initial
   // buffer), a few small ones between them.
@@ -631,6 +661,7 @@ TEST(BinaryProtocol, ARetriedProducerAppendIsNotWrittenTwice) {
   ASSERT_NE(server, nullptr);
   WireClient setup(server->binary().port);
   setup.hello();
+  create_bucket(setup, "orders");
   create_stream(setup, "once");
   PayloadBuilder payload;
   payload.add(0, "exactly once");
@@ -661,6 +692,7 @@ TEST(BinaryProtocol, AcknowledgedAppendsSurviveARestart) {
     ASSERT_NE(server, nullptr);
     WireClient c(server->binary().port);
     c.hello();
+    create_bucket(c, "orders");
     for (int s = 0; s < 6; s++) {
       const std::string name = "k" + std::to_string(s);
       create_stream(c, name);
@@ -680,6 +712,350 @@ TEST(BinaryProtocol, AcknowledgedAppendsSurviveARestart) {
     ASSERT_EQ(bodies.size(), 10u) << name;
     for (uint64_t i = 0; i < 10; i++) EXPECT_EQ(bodies[i], body_of(name, i));
   }
+}
+
+
+// ---- Buckets ----
+
+std::vector<std::string> bucket_names(const ListAnswer<BucketInfo>& list) {
+  std::vector<std::string> out;
+  for (const BucketInfo& b : list.items) out.push_back(b.name);
+  return out;
+}
+
+ListAnswer<BucketInfo> list_buckets(WireClient& c, std::string_view prefix, std::string_view start_after,
+                                    uint32_t limit) {
+  return c.answer_as<ListAnswer<BucketInfo>>(c.send(Opcode::kListBuckets, ListRequest{"", prefix, start_after, limit}));
+}
+
+// The error answer to `id`, its message copied out of the frame.
+struct OwnedError {
+  uint16_t code = 0;
+  std::string message;
+};
+OwnedError owned_error_of(WireClient& c, uint32_t id) {
+  Frame f = c.answer(id);
+  ErrorBody e;
+  EXPECT_NE(f.header.flags & kFlagError, 0) << "request " << id << " was expected to fail";
+  EXPECT_TRUE(decode_body(f.body, &e));
+  return OwnedError{e.code, std::string(e.message)};
+}
+
+// A stream name in `bucket` that lives on `shard` of two.
+std::string name_on_shard(const std::string& bucket, uint32_t shard, const std::string& prefix) {
+  for (int i = 0;; i++) {
+    std::string name = prefix + std::to_string(i);
+    if (owner_shard(bucket, name, 2) == shard) return name;
+  }
+}
+
+// Timestamping by arrival, one hour of retention, LZ4.
+StreamConfig arrival_config() { return StreamConfig{2, 3'600'000, 0, 0, true}; }
+
+TEST(BinaryProtocol, BucketsAreCreatedListedReconfiguredAndDeletedOnEveryShard) {
+  TempDir dir;
+  auto server = start_server(dir);
+  ASSERT_NE(server, nullptr);
+  // A change made through one shard is seen through the other once answered.
+  auto zero = connect_to_shard(server->binary().port, 0);
+  auto one = connect_to_shard(server->binary().port, 1);
+  ASSERT_TRUE(zero && one);
+
+  BucketConfig config{arrival_config(), true, false};
+  BucketInfo created = create_bucket(*one, "eu-orders", config);
+  EXPECT_EQ(created.name, "eu-orders");
+  EXPECT_EQ(created.config, config);
+  EXPECT_GT(created.created_ms, 0u);
+  EXPECT_EQ(zero->answer_as<BucketInfo>(zero->send(Opcode::kGetBucket, BucketName{"eu-orders"})), created);
+  EXPECT_EQ(zero->error_of(zero->send(Opcode::kCreateBucket, BucketWithConfig{"eu-orders", {}})).code,
+            code_of(ErrorCode::kAlreadyExists));
+  for (const char* bad : {"ab", "-ab", "Orders", "a_b", ""}) {
+    EXPECT_EQ(zero->error_of(zero->send(Opcode::kCreateBucket, BucketWithConfig{bad, {}})).code,
+              code_of(ErrorCode::kInvalidArgument))
+        << bad;
+  }
+  EXPECT_EQ(one->error_of(one->send(Opcode::kGetBucket, BucketName{"us-orders"})).code,
+            code_of(ErrorCode::kNotFound));
+
+  // Listing: by name, prefix, start_after, limit and `more`.
+  for (const char* name : {"us-orders", "eu-payments", "a-1", "eu-audit"}) create_bucket(*zero, name);
+  EXPECT_EQ(bucket_names(list_buckets(*one, "", "", 0)),
+            (std::vector<std::string>{"a-1", "eu-audit", "eu-orders", "eu-payments", "us-orders"}));
+  EXPECT_FALSE(list_buckets(*one, "", "", 0).more);
+  auto page = list_buckets(*one, "eu-", "", 2);
+  EXPECT_EQ(bucket_names(page), (std::vector<std::string>{"eu-audit", "eu-orders"}));
+  EXPECT_TRUE(page.more);
+  page = list_buckets(*zero, "eu-", "eu-orders", 2);
+  EXPECT_EQ(bucket_names(page), (std::vector<std::string>{"eu-payments"}));
+  EXPECT_FALSE(page.more);
+  page = list_buckets(*zero, "", "eu-payments", 1);
+  EXPECT_EQ(bucket_names(page), (std::vector<std::string>{"us-orders"}));
+  EXPECT_FALSE(page.more) << "nothing after the last one";
+  EXPECT_TRUE(list_buckets(*zero, "zz", "", 0).items.empty());
+
+  BucketConfig other{StreamConfig{}, false, true};
+  BucketInfo reconfigured = zero->answer_as<BucketInfo>(
+      zero->send(Opcode::kReconfigureBucket, BucketWithConfig{"eu-orders", other}));
+  EXPECT_EQ(reconfigured.config, other);
+  EXPECT_EQ(reconfigured.created_ms, created.created_ms);
+  EXPECT_EQ(one->answer_as<BucketInfo>(one->send(Opcode::kGetBucket, BucketName{"eu-orders"})).config, other);
+  EXPECT_EQ(one->error_of(one->send(Opcode::kReconfigureBucket, BucketWithConfig{"nope", other})).code,
+            code_of(ErrorCode::kNotFound));
+
+  Frame deleted = one->answer(one->send(Opcode::kDeleteBucket, BucketName{"a-1"}));
+  EXPECT_EQ(deleted.header.flags, kFlagResponse);
+  EXPECT_TRUE(deleted.body.empty());
+  EXPECT_EQ(zero->error_of(zero->send(Opcode::kGetBucket, BucketName{"a-1"})).code, code_of(ErrorCode::kNotFound));
+  EXPECT_EQ(zero->error_of(zero->send(Opcode::kDeleteBucket, BucketName{"a-1"})).code,
+            code_of(ErrorCode::kNotFound));
+  EXPECT_EQ(bucket_names(list_buckets(*one, "a", "", 0)), std::vector<std::string>{});
+}
+
+TEST(BinaryProtocol, AStreamNeedsItsBucketAndMayTakeItsDefaultConfig) {
+  TempDir dir;
+  auto server = start_server(dir);
+  ASSERT_NE(server, nullptr);
+  WireClient c(server->binary().port);
+  c.hello();
+  // Names spread over both shards, each refused for want of a bucket.
+  for (int s = 0; s < 8; s++) {
+    const std::string name = "s" + std::to_string(s);
+    OwnedError e = owned_error_of(c, c.send(Opcode::kCreateStream, CreateStream{"orders", name, true, {}}));
+    EXPECT_EQ(e.code, code_of(ErrorCode::kNotFound)) << name;
+    EXPECT_NE(e.message.find("no bucket 'orders'"), std::string::npos) << e.message;
+  }
+  EXPECT_EQ(c.error_of(c.send(Opcode::kListStreams, ListRequest{"orders", "", "", 0})).code,
+            code_of(ErrorCode::kNotFound));
+
+  create_bucket(c, "orders", BucketConfig{arrival_config(), false, false});
+  for (int s = 0; s < 8; s++) {
+    const std::string name = "s" + std::to_string(s);
+    StreamInfo info = c.answer_as<StreamInfo>(c.send(Opcode::kCreateStream, CreateStream{"orders", name, true, {}}));
+    EXPECT_EQ(info.config, arrival_config()) << "use_bucket_default takes the bucket's default";
+  }
+  const StreamConfig own{1, 0, 5'000, 0, false};
+  StreamInfo explicit_config =
+      c.answer_as<StreamInfo>(c.send(Opcode::kCreateStream, CreateStream{"orders", "own", false, own}));
+  EXPECT_EQ(explicit_config.config, own);
+  // A later default applies to later streams only.
+  c.answer_as<BucketInfo>(c.send(Opcode::kReconfigureBucket, BucketWithConfig{"orders", {}}));
+  EXPECT_EQ(c.answer_as<StreamInfo>(c.send(Opcode::kGetStream, StreamName{"orders", "s0"})).config, arrival_config());
+  EXPECT_EQ(c.answer_as<StreamInfo>(c.send(Opcode::kCreateStream, CreateStream{"orders", "later", true, {}})).config,
+            StreamConfig{});
+  EXPECT_EQ(c.answer_as<ListAnswer<StreamInfo>>(c.send(Opcode::kListStreams, ListRequest{"orders", "", "", 0}))
+                .items.size(),
+            10u);
+}
+
+TEST(BinaryProtocol, ABucketHoldingStreamsIsDeletedOnlyOnceTheyAreGone) {
+  TempDir dir;
+  auto server = start_server(dir);
+  ASSERT_NE(server, nullptr);
+  WireClient c(server->binary().port);
+  c.hello();
+  create_bucket(c, "orders");
+  std::vector<std::string> names;
+  for (int s = 0; s < 6; s++) {  // On both shards.
+    names.push_back("s" + std::to_string(s));
+    create_stream(c, names.back());
+  }
+  for (size_t left = names.size(); left > 0; left--) {
+    OwnedError e = owned_error_of(c, c.send(Opcode::kDeleteBucket, BucketName{"orders"}));
+    EXPECT_EQ(e.code, code_of(ErrorCode::kAlreadyExists)) << "with " << left << " streams left";
+    EXPECT_NE(e.message.find("still holds streams"), std::string::npos) << e.message;
+    // A refused delete leaves the bucket as it was: streams can still be made in it.
+    create_stream(c, "extra");
+    c.answer(c.send(Opcode::kDeleteStream, StreamName{"orders", "extra"}));
+    c.answer(c.send(Opcode::kDeleteStream, StreamName{"orders", names[left - 1]}));
+  }
+  // One stream on either shard alone keeps it.
+  for (uint32_t shard : {0u, 1u}) {
+    const std::string name = name_on_shard("orders", shard, "alone-");
+    create_stream(c, name);
+    EXPECT_EQ(c.error_of(c.send(Opcode::kDeleteBucket, BucketName{"orders"})).code, code_of(ErrorCode::kAlreadyExists))
+        << "a stream on shard " << shard;
+    c.answer(c.send(Opcode::kDeleteStream, StreamName{"orders", name}));
+  }
+  Frame deleted = c.answer(c.send(Opcode::kDeleteBucket, BucketName{"orders"}));
+  EXPECT_EQ(deleted.header.flags, kFlagResponse);
+  EXPECT_EQ(c.error_of(c.send(Opcode::kCreateStream, CreateStream{"orders", "s0", true, {}})).code,
+            code_of(ErrorCode::kNotFound));
+  // A bucket of the same name starts empty.
+  create_bucket(c, "orders");
+  EXPECT_TRUE(c.answer_as<ListAnswer<StreamInfo>>(c.send(Opcode::kListStreams, ListRequest{"orders", "", "", 0}))
+                  .items.empty());
+}
+
+TEST(BinaryProtocol, ADeleteRacingStreamCreatesNeverLeavesAStreamBehind) {
+  TempDir dir;
+  auto server = start_server(dir);
+  ASSERT_NE(server, nullptr);
+  auto zero = connect_to_shard(server->binary().port, 0);
+  auto one = connect_to_shard(server->binary().port, 1);
+  ASSERT_TRUE(zero && one);
+  for (int round = 0; round < 20; round++) {
+    const std::string bucket = "race-" + std::to_string(round);
+    create_bucket(*zero, bucket);
+    // Creates pipelined on both connections, the delete sent among them
+    // (first, in every other round, so that it sometimes wins).
+    std::vector<std::pair<WireClient*, uint32_t>> creates;
+    uint32_t delete_id = 0;
+    const int delete_at = round % 2 == 0 ? 0 : round % 10;
+    for (int i = 0; i < 16; i++) {
+      WireClient& c = i % 2 == 0 ? *zero : *one;
+      if (i == delete_at) {
+        delete_id = one->send(Opcode::kDeleteBucket, BucketName{bucket});
+        // Varies the interleaving only; what is checked holds for any.
+        if (round % 2 == 0) std::this_thread::sleep_for(std::chrono::microseconds(100 * (round % 7)));
+      }
+      creates.emplace_back(&c, c.send(Opcode::kCreateStream, CreateStream{bucket, "s" + std::to_string(i), true, {}}));
+    }
+    int created = 0;
+    for (auto& [c, id] : creates) {
+      Frame f = c->answer(id);
+      if ((f.header.flags & kFlagError) == 0) {
+        created++;
+        continue;
+      }
+      ErrorBody e;
+      ASSERT_TRUE(decode_body(f.body, &e));
+      EXPECT_TRUE(e.code == code_of(ErrorCode::kNotFound) || e.code == code_of(ErrorCode::kUnavailable))
+          << "round " << round << ": " << e.message;
+    }
+    Frame d = one->answer(delete_id);
+    if ((d.header.flags & kFlagError) == 0) {
+      EXPECT_EQ(created, 0) << "round " << round << ": streams created in a bucket that was then deleted";
+      create_bucket(*zero, bucket);
+      EXPECT_TRUE(zero->answer_as<ListAnswer<StreamInfo>>(
+                          zero->send(Opcode::kListStreams, ListRequest{bucket, "", "", 0}))
+                      .items.empty())
+          << "round " << round;
+    } else {
+      ErrorBody e;
+      ASSERT_TRUE(decode_body(d.body, &e));
+      EXPECT_EQ(e.code, code_of(ErrorCode::kAlreadyExists)) << "round " << round << ": " << e.message;
+      EXPECT_GT(created, 0) << "round " << round;
+      EXPECT_EQ(static_cast<int>(zero->answer_as<ListAnswer<StreamInfo>>(
+                                         zero->send(Opcode::kListStreams, ListRequest{bucket, "", "", 0}))
+                                     .items.size()),
+                created);
+    }
+  }
+}
+
+TEST(BinaryProtocol, ABucketMayCreateStreamsOnAppendOrOnRead) {
+  TempDir dir;
+  auto server = start_server(dir);
+  ASSERT_NE(server, nullptr);
+  WireClient c(server->binary().port), sub(server->binary().port);
+  c.hello();
+  sub.hello();
+  create_bucket(c, "plain");
+  create_bucket(c, "on-append", BucketConfig{arrival_config(), true, false});
+  create_bucket(c, "on-read", BucketConfig{arrival_config(), false, true});
+  PayloadBuilder payload;
+  payload.add(0, body_of("x", 0));
+
+  // Appends to missing streams, on both shards.
+  for (int s = 0; s < 6; s++) {
+    const std::string name = "a" + std::to_string(s);
+    EXPECT_EQ(c.error_of(c.send(Opcode::kAppend, append_of(payload, "plain", name))).code,
+              code_of(ErrorCode::kNotFound));
+    EXPECT_EQ(c.error_of(c.send(Opcode::kAppend, append_of(payload, "on-read", name))).code,
+              code_of(ErrorCode::kNotFound));
+    // Two in flight at once: one create, both land.
+    const uint32_t first = c.send(Opcode::kAppend, append_of(payload, "on-append", name));
+    const uint32_t second = c.send(Opcode::kAppend, append_of(payload, "on-append", name));
+    EXPECT_EQ(c.answer_as<AppendAck>(first).start_seq, 0u) << name;
+    EXPECT_EQ(c.answer_as<AppendAck>(second).start_seq, 1u) << name;
+    StreamInfo info = c.answer_as<StreamInfo>(c.send(Opcode::kGetStream, StreamName{"on-append", name}));
+    EXPECT_EQ(info.config, arrival_config());
+    EXPECT_EQ(info.tail, 2u);
+  }
+  EXPECT_EQ(c.error_of(c.send(Opcode::kRead, Read{"on-append", "r", Start{}, 10, 1 << 20, 0, 0})).code,
+            code_of(ErrorCode::kNotFound))
+      << "create_stream_on_append does not create on read";
+
+  // Reads of missing streams: created, then read at their (empty) tail.
+  for (int s = 0; s < 6; s++) {
+    const std::string name = "r" + std::to_string(s);
+    EXPECT_EQ(c.error_of(c.send(Opcode::kRead, Read{"plain", name, Start{}, 10, 1 << 20, 0, 0})).code,
+              code_of(ErrorCode::kNotFound));
+    ReadAnswer empty = c.answer_as<ReadAnswer>(c.send(Opcode::kRead, Read{"on-read", name, Start{}, 10, 1 << 20, 0, 0}));
+    EXPECT_TRUE(empty.batches.empty());
+    EXPECT_EQ(empty.tail, 0u);
+    EXPECT_EQ(c.answer_as<StreamInfo>(c.send(Opcode::kGetStream, StreamName{"on-read", name})).config,
+              arrival_config());
+  }
+  // A long poll on a missing stream waits on the new stream for its first record.
+  const uint32_t waiting = c.send(Opcode::kRead, Read{"on-read", "polled", Start{}, 10, 1 << 20, 0, 30'000});
+  // A subscription to a missing stream starts on the new stream.
+  const uint32_t subscription =
+      sub.send(Opcode::kSubscribe, Subscribe{"on-read", "pushed", Start{}, 1 << 20, 100});
+  EXPECT_EQ(sub.answer_as<TailAnswer>(subscription).tail, 0u);
+  EXPECT_EQ(sub.error_of(sub.send(Opcode::kSubscribe, Subscribe{"plain", "pushed", Start{}, 1 << 20, 100})).code,
+            code_of(ErrorCode::kNotFound));
+  // The stream exists once the read is answered, or once its create is
+  // durable: an append may have to wait for that.
+  WireClient writer(server->binary().port);
+  writer.hello();
+  for (const char* name : {"polled", "pushed"}) {
+    for (int attempt = 0;; attempt++) {
+      Frame f = writer.answer(writer.send(Opcode::kAppend, append_of(payload, "on-read", name)));
+      if ((f.header.flags & kFlagError) == 0) break;
+      ASSERT_LT(attempt, 1000) << name << " never appeared";
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+  ReadAnswer got = c.answer_as<ReadAnswer>(waiting);
+  ASSERT_EQ(got.batches.size(), 1u);
+  EXPECT_EQ(got.batches[0].base_seq, 0u);
+  uint64_t next = 0;
+  std::vector<std::string> bodies;
+  while (bodies.empty()) {
+    auto f = sub.next_push(subscription);
+    ASSERT_TRUE(f.has_value());
+    ASSERT_EQ(f->header.flags & kFlagError, 0);
+    take_records(*f, &next, &bodies);
+  }
+  EXPECT_EQ(bodies, std::vector<std::string>{body_of("x", 0)});
+}
+
+TEST(BinaryProtocol, BucketsSurviveARestartOnEveryShard) {
+  TempDir dir;
+  std::vector<BucketInfo> before;
+  {
+    auto server = start_server(dir);
+    ASSERT_NE(server, nullptr);
+    WireClient c(server->binary().port);
+    c.hello();
+    create_bucket(c, "kept");
+    create_bucket(c, "changed");
+    create_bucket(c, "gone");
+    c.answer_as<BucketInfo>(
+        c.send(Opcode::kReconfigureBucket, BucketWithConfig{"changed", BucketConfig{arrival_config(), true, true}}));
+    c.answer(c.send(Opcode::kDeleteBucket, BucketName{"gone"}));
+    before = list_buckets(c, "", "", 0).items;
+    ASSERT_EQ(before.size(), 2u);
+    ASSERT_TRUE(server->stop(SIGKILL).has_value());
+  }
+  auto server = start_server(dir);
+  ASSERT_NE(server, nullptr);
+  // Each shard's replica was filled from shard 0's log before it accepted.
+  for (uint32_t shard : {0u, 1u}) {
+    auto c = connect_to_shard(server->binary().port, shard);
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(list_buckets(*c, "", "", 0).items, before) << "shard " << shard;
+    EXPECT_EQ(c->error_of(c->send(Opcode::kGetBucket, BucketName{"gone"})).code, code_of(ErrorCode::kNotFound));
+  }
+  WireClient c(server->binary().port);
+  c.hello();
+  for (int s = 0; s < 6; s++) {  // Streams on both shards get the recovered default.
+    const std::string name = "s" + std::to_string(s);
+    EXPECT_EQ(c.answer_as<StreamInfo>(c.send(Opcode::kCreateStream, CreateStream{"changed", name, true, {}})).config,
+              arrival_config());
+  }
+  expect_clean_stop(*server);
 }
 
 }  // namespace

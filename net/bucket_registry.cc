@@ -1,0 +1,147 @@
+#include "net/bucket_registry.h"
+
+#include <fmt/format.h>
+
+#include <cstdint>
+
+#include "core/log.h"
+#include "core/shard_gather.h"
+
+namespace runnel {
+
+BucketRegistry::BucketRegistry(const std::vector<StreamStore*>* stores) : stores_(stores) {}
+
+StreamStore& BucketRegistry::home() const {
+  RUNNEL_ASSERT(Reactor::current().shard() == kHomeShard);
+  StreamStore* store = (*stores_)[kHomeShard];
+  RUNNEL_ASSERT(store->bucket_home());
+  return *store;
+}
+
+void BucketRegistry::submit(Op op, std::string_view name, const BucketConfig& config, Done done) {
+  RUNNEL_ASSERT(Reactor::current().shard() == kHomeShard);
+  if (queue_.size() >= kQueuedMax) {
+    return done(Status(ErrorCode::kOverloaded, "too many bucket changes waiting; retry later"));
+  }
+  queue_.push_back(std::unique_ptr<Request>(new Request{op, std::string(name), config, std::move(done)}));
+  run_next();
+}
+
+void BucketRegistry::run_next() {
+  if (running_ || queue_.empty()) return;
+  running_ = true;
+  Request* request = queue_.front().get();
+  StreamStore& store = home();
+  switch (request->op) {
+    case Op::kCreate:
+    case Op::kReconfigure: {
+      auto written = [this, request](Result<BucketInfo> r) {
+        if (!r) return finish(request, std::move(r));
+        CatalogMutation m;
+        m.op = request->op == Op::kCreate ? CatalogOp::kBucketCreate : CatalogOp::kBucketReconfigure;
+        m.bucket = *r;
+        broadcast(m, false, [this, request, info = *r] { finish(request, info); });
+      };
+      if (request->op == Op::kCreate) return store.create_bucket(request->name, request->config, std::move(written));
+      return store.reconfigure_bucket(request->name, request->config, std::move(written));
+    }
+    case Op::kDelete:
+      return delete_bucket(request);
+  }
+}
+
+void BucketRegistry::finish(Request* request, Result<BucketInfo> result) {
+  RUNNEL_ASSERT(!queue_.empty() && queue_.front().get() == request);
+  std::unique_ptr<Request> owned = std::move(queue_.front());
+  queue_.pop_front();
+  running_ = false;
+  owned->done(std::move(result));
+  // The next one from the loop, not from inside this one's answer.
+  if (!queue_.empty()) Reactor::current().post([this] { run_next(); });
+}
+
+void BucketRegistry::broadcast(const CatalogMutation& mutation, bool unmark, std::function<void()> then) {
+  auto shared = std::make_shared<const CatalogMutation>(mutation);
+  const std::vector<StreamStore*>* stores = stores_;
+  gather_from_shards<int>(
+      Reactor::current(),
+      [shared, unmark, stores](Reactor& there) {
+        StreamStore& store = *(*stores)[static_cast<size_t>(there.shard())];
+        if (!store.bucket_home()) {
+          // Replicas follow the home; one that cannot is a bug, logged loudly.
+          if (Status s = store.apply_bucket_replica(*shared); !s) {
+            log_error("bucket replica on shard {} diverged applying '{}': {}", there.shard(), shared->bucket.name,
+                      s.to_string());
+          }
+        }
+        if (unmark) store.unmark_bucket_deleting(shared->bucket.name);
+        return 0;
+      },
+      [then = std::move(then)](std::vector<int>) { then(); });
+}
+
+void BucketRegistry::unmark_everywhere(const std::string& name, std::function<void()> then) {
+  auto shared = std::make_shared<const std::string>(name);
+  const std::vector<StreamStore*>* stores = stores_;
+  gather_from_shards<int>(
+      Reactor::current(),
+      [shared, stores](Reactor& there) {
+        (*stores)[static_cast<size_t>(there.shard())]->unmark_bucket_deleting(*shared);
+        return 0;
+      },
+      [then = std::move(then)](std::vector<int>) { then(); });
+}
+
+void BucketRegistry::delete_bucket(Request* request) {
+  if (Status s = validate_bucket_name(request->name); !s) return finish(request, std::move(s));
+  if (home().find_bucket(request->name) == nullptr) {
+    return finish(request, Status(ErrorCode::kNotFound, fmt::format("no bucket '{}'", request->name)));
+  }
+  // Mark first, then count: a stream create that comes after the mark on
+  // its shard fails, one before it is counted (created or in flight).
+  auto name = std::make_shared<const std::string>(request->name);
+  const std::vector<StreamStore*>* stores = stores_;
+  gather_from_shards<int>(
+      Reactor::current(),
+      [name, stores](Reactor& there) {
+        return (*stores)[static_cast<size_t>(there.shard())]->mark_bucket_deleting(*name) ? 1 : 0;
+      },
+      [this, request](std::vector<int> holding) {
+        int shards_holding = 0;
+        for (int h : holding) shards_holding += h;
+        if (shards_holding > 0) {
+          return unmark_everywhere(request->name, [this, request] {
+            // kAlreadyExists: streams exist in it (PROTOCOL.md, "Errors").
+            finish(request, Status(ErrorCode::kAlreadyExists,
+                                   fmt::format("bucket '{}' still holds streams; delete them first", request->name)));
+          });
+        }
+        home().delete_bucket(request->name, [this, request](Result<BucketInfo> r) {
+          if (!r) {
+            return unmark_everywhere(request->name, [this, request, status = r.status()] { finish(request, status); });
+          }
+          CatalogMutation m;
+          m.op = CatalogOp::kBucketDelete;
+          m.bucket = *r;
+          broadcast(m, true, [this, request, info = *r] { finish(request, info); });
+        });
+      });
+}
+
+void BucketRegistry::replicate_all(std::function<void()> then) {
+  std::vector<BucketInfo> table;
+  for (const BucketInfo* b : home().catalog().list_buckets("", "", SIZE_MAX)) table.push_back(*b);
+  log_info("{} buckets recovered; copying them to every shard", table.size());
+  auto shared = std::make_shared<const std::vector<BucketInfo>>(std::move(table));
+  const std::vector<StreamStore*>* stores = stores_;
+  gather_from_shards<int>(
+      Reactor::current(),
+      [shared, stores](Reactor& there) {
+        StreamStore& store = *(*stores)[static_cast<size_t>(there.shard())];
+        if (!store.bucket_home()) store.replace_buckets(*shared);
+        return 0;
+      },
+      [then = std::move(then)](std::vector<int>) { then(); });
+}
+
+}  // namespace runnel
