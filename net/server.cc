@@ -100,6 +100,9 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config) {
           return Status(store.status().code(), fmt::format("shard {} log: {}", shard, store.status().message()));
         }
         services.store = std::move(*store);
+        StreamStore* opened = services.store.get();
+        reactor.metrics().gauge_callback("runnel_buckets", "Buckets in this shard's copy of the bucket table.",
+                                         [opened] { return static_cast<double>(opened->catalog().bucket_count()); });
         services.store->start_retention(config.storage_retention_interval_ms);
         services.admin = std::make_unique<HttpServer>(reactor, std::move(s->admin_listeners_[shard]), admin_options,
                                                       make_admin_handler(reactor, s->node_));

@@ -809,6 +809,11 @@ TEST(BinaryProtocol, BucketsAreCreatedListedReconfiguredAndDeletedOnEveryShard) 
   EXPECT_EQ(zero->error_of(zero->send(Opcode::kDeleteBucket, BucketName{"a-1"})).code,
             code_of(ErrorCode::kNotFound));
   EXPECT_EQ(bucket_names(list_buckets(*one, "a", "", 0)), std::vector<std::string>{});
+  // Every shard's copy holds the four left.
+  HttpReply metrics = http_request(server->admin(), "GET", "/metrics");
+  for (const char* series : {"runnel_buckets{shard=\"0\"} 4\n", "runnel_buckets{shard=\"1\"} 4\n"}) {
+    EXPECT_NE(metrics.body.find(series), std::string::npos) << series << metrics.body;
+  }
 }
 
 TEST(BinaryProtocol, AStreamNeedsItsBucketAndMayTakeItsDefaultConfig) {

@@ -70,7 +70,7 @@ TEST(Runneld, MetricsHaveSeriesForEveryShard) {
   for (int shard = 0; shard < 3; shard++) {
     for (const char* series : {"runnel_reactor_loop_steps_total", "runnel_io_uring_enter_calls_total",
                                "runnel_io_uring_cqes_total", "runnel_admin_connections",
-                               "runnel_log_appends_total", "runnel_log_flushes_total"}) {
+                               "runnel_log_appends_total", "runnel_log_flushes_total", "runnel_buckets"}) {
       std::string needle = std::string(series) + "{shard=\"" + std::to_string(shard) + "\"}";
       EXPECT_NE(metrics.body.find(needle), std::string::npos) << "missing " << needle;
     }
