@@ -342,7 +342,7 @@ bool BinaryConnection::handle_subscription_frame(uint16_t opcode, uint32_t reque
                                  Status(ErrorCode::kAlreadyExists, "a subscription with this id is active"));
         return true;
       }
-      const uint32_t owner = StreamService::owner_shard(m.bucket, m.stream, shards);
+      const uint32_t owner = wire::owner_shard(m.bucket, m.stream, shards);
       subscriptions_[request_id] = owner;
       subscriptions::start(reactor_, service.stores(), owner, request_id, body, push_target(), limits_.heartbeat_ms);
       return true;

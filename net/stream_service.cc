@@ -1,8 +1,5 @@
 #include "net/stream_service.h"
 
-#define XXH_STATIC_LINKING_ONLY  // XXH3_state_t on the stack.
-#include <xxhash.h>
-
 #include <algorithm>
 #include <memory>
 
@@ -203,15 +200,6 @@ struct StreamService::Remote {
 StreamService::StreamService(Reactor& reactor, const std::vector<StreamStore*>* stores, BucketRegistry* buckets)
     : reactor_(reactor), stores_(stores), buckets_(buckets) {}
 
-uint32_t StreamService::owner_shard(std::string_view bucket, std::string_view stream, uint32_t shard_count) {
-  XXH3_state_t state;
-  XXH3_64bits_reset(&state);
-  XXH3_64bits_update(&state, bucket.data(), bucket.size());
-  XXH3_64bits_update(&state, "/", 1);
-  XXH3_64bits_update(&state, stream.data(), stream.size());
-  return static_cast<uint32_t>(XXH3_64bits_digest(&state) % shard_count);
-}
-
 Status StreamService::handle(uint16_t opcode, uint32_t request_id, std::string_view body, Reply reply) {
   std::string_view bucket, stream;
   const bool names_a_stream = stream_of(opcode, body, &bucket, &stream);
@@ -227,7 +215,7 @@ Status StreamService::handle(uint16_t opcode, uint32_t request_id, std::string_v
                                                              wire::opcode_name(opcode)))));
     return Status::ok();
   }
-  const uint32_t owner = owner_shard(bucket, stream, static_cast<uint32_t>(stores_->size()));
+  const uint32_t owner = wire::owner_shard(bucket, stream, static_cast<uint32_t>(stores_->size()));
   if (static_cast<int>(owner) == reactor_.shard()) {
     // This shard's stream: decoded once, as it runs.
     if (execute(*(*stores_)[owner], opcode, request_id, body, std::move(reply))) return Status::ok();

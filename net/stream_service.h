@@ -1,7 +1,7 @@
 #pragma once
 // StreamService: the binary protocol's operations, as served to the
 // connections of one shard. A request names its stream; the stream belongs to
-// one shard (owner_shard: XXH3 of "bucket/stream"), and the operation runs
+// one shard (wire::owner_shard: XXH3 of "bucket/stream"), and the operation runs
 // there, against that shard's StreamStore. For a stream of this shard that
 // is a direct call on the request's bytes, with no copy; for another shard
 // the request body is copied once and sent by message, the owner decodes and
@@ -43,7 +43,6 @@ class StreamService {
   // connection) and `reply` is not called.
   Status handle(uint16_t opcode, uint32_t request_id, std::string_view body, Reply reply);
 
-  static uint32_t owner_shard(std::string_view bucket, std::string_view stream, uint32_t shard_count);
   // Every shard's store (each used only on its own shard), for subscriptions.
   const std::vector<StreamStore*>* stores() const { return stores_; }
 
