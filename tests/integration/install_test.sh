@@ -3,6 +3,7 @@
 # into a scratch prefix, builds proto/client/examples against the installed
 # CMake package (and once more with pkg-config and nothing else), and runs
 # both against a real runneld on loopback ports of its own, stopped by PID.
+# The public headers must compile clean under -Wall -Wextra -Werror.
 # Usage: install_test.sh BUILD_DIR SOURCE_DIR RUNNELD
 set -euo pipefail
 build_dir=$1 source_dir=$2 runneld=$3
@@ -21,7 +22,7 @@ cmake --build "$scratch/example" >/dev/null
 pc_dir=$(dirname "$(find "$scratch/prefix" -name runnel.pc)")
 libdir=$(PKG_CONFIG_PATH=$pc_dir pkg-config --variable=libdir runnel)
 # shellcheck disable=SC2046  # pkg-config's flags are meant to split.
-c++ -o "$scratch/with_pkg_config" "$source_dir/proto/client/examples/append_and_read.cc" \
+c++ -Wall -Wextra -Werror -o "$scratch/with_pkg_config" "$source_dir/proto/client/examples/append_and_read.cc" \
   $(PKG_CONFIG_PATH=$pc_dir pkg-config --cflags --libs runnel)
 
 "$runneld" --data-dir "$scratch/data" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --shards 2 \

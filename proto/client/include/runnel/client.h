@@ -44,7 +44,7 @@ namespace runnel::client {
 struct ClientOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 7420;
-  std::string token;  // Sent in the hello; empty: none.
+  std::string token{};  // Sent in the hello; empty: none.
   std::string client_name = "librunnel";
   // Keep a connection to every shard and route each stream's requests to its
   // owner. false: one connection, the server forwards.
