@@ -1,0 +1,465 @@
+// runnel-bench: the load generator. Producers append batches to streams
+// through librunnel, consumers subscribe to the same streams, and every
+// record carries the time it was meant to be sent, so the report has ack
+// latency (append → durable ack) and end-to-end latency (append → delivered
+// to a subscriber), both from the intended send time: under --rate a
+// request that had to wait for the server is charged for the wait
+// (no coordinated omission). At the end every stream is checked: each
+// record consumed exactly once, in order, by each of its subscribers.
+//
+// One thread runs everything on one libuv loop (a producer client and a
+// consumer client, each with a connection per server shard), so on a small
+// machine the generator takes at most one core; it reports its own CPU use.
+
+#include <fmt/format.h>
+#include <sys/resource.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runnel/blocking_client.h"
+#include "runnel/client.h"
+#include "tools/bench/histogram.h"
+
+namespace runnel::bench {
+namespace {
+
+using namespace runnel::client;
+
+constexpr size_t kStampBytes = 20;  // u64 send time it is timed from (ns), u32 producer, u64 record number.
+constexpr size_t kBacklogMax = 100000;  // Batches behind schedule before the offered load is called unsustainable.
+
+struct Options {
+  std::string server = "127.0.0.1:7420";
+  std::string bucket = "bench";
+  int producers = 1;
+  int consumers = 1;
+  int streams = 1;
+  uint32_t record_size = 1024;
+  uint32_t batch_records = 100;
+  double duration_s = 10;
+  double rate = 0;   // Records/s over all producers; 0: as fast as acks come back.
+  int window = 8;    // Batches in flight per producer.
+  bool json = false;
+  bool quiet = false;
+};
+
+uint64_t now_ns() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
+}
+
+double cpu_seconds(double* user, double* sys) {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  *user = static_cast<double>(u.ru_utime.tv_sec) + static_cast<double>(u.ru_utime.tv_usec) / 1e6;
+  *sys = static_cast<double>(u.ru_stime.tv_sec) + static_cast<double>(u.ru_stime.tv_usec) / 1e6;
+  return *user + *sys;
+}
+
+struct StreamState {
+  std::string name;
+  uint64_t acked = 0;  // Records acknowledged.
+};
+
+class Bench;
+
+struct Producer {
+  Bench* bench = nullptr;
+  int id = 0;
+  std::vector<size_t> streams;
+  size_t next_stream = 0;
+  uint64_t next_record = 0;
+  int in_flight = 0;
+  std::deque<uint64_t> due;  // Intended send times (ns) of batches not yet sent (--rate).
+  uint64_t next_due_ns = 0;
+  uv_timer_t timer{};
+};
+
+struct Subscription {
+  size_t stream = 0;
+  uint64_t next_seq = 0;
+  uint64_t handle = 0;
+};
+
+class Bench {
+ public:
+  Bench(uv_loop_t* loop, Options o) : loop_(loop), o_(std::move(o)) {}
+
+  int run();
+
+ private:
+  bool set_up();
+  void start_producers();
+  void pump(Producer& p);
+  void send(Producer& p, uint64_t intended_ns);
+  void on_records(Subscription& s, std::vector<Record>& records);
+  void progress();
+  void finish_producing();
+  void check_consumed();
+  void report();
+
+  uv_loop_t* loop_;
+  Options o_;
+  ClientOptions client_options_;
+  std::unique_ptr<Client> producer_client_;
+  std::unique_ptr<Client> consumer_client_;
+  std::vector<StreamState> streams_;
+  std::vector<std::unique_ptr<Producer>> producers_;
+  std::vector<std::unique_ptr<Subscription>> subs_;
+  std::string padding_;
+
+  uint64_t start_ns_ = 0, end_ns_ = 0, stop_ns_ = 0;
+  bool producing_ = true;
+  uint64_t produced_ = 0, consumed_ = 0, append_errors_ = 0, order_errors_ = 0, subscription_errors_ = 0;
+  bool unsustainable_ = false;
+  LatencyHistogram append_all_, e2e_all_, append_second_, e2e_second_;
+  uint64_t produced_mark_ = 0, consumed_mark_ = 0;
+  double cpu_start_ = 0, cpu_mark_ = 0;
+  uint64_t mark_ns_ = 0;
+  uv_timer_t progress_timer_{};
+  uv_timer_t check_timer_{};
+  uint64_t check_deadline_ns_ = 0;
+  bool consumed_all_ = false;
+};
+
+bool Bench::set_up() {
+  const auto colon = o_.server.rfind(':');
+  if (colon == std::string::npos) {
+    fmt::print(stderr, "runnel-bench: --server must be HOST:PORT\n");
+    return false;
+  }
+  client_options_.host = o_.server.substr(0, colon);
+  client_options_.port = static_cast<uint16_t>(std::stoi(o_.server.substr(colon + 1)));
+  client_options_.client_name = "runnel-bench";
+  client_options_.request_timeout_ms = 10000;
+  // Streams of their own for this run, in the bench bucket.
+  BlockingClient setup(client_options_);
+  auto bucket = setup.create_bucket(o_.bucket);
+  if (!bucket && bucket.status().code() != ErrorCode::kAlreadyExists) {
+    fmt::print(stderr, "runnel-bench: cannot create bucket '{}': {}\n", o_.bucket, bucket.status().to_string());
+    return false;
+  }
+  const std::string run_id = fmt::format("{}-{}", getpid(), now_ns() / 1000000 % 100000000);
+  for (int k = 0; k < o_.streams; k++) {
+    StreamState s;
+    s.name = fmt::format("run-{}/{}", run_id, k);
+    auto created = setup.create_stream(o_.bucket, s.name);
+    if (!created) {
+      fmt::print(stderr, "runnel-bench: cannot create stream: {}\n", created.status().to_string());
+      return false;
+    }
+    streams_.push_back(std::move(s));
+  }
+  return true;
+}
+
+int Bench::run() {
+  if (!set_up()) return 1;
+  padding_.assign(o_.record_size - kStampBytes, 'r');
+  producer_client_ = std::make_unique<Client>(loop_, client_options_);
+  consumer_client_ = std::make_unique<Client>(loop_, client_options_);
+
+  // Subscriptions first, from seq_num 0 of the new streams, so they see
+  // everything. Consumer c takes the streams k with k % consumers == c; with more
+  // consumers than streams, each stream gets several (fan-out).
+  for (int c = 0; c < o_.consumers; c++) {
+    for (int k = 0; k < o_.streams; k++) {
+      const bool mine = o_.consumers <= o_.streams ? k % o_.consumers == c : c % o_.streams == k;
+      if (!mine) continue;
+      auto s = std::make_unique<Subscription>();
+      s->stream = static_cast<size_t>(k);
+      Subscription* sp = s.get();
+      SubscribeOptions so;
+      so.start = Start::seq_num(0);
+      so.credit_bytes = 8u << 20;
+      s->handle = consumer_client_->subscribe(
+          o_.bucket, streams_[s->stream].name, so,
+          [this, sp](std::vector<Record>& records, uint32_t) { on_records(*sp, records); },
+          [this](Status end) {
+            if (end.code() != ErrorCode::kShuttingDown) {
+              subscription_errors_++;
+              fmt::print(stderr, "runnel-bench: a subscription ended: {}\n", end.to_string());
+            }
+          });
+      subs_.push_back(std::move(s));
+    }
+  }
+
+  double user = 0, sys = 0;
+  cpu_start_ = cpu_mark_ = cpu_seconds(&user, &sys);
+  start_ns_ = mark_ns_ = now_ns();
+  end_ns_ = start_ns_ + static_cast<uint64_t>(o_.duration_s * 1e9);
+  start_producers();
+  uv_timer_init(loop_, &progress_timer_);
+  progress_timer_.data = this;
+  uv_timer_start(&progress_timer_, [](uv_timer_t* t) { static_cast<Bench*>(t->data)->progress(); }, 1000, 1000);
+  uv_run(loop_, UV_RUN_DEFAULT);
+  report();
+  const bool ok = append_errors_ == 0 && order_errors_ == 0 && subscription_errors_ == 0 && consumed_all_ &&
+                  !unsustainable_;
+  return ok ? 0 : 1;
+}
+
+void Bench::start_producers() {
+  for (int p = 0; p < o_.producers; p++) {
+    auto prod = std::make_unique<Producer>();
+    prod->id = p;
+    // Producer p writes the streams k with k % producers == p; with more
+    // producers than streams, several share one.
+    for (int k = 0; k < o_.streams; k++) {
+      if (o_.producers <= o_.streams ? k % o_.producers == p : p % o_.streams == k) prod->streams.push_back(static_cast<size_t>(k));
+    }
+    prod->bench = this;
+    prod->next_due_ns = start_ns_;
+    uv_timer_init(loop_, &prod->timer);
+    prod->timer.data = prod.get();
+    producers_.push_back(std::move(prod));
+  }
+  for (auto& p : producers_) pump(*p);
+}
+
+// Sends what the schedule (or, without --rate, the window) allows.
+void Bench::pump(Producer& p) {
+  if (!producing_) return;
+  const uint64_t t = now_ns();
+  if (t >= end_ns_) return finish_producing();
+  if (o_.rate <= 0) {
+    while (p.in_flight < o_.window) send(p, now_ns());
+    return;
+  }
+  // Every batch has its intended time; late ones queue and are sent as the
+  // window frees, their wait counted in their latency. Timers tick in
+  // milliseconds, so batches due within the next one go now: a batch sent
+  // early is timed from when it was sent, a late one from when it was due.
+  const double per_producer = o_.rate / o_.producers;
+  const auto interval_ns = static_cast<uint64_t>(1e9 * o_.batch_records / per_producer);
+  constexpr uint64_t kTimerSlackNs = 1000000;
+  while (p.next_due_ns <= t + kTimerSlackNs) {
+    p.due.push_back(p.next_due_ns);
+    p.next_due_ns += interval_ns;
+  }
+  if (p.due.size() > kBacklogMax) {
+    unsustainable_ = true;
+    fmt::print(stderr, "runnel-bench: the server cannot keep up with --rate {}; stopping\n", o_.rate);
+    return finish_producing();
+  }
+  while (p.in_flight < o_.window && !p.due.empty()) {
+    const uint64_t intended = p.due.front();
+    p.due.pop_front();
+    send(p, intended);
+  }
+  const uint64_t wait_ms = std::max<uint64_t>(1, (p.next_due_ns - t - kTimerSlackNs) / 1000000);
+  uv_timer_start(&p.timer, [](uv_timer_t* timer) {
+    auto* prod = static_cast<Producer*>(timer->data);
+    prod->bench->pump(*prod);
+  }, wait_ms, 0);
+}
+
+void Bench::send(Producer& p, uint64_t intended_ns) {
+  const size_t stream = p.streams[p.next_stream++ % p.streams.size()];
+  // Timed from when it was due, or from now if sent early (see pump()).
+  const uint64_t from_ns = std::min(intended_ns, now_ns());
+  std::vector<AppendRecord> batch(o_.batch_records);
+  for (AppendRecord& r : batch) {
+    char stamp[kStampBytes];
+    const auto producer = static_cast<uint32_t>(p.id);
+    const uint64_t number = p.next_record++;
+    std::memcpy(stamp, &from_ns, 8);
+    std::memcpy(stamp + 8, &producer, 4);
+    std::memcpy(stamp + 12, &number, 8);
+    r.body.reserve(o_.record_size);
+    r.body.assign(stamp, kStampBytes);
+    r.body.append(padding_);
+  }
+  p.in_flight++;
+  producer_client_->append(o_.bucket, streams_[stream].name, batch, {}, [this, &p, stream, from_ns](Result<AppendAck> ack) {
+    p.in_flight--;
+    if (ack.ok()) {
+      const uint64_t us = (now_ns() - from_ns) / 1000;
+      append_all_.record(us);
+      append_second_.record(us);
+      const uint64_t n = ack->end_seq - ack->start_seq;
+      produced_ += n;
+      streams_[stream].acked += n;
+    } else if (append_errors_++ < 5) {
+      fmt::print(stderr, "runnel-bench: append failed: {}\n", ack.status().to_string());
+    }
+    if (producing_) {
+      pump(p);
+    } else if (std::all_of(producers_.begin(), producers_.end(), [](const auto& q) { return q->in_flight == 0; })) {
+      check_consumed();
+    }
+  });
+}
+
+void Bench::on_records(Subscription& s, std::vector<Record>& records) {
+  const uint64_t t = now_ns();
+  for (const Record& r : records) {
+    if (r.seq_num != s.next_seq) {
+      if (order_errors_++ < 5) {
+        fmt::print(stderr, "runnel-bench: stream {} delivered seq_num {} where {} was due (a duplicate or a gap)\n",
+                   streams_[s.stream].name, r.seq_num, s.next_seq);
+      }
+    }
+    s.next_seq = r.seq_num + 1;
+    consumed_++;
+    if (r.body.size() >= kStampBytes) {
+      uint64_t intended = 0;
+      std::memcpy(&intended, r.body.data(), 8);
+      const uint64_t us = t > intended ? (t - intended) / 1000 : 0;
+      e2e_all_.record(us);
+      e2e_second_.record(us);
+    }
+  }
+}
+
+void Bench::progress() {
+  const uint64_t t = now_ns();
+  double user = 0, sys = 0;
+  const double cpu = cpu_seconds(&user, &sys);
+  const double secs = static_cast<double>(t - mark_ns_) / 1e9;
+  const double produced_rate = static_cast<double>(produced_ - produced_mark_) / secs;
+  const double consumed_rate = static_cast<double>(consumed_ - consumed_mark_) / secs;
+  if (!o_.quiet) {
+    fmt::print(stderr,
+               "[{:4.0f}s] append {:7.3f} M rec/s {:8.1f} MB/s p50 {:6.2f} ms p99 {:6.2f} ms | consume {:7.3f} M rec/s "
+               "e2e p50 {:6.2f} ms p99 {:6.2f} ms | bench cpu {:3.0f}%\n",
+               static_cast<double>(t - start_ns_) / 1e9, produced_rate / 1e6, produced_rate * o_.record_size / 1e6,
+               static_cast<double>(append_second_.percentile(0.5)) / 1000,
+               static_cast<double>(append_second_.percentile(0.99)) / 1000, consumed_rate / 1e6,
+               static_cast<double>(e2e_second_.percentile(0.5)) / 1000,
+               static_cast<double>(e2e_second_.percentile(0.99)) / 1000, 100 * (cpu - cpu_mark_) / secs);
+  }
+  append_second_.clear();
+  e2e_second_.clear();
+  produced_mark_ = produced_;
+  consumed_mark_ = consumed_;
+  cpu_mark_ = cpu;
+  mark_ns_ = t;
+}
+
+void Bench::finish_producing() {
+  if (!producing_) return;
+  producing_ = false;
+  stop_ns_ = now_ns();
+  for (auto& p : producers_) uv_timer_stop(&p->timer);
+  if (std::all_of(producers_.begin(), producers_.end(), [](const auto& q) { return q->in_flight == 0; })) {
+    check_consumed();
+  }
+}
+
+// Once every ack is in: wait (up to 30 s) for the subscribers to reach every
+// stream's end, then close everything so the loop ends.
+void Bench::check_consumed() {
+  check_deadline_ns_ = now_ns() + 30'000'000'000ull;
+  uv_timer_init(loop_, &check_timer_);
+  check_timer_.data = this;
+  auto check = [](uv_timer_t* t) {
+    auto* b = static_cast<Bench*>(t->data);
+    bool all = true;
+    for (const auto& s : b->subs_) all &= s->next_seq >= b->streams_[s->stream].acked;
+    if (!all && now_ns() < b->check_deadline_ns_ && b->subscription_errors_ == 0) return;
+    b->consumed_all_ = all;
+    uv_timer_stop(t);
+    uv_close(reinterpret_cast<uv_handle_t*>(t), nullptr);
+    uv_timer_stop(&b->progress_timer_);
+    uv_close(reinterpret_cast<uv_handle_t*>(&b->progress_timer_), nullptr);
+    for (auto& p : b->producers_) uv_close(reinterpret_cast<uv_handle_t*>(&p->timer), nullptr);
+    b->producer_client_->close();
+    b->consumer_client_->close();
+  };
+  uv_timer_start(&check_timer_, check, 0, 10);
+}
+
+void Bench::report() {
+  double user = 0, sys = 0;
+  const double cpu = cpu_seconds(&user, &sys) - cpu_start_;
+  const double secs = static_cast<double>(stop_ns_ - start_ns_) / 1e9;
+  const double mb = static_cast<double>(produced_) * o_.record_size / 1e6;
+  uint64_t expected = 0;
+  for (const auto& s : subs_) expected += streams_[s->stream].acked;
+  if (!consumed_all_) {
+    fmt::print(stderr, "runnel-bench: consumed {} of the {} records the subscriptions should have seen\n", consumed_,
+               expected);
+  }
+  auto stats = [&](const LatencyHistogram& h, double records) {
+    return fmt::format(
+        R"({{"records_per_s":{:.0f},"mb_per_s":{:.1f},"p50_us":{},"p90_us":{},"p99_us":{},"p999_us":{},"max_us":{}}})",
+        records / secs, records * o_.record_size / 1e6 / secs, h.percentile(0.5), h.percentile(0.9),
+        h.percentile(0.99), h.percentile(0.999), h.max());
+  };
+  if (o_.json) {
+    fmt::print(
+        R"({{"produced":{},"consumed":{},"exactly_once":{},"errors":{},"duration_s":{:.3f},"append":{},"e2e":{},)"
+        R"("bench_cpu":{{"user_s":{:.2f},"sys_s":{:.2f},"percent_of_a_core":{:.0f}}}}})"
+        "\n",
+        produced_, consumed_, consumed_all_ && order_errors_ == 0 ? "true" : "false",
+        append_errors_ + order_errors_ + subscription_errors_, secs, stats(append_all_, static_cast<double>(produced_)),
+        stats(e2e_all_, static_cast<double>(consumed_)), user, sys, 100 * cpu / secs);
+    return;
+  }
+  auto line = [&](const char* what, const LatencyHistogram& h, double records) {
+    fmt::print("{:7} {:>12.0f} rec/s {:>9.1f} MB/s   p50 {:>8.3f}  p90 {:>8.3f}  p99 {:>8.3f}  p99.9 {:>8.3f}  max {:>8.3f} ms\n",
+               what, records / secs, records * o_.record_size / 1e6 / secs, h.percentile(0.5) / 1e3,
+               h.percentile(0.9) / 1e3, h.percentile(0.99) / 1e3, h.percentile(0.999) / 1e3,
+               static_cast<double>(h.max()) / 1e3);
+  };
+  fmt::print("runnel-bench: {} producers, {} consumers, {} streams, {} B records × {} per batch, {:.1f} s{}\n",
+             o_.producers, o_.consumers, o_.streams, o_.record_size, o_.batch_records, secs,
+             o_.rate > 0 ? fmt::format(", offered {:.0f} rec/s", o_.rate) : std::string(", as fast as acks come"));
+  fmt::print("produced {} records ({:.1f} MB), consumed {}{}\n", produced_, mb, consumed_,
+             consumed_all_ && order_errors_ == 0 ? " — every record exactly once, in order" : " — NOT all exactly once");
+  line("append", append_all_, static_cast<double>(produced_));
+  line("e2e", e2e_all_, static_cast<double>(consumed_));
+  fmt::print("bench cpu: {:.2f} s user + {:.2f} s sys = {:.0f}% of a core\n", user, sys, 100 * cpu / secs);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  CLI::App app{"runnel-bench: producers and consumers against runneld, with ack and end-to-end latency"};
+  app.add_option("--server", o.server, "HOST:PORT of runneld's binary protocol")->capture_default_str();
+  app.add_option("--bucket", o.bucket, "bucket the run's streams are made in")->capture_default_str();
+  app.add_option("--producers", o.producers, "producers (each with --window batches in flight)")
+      ->capture_default_str()->check(CLI::Range(1, 100000));
+  app.add_option("--consumers", o.consumers, "consumers (subscriptions spread over the streams; 0: none)")
+      ->capture_default_str()->check(CLI::Range(0, 100000));
+  app.add_option("--streams", o.streams, "streams, made fresh for this run")->capture_default_str()->check(CLI::Range(1, 1000000));
+  app.add_option("--record-size", o.record_size, "bytes per record body (at least 20)")
+      ->capture_default_str()->check(CLI::Range(static_cast<uint32_t>(kStampBytes), 1u << 20));
+  app.add_option("--batch-records", o.batch_records, "records per append")->capture_default_str()->check(CLI::Range(1, 1000));
+  app.add_option("--duration", o.duration_s, "seconds of producing")->capture_default_str()->check(CLI::Range(0.1, 86400.0));
+  app.add_option("--rate", o.rate, "records/s offered over all producers (0: as fast as acks come back)")->capture_default_str();
+  app.add_option("--window", o.window, "batches in flight per producer")->capture_default_str()->check(CLI::Range(1, 32));
+  app.add_flag("--json", o.json, "print the final report as one JSON object");
+  app.add_flag("--quiet", o.quiet, "no progress lines");
+  CLI11_PARSE(app, argc, argv);
+  if (static_cast<uint64_t>(o.record_size) * o.batch_records > (1u << 20)) {
+    fmt::print(stderr, "runnel-bench: a batch (--record-size × --batch-records) must fit in 1 MiB\n");
+    return 2;
+  }
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  int rc = 0;
+  {
+    Bench bench(&loop, o);
+    rc = bench.run();
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  return rc;
+}
+
+}  // namespace runnel::bench
+
+int main(int argc, char** argv) { return runnel::bench::main(argc, argv); }
