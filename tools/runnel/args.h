@@ -1,0 +1,94 @@
+#pragma once
+// The runnel CLI's command line: what the user asked for, parsed and checked
+// (CLI11), before anything talks to a server.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+
+#include "runnel/client.h"
+#include "runnel/types.h"
+
+namespace runnel::cli {
+
+enum class Command {
+  kBucketCreate,
+  kBucketList,
+  kBucketGet,
+  kBucketDelete,
+  kBucketReconfigure,
+  kStreamCreate,
+  kStreamList,
+  kStreamGet,
+  kStreamReconfigure,
+  kStreamDelete,
+  kStreamSeal,
+  kStreamTrim,
+  kStreamFence,
+  kAppend,
+  kRead,
+  kTail,
+};
+
+// Config flags given on the command line; unset ones keep what is there.
+struct ConfigFlags {
+  std::optional<client::Timestamping> timestamping{};
+  std::optional<uint64_t> retention_age_ms{};
+  std::optional<uint64_t> retention_bytes{};
+  std::optional<uint64_t> delete_on_empty_ms{};
+  std::optional<bool> compress_lz4{};
+  // Buckets only.
+  std::optional<bool> create_stream_on_append{};
+  std::optional<bool> create_stream_on_read{};
+
+  bool any_stream_config() const {
+    return timestamping || retention_age_ms || retention_bytes || delete_on_empty_ms || compress_lz4;
+  }
+  void apply(client::StreamConfig* c) const;
+  void apply(client::BucketConfig* c) const;
+};
+
+struct Invocation {
+  // Global options.
+  std::string host = "127.0.0.1";
+  uint16_t port = 7420;
+  std::string token{};
+  bool json = false;
+  uint32_t timeout_ms = 10000;
+
+  Command command = Command::kTail;
+  std::string bucket{};
+  std::string stream{};
+  ConfigFlags config{};
+
+  // Lists.
+  std::string prefix{};
+  std::string start_after{};
+  uint64_t limit = 0;  // 0: everything.
+  bool long_format = false;
+
+  // trim, fence.
+  uint64_t trim_seq = 0;
+  std::string fence_token{};
+
+  // append.
+  bool json_input = false;
+  std::optional<uint64_t> match_seq_num{};
+  std::optional<std::string> fencing_token{};
+  uint32_t batch_records = 1000;
+  uint32_t linger_ms = 5;
+  uint32_t in_flight = 16;
+
+  // read.
+  client::Start start{};
+  std::optional<uint64_t> count{};
+  bool follow = false;
+  bool show_meta = false;
+};
+
+// The invocation, or the exit status when there is nothing to run: 0 after
+// printing help, kExitUsage after printing a usage error.
+std::variant<Invocation, int> parse_args(int argc, char** argv);
+
+}  // namespace runnel::cli
