@@ -183,6 +183,11 @@ std::variant<Invocation, int> parse_args(int argc, char** argv) {
         ->type_name("N")
         ->check(kDigits);
     sub->add_flag("-l,--long", inv.long_format, "One tab-separated line of details per item, under a heading");
+    sub->add_option("--page-size", inv.page_size, "Items asked for per request (at most 1000)")
+        ->type_name("N")
+        ->check(kDigits)
+        ->check(CLI::Range(1u, 1000u))
+        ->default_str("1000");
   };
 
   // Buckets.

@@ -66,6 +66,7 @@ struct Invocation {
   std::string prefix{};
   std::string start_after{};
   uint64_t limit = 0;  // 0: everything.
+  uint32_t page_size = 1000;
   bool long_format = false;
 
   // trim, fence.

@@ -56,10 +56,10 @@ std::string stream_address(const Invocation& inv) { return inv.bucket + "/" + in
 // Pages through a listing until it ends or `limit` items (0: no limit) were printed.
 template <typename T, typename ListPage, typename PrintItem>
 int list_all(const Invocation& inv, ListPage list_page, PrintItem print_item) {
-  client::ListOptions options{.prefix = inv.prefix, .start_after = inv.start_after, .limit = 0};
+  client::ListOptions options{.prefix = inv.prefix, .start_after = inv.start_after, .limit = inv.page_size};
   uint64_t printed = 0;
   while (inv.limit == 0 || printed < inv.limit) {
-    if (inv.limit != 0) options.limit = static_cast<uint32_t>(std::min<uint64_t>(inv.limit - printed, 1000));
+    if (inv.limit != 0) options.limit = static_cast<uint32_t>(std::min<uint64_t>(inv.limit - printed, inv.page_size));
     client::Result<client::Page<T>> page = list_page(options);
     if (!page) return fail(inv, page.status());
     for (const T& item : page->items) {
