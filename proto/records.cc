@@ -161,6 +161,16 @@ bool HeaderIterator::next(RecordHeader* header) {
   return true;
 }
 
+uint64_t EffectiveTimestamps::next(uint64_t record_timestamp) {
+  if (!started_ || arrival_mode_) {
+    started_ = true;
+    last_ = first_;
+  } else {
+    last_ = std::max(record_timestamp != 0 ? record_timestamp : arrival_, last_);
+  }
+  return last_;
+}
+
 void PayloadBuilder::add(uint64_t timestamp, const std::vector<std::pair<std::string, std::string>>& headers,
                          std::string_view body) {
   RUNNEL_ASSERT(count_ < UINT32_MAX);

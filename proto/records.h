@@ -78,6 +78,27 @@ class HeaderIterator {
   uint32_t left_;
 };
 
+// Effective timestamps of a batch's records, as storage/FORMAT.md
+// ("Payload") derives them so that the payload is never rewritten: the first
+// record gets the batch's first_timestamp; each later one its own timestamp
+// (or, when it gave none, the batch's arrival_timestamp), never below the
+// one before it; in arrival mode (batch flag bit 0) every record gets
+// first_timestamp. Call next() once per record, in order.
+class EffectiveTimestamps {
+ public:
+  EffectiveTimestamps(uint64_t first_timestamp, uint64_t arrival_timestamp, bool arrival_mode)
+      : first_(first_timestamp), arrival_(arrival_timestamp), arrival_mode_(arrival_mode) {}
+  // The next record's effective timestamp, given its own (0 = none).
+  uint64_t next(uint64_t record_timestamp);
+
+ private:
+  uint64_t first_;
+  uint64_t arrival_;
+  bool arrival_mode_;
+  bool started_ = false;
+  uint64_t last_ = 0;
+};
+
 // Builds a payload (client side, tests, benchmarks).
 class PayloadBuilder {
  public:

@@ -1,6 +1,5 @@
 #include "proto/client/convert.h"
 
-#include <algorithm>
 #include <string>
 
 #include "core/status.h"
@@ -60,16 +59,9 @@ Status append_records(const wire::Batch& batch, uint64_t from_seq, std::vector<R
   RecordIterator it(batch.payload, batch.record_count, limits);
   RecordView view;
   uint64_t seq = batch.base_seq;
-  uint64_t timestamp = 0;
-  const bool arrival_mode = (batch.flags & 1) != 0;
+  EffectiveTimestamps timestamps(batch.first_timestamp, batch.arrival_timestamp, (batch.flags & 1) != 0);
   while (it.next(&view)) {
-    // Effective timestamps: first_timestamp, then each record's own (or the
-    // arrival time) never below the one before.
-    if (seq == batch.base_seq || arrival_mode) {
-      timestamp = batch.first_timestamp;
-    } else {
-      timestamp = std::max(view.timestamp != 0 ? view.timestamp : batch.arrival_timestamp, timestamp);
-    }
+    const uint64_t timestamp = timestamps.next(view.timestamp);
     if (seq >= from_seq) {
       Record r;
       r.seq_num = seq;
