@@ -3,6 +3,7 @@
 #include "core/metrics.h"
 #include "core/shard_gather.h"
 #include "net/json.h"
+#include "net/rest.h"
 
 namespace runnel {
 namespace {
@@ -52,8 +53,8 @@ constexpr Route kRoutes[] = {
 
 }  // namespace
 
-HttpHandler make_admin_handler(Reactor& reactor, const NodeInfo& node) {
-  return [&reactor, &node](const HttpRequest& request, HttpResponder responder) {
+HttpHandler make_admin_handler(Reactor& reactor, const NodeInfo& node, StreamService& streams) {
+  return [&reactor, &node, &streams](const HttpRequest& request, HttpResponder responder) {
     for (const Route& route : kRoutes) {
       if (request.path != route.path) continue;
       if (request.method != "GET" && request.method != "HEAD") {
@@ -66,7 +67,9 @@ HttpHandler make_admin_handler(Reactor& reactor, const NodeInfo& node) {
       route.handle(reactor, node, request, std::move(responder));
       return;
     }
-    responder.respond(HttpResponse::error(404, "not_found", fmt::format("no route for {}", request.path)));
+    // Everything else is the REST API's (which answers 404 to what it does
+    // not know). Its requests may need any shard's store: not before ready.
+    rest::serve(reactor, streams, node.ready.load(std::memory_order_acquire), request, std::move(responder));
   };
 }
 

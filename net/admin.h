@@ -4,6 +4,9 @@
 //   GET /ready      — 200 once recovery is done and every port is bound; 503 before.
 //   GET /metrics    — Prometheus text: process figures plus every shard's series.
 //   GET /v1/config  — the effective configuration as JSON.
+//   /v1/buckets…, /v1/shards — the JSON REST API (net/rest.h; endpoints in
+//                   net/README.md): buckets, streams, records, tails, shard
+//                   statistics, consumer lag. 503 until the node is ready.
 // Answers are JSON; errors are {"error":{"code":…,"message":…}}.
 
 #include <atomic>
@@ -12,6 +15,7 @@
 #include "core/config.h"
 #include "core/reactor.h"
 #include "net/http_connection.h"
+#include "net/stream_service.h"
 
 namespace runnel {
 
@@ -23,7 +27,8 @@ struct NodeInfo {
   std::atomic<bool> ready{false};
 };
 
-// Builds the request handler for one shard.
-HttpHandler make_admin_handler(Reactor& reactor, const NodeInfo& node);
+// Builds the request handler for one shard; `streams` is that shard's
+// StreamService (the REST API's way in) and outlives the handler.
+HttpHandler make_admin_handler(Reactor& reactor, const NodeInfo& node, StreamService& streams);
 
 }  // namespace runnel

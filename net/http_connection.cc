@@ -20,16 +20,22 @@ std::string_view reason_phrase(int status) {
     case 201: return "Created";
     case 204: return "No Content";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
     case 409: return "Conflict";
     case 413: return "Content Too Large";
+    case 416: return "Range Not Satisfiable";
     case 417: return "Expectation Failed";
     case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
     case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 507: return "Insufficient Storage";
     default: return status < 400 ? "OK" : status < 500 ? "Client Error" : "Server Error";
   }
 }
@@ -230,7 +236,10 @@ void HttpConnection::queue_response(const HttpResponse& response, bool close_aft
   std::string& pending = out_.pending();
   fmt::format_to(std::back_inserter(pending), "HTTP/1.1 {} {}\r\nContent-Type: {}\r\n", response.status,
                  reason_phrase(response.status), response.content_type);
-  if (!has_length) fmt::format_to(std::back_inserter(pending), "Content-Length: {}\r\n", response.body.size());
+  // A 204 has no body and no Content-Length (RFC 9110, 8.6).
+  if (!has_length && response.status != 204) {
+    fmt::format_to(std::back_inserter(pending), "Content-Length: {}\r\n", response.body.size());
+  }
   for (const auto& [name, value] : response.headers) {
     fmt::format_to(std::back_inserter(pending), "{}: {}\r\n", name, value);
   }

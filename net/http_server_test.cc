@@ -210,6 +210,7 @@ struct SlowReply {
 // fini, both on the shard.
 struct ShardState {
   std::vector<std::unique_ptr<SlowReply>> slow_replies;
+  std::unique_ptr<StreamService> streams;  // The admin handler's; no stores behind it.
 };
 
 class HttpServerTest : public ::testing::Test {
@@ -262,7 +263,10 @@ class HttpServerTest : public ::testing::Test {
 
   void start_admin(int shard_count) {
     start(HttpServerOptions(), shard_count,
-          [this](Reactor& reactor, ShardState&) { return make_admin_handler(reactor, node_); });
+          [this](Reactor& reactor, ShardState& state) {
+            state.streams = std::make_unique<StreamService>(reactor, &no_stores_, nullptr);
+            return make_admin_handler(reactor, node_, *state.streams);
+          });
   }
 
   void stop_and_join() {
@@ -302,6 +306,7 @@ class HttpServerTest : public ::testing::Test {
   }
 
   NodeInfo node_;
+  std::vector<StreamStore*> no_stores_;  // The REST API is never ready here.
   uint16_t port_ = 0;
   std::atomic<int> slow_requests_started_{0};
   // Per shard, each element touched only by its shard (and by this thread
@@ -900,6 +905,18 @@ TEST_F(HttpServerTest, AdminRejectsOtherMethodsWith405) {
   ASSERT_TRUE(response.has_value());
   EXPECT_EQ(response->status, 405);
   EXPECT_EQ(response->header("Allow"), "GET, HEAD");
+}
+
+TEST_F(HttpServerTest, AdminRestApiAnswers503UntilTheNodeIsReady) {
+  ASSERT_NO_FATAL_FAILURE(start_admin(1));
+  Client client(port_);
+  ASSERT_TRUE(client.connected());
+  ASSERT_TRUE(client.send(get("/v1/buckets")));
+  auto response = client.read_response();
+  ASSERT_TRUE(response.has_value());
+  EXPECT_EQ(response->status, 503);
+  EXPECT_EQ(response->header("Retry-After"), "1");
+  EXPECT_NE(response->body.find("\"unavailable\""), std::string::npos) << response->body;
 }
 
 TEST_F(HttpServerTest, AdminAnswersAnUnknownPathWith404) {

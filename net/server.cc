@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <future>
+#include <memory>
 
 #include "core/log.h"
 
@@ -104,11 +106,12 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config) {
         reactor.metrics().gauge_callback("runnel_buckets", "Buckets in this shard's copy of the bucket table.",
                                          [opened] { return static_cast<double>(opened->catalog().bucket_count()); });
         services.store->start_retention(config.storage_retention_interval_ms);
-        services.admin = std::make_unique<HttpServer>(reactor, std::move(s->admin_listeners_[shard]), admin_options,
-                                                      make_admin_handler(reactor, s->node_));
-        services.admin->start();
         s->stores_[shard] = services.store.get();
         services.streams = std::make_unique<StreamService>(reactor, &s->stores_, s->buckets_.get());
+        // The admin port serves /health at once; its REST API waits for ready.
+        services.admin = std::make_unique<HttpServer>(reactor, std::move(s->admin_listeners_[shard]), admin_options,
+                                                      make_admin_handler(reactor, s->node_, *services.streams));
+        services.admin->start();
         // Accepting starts once every shard has recovered (below): a request
         // may need any shard's store.
         services.binary = std::make_unique<BinaryServer>(reactor, std::move(s->binary_listeners_[shard]),
@@ -127,13 +130,18 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config) {
   // Every shard has recovered. Shard 0 copies its buckets to the others'
   // replicas; only then does any shard accept (a request may need any
   // shard's replica). Connections that arrive meanwhile wait in the backlog.
-  s->shards_->reactor(BucketRegistry::kHomeShard).post_external([s, shards] {
-    s->buckets_->replicate_all([s, shards] {
+  // Ready (and the admin REST API on) only once every replica has them.
+  auto replicated = std::make_shared<std::promise<void>>();
+  std::future<void> replicated_done = replicated->get_future();
+  s->shards_->reactor(BucketRegistry::kHomeShard).post_external([s, shards, replicated] {
+    s->buckets_->replicate_all([s, shards, replicated] {
       for (int shard = 0; shard < shards; shard++) {
         Reactor::current().send(shard, [s, shard] { s->shard_services_[static_cast<size_t>(shard)].binary->start(); });
       }
+      replicated->set_value();
     });
   });
+  replicated_done.wait();
 
   log_info("runneld {} serving with {} shards: binary={} admin={} data_dir={}", s->node_.version, shards,
            s->binary_address_.to_string(), s->admin_address_.to_string(), config.data_dir);

@@ -260,4 +260,16 @@ void stop(Reactor& here, uint32_t owner, const PushTarget& target, uint32_t id) 
   });
 }
 
+std::vector<SubscriptionStatus> of_stream(std::string_view bucket, std::string_view stream) {
+  std::vector<SubscriptionStatus> out;
+  for (const auto& entry : live) {
+    const Subscription& sub = *entry.second;
+    if (sub.bucket != bucket || sub.stream != stream) continue;
+    out.push_back(SubscriptionStatus{sub.key.id, sub.target.shard, sub.positioned, sub.next_seq, sub.credit});
+  }
+  return out;
+}
+
+size_t count_here() { return live.size(); }
+
 }  // namespace runnel::subscriptions

@@ -41,5 +41,20 @@ void start(Reactor& here, const std::vector<StreamStore*>* stores, uint32_t owne
 void credit(Reactor& here, uint32_t owner, const PushTarget& target, uint32_t id, uint32_t bytes);
 void stop(Reactor& here, uint32_t owner, const PushTarget& target, uint32_t id);
 
+// What the admin API shows of a live subscription: how far behind the tail
+// its sending is (consumer lag, tail - next_seq).
+struct SubscriptionStatus {
+  uint32_t id = 0;            // The SUBSCRIBE request id (unique per connection only).
+  int connection_shard = 0;   // The shard of the subscriber's connection.
+  bool positioned = false;    // False until its first read has resolved its start...
+  uint64_t next_seq = 0;      // ...then the next seq_num it will be sent.
+  uint64_t credit_bytes = 0;  // Bytes it may be sent before the subscriber grants more.
+};
+// On the stream's owning shard: its live subscriptions (a linear scan of
+// this shard's, fine for an admin request).
+std::vector<SubscriptionStatus> of_stream(std::string_view bucket, std::string_view stream);
+// On any shard: how many subscriptions live there.
+size_t count_here();
+
 }  // namespace subscriptions
 }  // namespace runnel
