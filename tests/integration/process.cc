@@ -222,7 +222,7 @@ int connect_loopback(int port, std::chrono::milliseconds timeout) {
 }
 
 HttpReply http_request(const HostPortText& at, const std::string& method, const std::string& target,
-                       const std::string& body) {
+                       const std::string& body, const std::vector<std::pair<std::string, std::string>>& headers) {
   HttpReply reply;
   int fd = connect_loopback(at.port);
   if (fd < 0) {
@@ -230,6 +230,7 @@ HttpReply http_request(const HostPortText& at, const std::string& method, const 
     return reply;
   }
   std::string request = method + " " + target + " HTTP/1.1\r\nHost: " + at.host + "\r\nConnection: close\r\n";
+  for (const auto& header : headers) request += header.first + ": " + header.second + "\r\n";
   if (!body.empty() || method == "POST") request += "Content-Length: " + std::to_string(body.size()) + "\r\n";
   request += "\r\n" + body;
   if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) {

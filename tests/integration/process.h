@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace runnel::testing {
@@ -77,10 +78,12 @@ struct HttpReply {
   std::string body;
 };
 
-// One request on a fresh connection (Connection: close). Fails the calling
-// test on connection errors or timeouts and returns status 0.
+// One request on a fresh connection (Connection: close), with `headers`
+// added. Fails the calling test on connection errors or timeouts and
+// returns status 0.
 HttpReply http_request(const HostPortText& at, const std::string& method, const std::string& target,
-                       const std::string& body = "");
+                       const std::string& body = "",
+                       const std::vector<std::pair<std::string, std::string>>& headers = {});
 
 // Connects with receive/send timeouts set; -1 on failure.
 int connect_loopback(int port, std::chrono::milliseconds timeout = std::chrono::seconds(5));
