@@ -158,13 +158,18 @@ std::variant<Invocation, int> parse_args(int argc, char** argv) {
   app.add_option("--server", raw.server, "The server's binary protocol address")
       ->type_name("HOST:PORT")
       ->envname("RUNNEL_SERVER")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)
       ->default_str("127.0.0.1:7420");
-  app.add_option("--token", inv.token, "Access token sent to the server")->type_name("TOKEN")->envname("RUNNEL_TOKEN");
+  app.add_option("--token", inv.token, "Access token sent to the server")
+      ->type_name("TOKEN")
+      ->envname("RUNNEL_TOKEN")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_flag("--json", inv.json, "Print JSON objects, one per line");
   app.add_option("--timeout-ms", inv.timeout_ms, "Give up on a request (connecting included) after this long; 0: never")
       ->type_name("MS")
       ->check(kDigits)
-      ->default_str("10000");
+      ->default_str("10000")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 
   std::vector<std::pair<CLI::App*, Command>> commands;
   auto add = [&](CLI::App* parent, const char* name, const char* help, Command command) {
