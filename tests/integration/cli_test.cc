@@ -95,6 +95,13 @@ class Cli {
   // Writes `data` to stdin (collecting output meanwhile, so neither side
   // blocks the other), then closes it. False at the deadline.
   bool feed(std::string_view data, Clock::time_point deadline) {
+    const bool written = write_stdin(data, deadline);
+    close_stdin();
+    return written;
+  }
+
+  // Writes `data` to stdin and leaves it open.
+  bool write_stdin(std::string_view data, Clock::time_point deadline) {
     size_t written = 0;
     while (written < data.size()) {
       if (Clock::now() >= deadline || in_fd_ < 0) return false;
@@ -106,7 +113,6 @@ class Cli {
         break;  // The child closed its stdin (exited early): the caller checks what it said.
       }
     }
-    close_stdin();
     return written == data.size();
   }
 
@@ -480,6 +486,25 @@ TEST_F(CliTest, AppendLinesAndReadBack) {
   EXPECT_LE(from_time[0]["seq_num"].get<uint64_t>(), 4u);
   EXPECT_GE(from_time[0]["timestamp"].get<uint64_t>(), t4);
   EXPECT_EQ(from_time.back()["seq_num"], 8);
+}
+
+TEST_F(CliTest, AppendSendsWhatCameAfterLingering) {
+  // Input that trickles in is appended line by line as it comes (after
+  // --linger-ms), each ack printed at once, while stdin stays open.
+  ok({"bucket", "create", "linger"});
+  ok({"stream", "create", "linger/s"});
+  const auto deadline = Clock::now() + 30s;
+  Cli cli({"--server", server_address(), "--json", "append", "linger/s", "--linger-ms", "20"});
+  ASSERT_TRUE(cli.write_stdin("one\ntwo\n", deadline));
+  ASSERT_TRUE(cli.wait_for_output([](const std::string& out) { return lines_of(out).size() >= 1; }, deadline));
+  EXPECT_EQ(json::parse(lines_of(cli.out())[0]), json({{"start_seq", 0}, {"end_seq", 2}}));
+  EXPECT_EQ(ok({"read", "linger/s"}), "one\ntwo\n");
+  ASSERT_TRUE(cli.write_stdin("three\n", deadline));
+  ASSERT_TRUE(cli.wait_for_output([](const std::string& out) { return lines_of(out).size() >= 2; }, deadline));
+  EXPECT_EQ(json::parse(lines_of(cli.out())[1]), json({{"start_seq", 2}, {"end_seq", 3}}));
+  CliResult r = cli.finish(deadline);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(lines_of(r.out).size(), 2u);
 }
 
 TEST_F(CliTest, AppendJsonRecordsAndReadJson) {

@@ -229,7 +229,7 @@ int run_append(client::BlockingClient& client, const Invocation& inv) {
   size_t batch_bytes = 0;
   Clock::time_point batch_started{};
   std::optional<AppendRecord> carry;  // Parsed, for the next batch.
-  bool input_over = false;            // End of input, or a bad line (then `error` says which).
+  bool input_over = false;            // End of input, or a bad line (then `input_error` says which).
 
   auto send = [&] {
     auto records = std::make_shared<std::vector<AppendRecord>>(std::move(batch));
@@ -257,6 +257,7 @@ int run_append(client::BlockingClient& client, const Invocation& inv) {
     uint64_t ignored;
     [[maybe_unused]] ssize_t n = ::read(acks->wake_fd, &ignored, sizeof(ignored));
     std::lock_guard<std::mutex> lock(acks->mu);
+    const uint64_t before = batches_acked;
     for (auto it = acks->done.find(batches_done); it != acks->done.end(); it = acks->done.find(batches_done)) {
       Result<AppendAck>& r = it->second;
       if (r.ok()) {
@@ -275,6 +276,7 @@ int run_append(client::BlockingClient& client, const Invocation& inv) {
       acks->done.erase(it);
       batches_done++;
     }
+    if (inv.json && batches_acked != before) Out::flush();  // A reader of the acks sees them as they come.
   };
 
   auto wait_for_ack = [&] {

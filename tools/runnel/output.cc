@@ -53,7 +53,8 @@ const char* const kExitCodesHelp =
     "  3  already_exists (also: deleting a bucket that still holds streams)\n"
     "  4  conflict: seq_num_mismatch, fencing_token_mismatch, stream_sealed\n"
     "  5  unavailable: cannot reach the server in time, timeout, overloaded, shutting_down\n"
-    "  6  invalid: invalid_argument (e.g. a bad name), too_large, out_of_range, a bad input line\n"
+    "  6  invalid: invalid_argument (e.g. a bad name, a --server host that does not resolve), too_large,\n"
+    "     out_of_range, a bad input line\n"
     "  7  other: internal, io_error, no_space, unsupported, corrupt, cannot write output\n"
     "  8  unauthenticated, permission_denied\n"
     "Errors are one line on stderr: \"runnel: CODE: MESSAGE\".\n";
