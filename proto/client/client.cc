@@ -72,6 +72,11 @@ struct Subscription {
   bool manual_credit = false;
   uint64_t ungranted = 0;  // Consumed bytes not yet given back.
   uint64_t retry_at_ms = 0;
+  // Until the server first confirms it, a subscription that cannot reach a
+  // server ends (unavailable) at this time; once confirmed it resumes
+  // however long the server is away.
+  uint64_t confirm_deadline_ms = 0;
+  bool confirmed = false;
 };
 
 struct Connection {
@@ -135,6 +140,8 @@ class Client::Impl {
   friend class Client;
   uint64_t now() const { return uv_now(loop_); }
   void tick();
+  // Why a call that never reached a server failed.
+  Status not_connected_status() const;
   void maintain_connections();
   void open_connection();
   void on_connected(Connection* c, int status);
@@ -172,7 +179,8 @@ class Client::Impl {
 
   sockaddr_storage addr_{};
   Status resolve_error_;
-  Status hello_error_;  // Why the last hello was refused (unauthenticated...).
+  Status hello_error_;          // Why the last hello was refused (unauthenticated...).
+  std::string connect_error_;   // Why the last connection attempt failed ("connection refused").
   uint32_t failures_ = 0;
   uint32_t surplus_ = 0;  // Connections that landed on a shard already covered.
   uint64_t next_connect_ms_ = 0;
@@ -345,6 +353,7 @@ void Client::Impl::on_hello(Connection* c, Status st, std::string_view body) {
     return lost(c, "hello refused: " + st.to_string());
   }
   hello_error_ = Status();
+  connect_error_.clear();
   failures_ = 0;
   c->heartbeat_ms = ok.heartbeat_ms;
   c->max_frame_bytes = ok.max_frame_bytes;
@@ -389,6 +398,7 @@ static bool internal_request(const Request* r) {
 
 void Client::Impl::lost(Connection* c, const std::string& why) {
   if (c->state == Connection::State::kClosed) return;
+  if (c->state == Connection::State::kConnecting) connect_error_ = why;
   if (c->shard < by_shard_.size() && by_shard_[c->shard] == c) surplus_ = 0;  // Worth trying for that shard again.
   std::vector<Request*> pending = close_connection(c);
   // Requests in flight: resend what is safe to, in call order; fail the rest.
@@ -487,10 +497,7 @@ void Client::Impl::tick() {
   for (Request* r : late) {
     const bool sent = r->conn != nullptr;
     r->conn = nullptr;
-    Status st = !hello_error_.ok() && !sent ? hello_error_
-                : resolve_error_.ok()        ? Status(ErrorCode::kTimeout, sent ? "no answer in time" : "no connection to the server in time")
-                                             : resolve_error_;
-    finish(r, std::move(st), {});
+    finish(r, sent ? Status(ErrorCode::kTimeout, "no answer in time") : not_connected_status(), {});
   }
   // Heartbeats: ping when we have been quiet; give up on a silent server.
   for (Connection* c : std::vector<Connection*>(conns_)) {
@@ -505,16 +512,38 @@ void Client::Impl::tick() {
     }
   }
   maintain_connections();
+  std::vector<Subscription*> unreachable;
   for (auto& entry : subs_) {
     Subscription* s = entry.second;
-    if (s->conn == nullptr && s->retry_at_ms <= t) start_subscription(s);
+    if (s->conn != nullptr) continue;
+    if (!s->confirmed && s->confirm_deadline_ms != 0 && s->confirm_deadline_ms <= t) {
+      unreachable.push_back(s);
+    } else if (s->retry_at_ms <= t) {
+      start_subscription(s);
+    }
   }
+  for (Subscription* s : unreachable) end_subscription(s, not_connected_status());
 }
 
 // --- requests -------------------------------------------------------------------
 
+Status Client::Impl::not_connected_status() const {
+  if (!hello_error_.ok()) return hello_error_;
+  for (const Connection* c : conns_) {
+    if (c->state == Connection::State::kReady) {
+      return Status(ErrorCode::kTimeout, "not sent in time: earlier appends to the stream were still in flight");
+    }
+  }
+  if (!connect_error_.empty()) {
+    return Status(ErrorCode::kUnavailable,
+                  "cannot reach " + options_.host + ":" + std::to_string(options_.port) + " (" + connect_error_ + ")");
+  }
+  return Status(ErrorCode::kTimeout, "no connection to the server in time");
+}
+
 void Client::Impl::submit(Request* r) {
   if (closing_) return finish(r, Status(ErrorCode::kShuttingDown, "the client is closing"), {});
+  if (!resolve_error_.ok()) return finish(r, resolve_error_, {});  // Nothing to wait for.
   if (options_.request_timeout_ms != 0) r->deadline_ms = now() + options_.request_timeout_ms + r->wait_ms;
   if (r->stream != nullptr) {
     if (r->stream->in_flight >= kIdempotentAppendsInFlight || !r->stream->backlog.empty()) {
@@ -693,7 +722,12 @@ uint64_t Client::Impl::subscribe(const std::string& bucket, const std::string& s
   if (options.start.kind == Start::Kind::kSeqNum) s->next_seq = options.start.value;
   s->on_records = std::move(on_records);
   s->on_end = std::move(on_end);
+  if (options_.request_timeout_ms != 0) s->confirm_deadline_ms = now() + options_.request_timeout_ms;
   subs_[handle] = s;
+  if (!resolve_error_.ok()) {
+    end_subscription(s, resolve_error_);
+    return handle;
+  }
   start_subscription(s);
   return handle;
 }
@@ -723,6 +757,7 @@ void Client::Impl::start_subscription(Subscription* s) {
       }
       return end_subscription(sub, st);
     }
+    sub->confirmed = true;
     wire::TailAnswer tail;
     if (wire::decode_body(body, &tail) && !sub->next_seq && start.kind == Start::Kind::kTailOffset) {
       // Position a tail-relative start now, so a resume does not move it.

@@ -576,12 +576,25 @@ TEST(Client, ServerOutlivesAClientKilledMidRequest) {
   ASSERT_TRUE(c.append("kill", "batches", bodies({"still serving"})).ok());
 }
 
-TEST(Client, CallsWithoutAServerTimeOut) {
+TEST(Client, CallsWithoutAServerFailInTimeAndSayWhy) {
   ClientOptions options = options_for(free_port());
   options.request_timeout_ms = 300;
   BlockingClient c(options);
   auto r = c.get_stream("b01", "s");
-  EXPECT_EQ(r.status().code(), ErrorCode::kTimeout) << r.status().to_string();
+  EXPECT_EQ(r.status().code(), ErrorCode::kUnavailable) << r.status().to_string();
+  EXPECT_NE(r.status().message().find("connection refused"), std::string::npos) << r.status().message();
+  // A subscription that never reached a server ends too.
+  auto sub = c.subscribe("b01", "s");
+  auto next = sub->next(5s);
+  EXPECT_EQ(next.status().code(), ErrorCode::kUnavailable) << next.status().to_string();
+
+  // A host that does not resolve fails at once, not after the timeout.
+  options.host = "no-such-host.invalid";
+  options.request_timeout_ms = 60000;
+  BlockingClient nowhere(options);
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_EQ(nowhere.get_stream("b01", "s").status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 10s);
 }
 
 }  // namespace
