@@ -981,8 +981,11 @@ bool ShardLog::try_append(uint64_t stream_id, std::string_view payload, uint32_t
   header.record_count = record_count;
   header.payload_bytes = static_cast<uint32_t>(payload.size());
   header.payload_checksum = checksum;
-  if (payload.size() > limits_.payload_bytes_max || record_count == 0 || record_count > limits_.records_max) {
-    return reject(Status(ErrorCode::kInvalidArgument, "batch exceeds limits"));
+  if (record_count == 0) return reject(Status(ErrorCode::kInvalidArgument, "a batch holds at least one record"));
+  if (payload.size() > limits_.payload_bytes_max || record_count > limits_.records_max) {
+    return reject(Status(ErrorCode::kTooLarge,
+                         fmt::format("batch of {} records, {} bytes: over the limits of {} records, {} bytes",
+                                     record_count, payload.size(), limits_.records_max, limits_.payload_bytes_max)));
   }
   PayloadTimestamps timestamps;  // Gathered by the one pass that verifies the records.
   if (Status s = verify_payload(header, payload, limits_, &timestamps); !s) return reject(std::move(s));

@@ -155,6 +155,8 @@ TEST(Client, BlockingClientDrivesEveryOperation) {
   EXPECT_EQ(mismatch.status().detail(), 2u);
   EXPECT_TRUE(c.append("shop", "orders", bodies({"x"}), {.match_seq_num = 2}).ok());
   EXPECT_EQ(c.append("shop", "audit/2026", bodies({"no timestamp"})).status().code(), ErrorCode::kInvalidArgument);
+  const std::vector<AppendRecord> too_many(1001, AppendRecord{.body = "x"});
+  EXPECT_EQ(c.append("shop", "orders", too_many).status().code(), ErrorCode::kTooLarge) << "over 1000 records";
 
   // A long poll at the tail is answered when a record lands.
   auto waiting = std::async(std::launch::async, [&c] {
