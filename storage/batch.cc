@@ -210,16 +210,10 @@ Status effective_timestamps(const BatchHeader& header, std::string_view payload,
   if (!it.status().is_ok()) return it.status();
   out->reserve(header.record_count);  // Bounded by records_max, checked above.
 
-  const bool arrival = (header.flags & kBatchFlagArrivalTimestamps) != 0;
+  EffectiveTimestamps derive(header.first_timestamp, header.arrival_timestamp,
+                             (header.flags & kBatchFlagArrivalTimestamps) != 0);
   RecordView record;
-  while (it.next(&record)) {
-    uint64_t eff = header.first_timestamp;
-    if (!out->empty() && !arrival) {
-      const uint64_t given = record.timestamp != 0 ? record.timestamp : header.arrival_timestamp;
-      eff = std::max(given, out->back());
-    }
-    out->push_back(eff);
-  }
+  while (it.next(&record)) out->push_back(derive.next(record.timestamp));
   if (!it.status().is_ok()) {
     out->clear();
     return it.status();
