@@ -25,6 +25,10 @@ const durable = {
   "fio 1m-qd16-dsync": "O_DSYNC on every write",
   "fio 4k-qd1-dsync": "O_DSYNC on every write",
 };
+const short = {
+  "runneld": "runneld (fsync per ack)", "redis-always": "redis always (fsync per loop pass)",
+  "redis-everysec": "redis everysec (fsync 1/s)", "nats": "nats (no fsync before ack)",
+};
 const median = (xs) => {
   const s = xs.filter((x) => typeof x === "number" && !Number.isNaN(x)).sort((p, q) => p - q);
   if (!s.length) return NaN;
@@ -93,13 +97,16 @@ for (const size of sizes) {
     const f = `${tmp}/tp-${s}-${size}.dat`;
     const pts = cells.filter((c) => c.system === s && c.size === size).sort((x, y) => x.conc - y.conc);
     writeFileSync(f, pts.map((c) => `${c.conc} ${c.rps}`).join("\n") + "\n");
-    plots.push(`${q(f)} using 1:2 with linespoints lw 2 pt 7 title ${q(`${s} (${durable[s]})`)}`);
+    plots.push(`${q(f)} using 1:2 with linespoints lw 2 pt 7 title ${q(short[s] ?? s)}`);
   }
-  gp.push(`set terminal pngcairo size 1100,650 font ",10" noenhanced`,
+  for (const c of cells.filter((x) => x.system.startsWith("fio 1m"))) {
+    plots.push(`${(c.mbps * 1e6) / size} with lines dashtype 2 lw 1 title ${q(`${c.system}: ${c.mbps.toFixed(0)} MB/s as ${fmtSize(size)} records`)}`);
+  }
+  gp.push(`set terminal pngcairo size 1250,600 font ",10" noenhanced`,
     `set output ${q(`${out}/compare-throughput-${size}.png`)}`,
     `set title ${q(`records/s by concurrency, ${fmtSize(size)} records, batches of ${a.batch} (commit ${a.commit})`)}`,
     `set logscale xy`, `set xlabel "producers, each with one batch in flight"`, `set ylabel "records/s (median)"`,
-    `set xrange [0.8:320]`, `set xtics (1, 4, 16, 64, 256)`, `set key below vertical maxrows 2`, `set grid`,
+    `set xrange [0.8:320]`, `set xtics (1, 4, 16, 64, 256)`, `set key outside right top vertical`, `set grid`,
     `plot ${plots.join(", ")}`, `unset logscale`, `set autoscale x`, `set xtics autofreq`);
 }
 if (lat.length) {
@@ -115,11 +122,11 @@ if (lat.length) {
       plots.push(`${q(f)} using 1:${j + 2} with linespoints lw 2 lc ${i + 1} ${ls[p]} pt ${7 + j} title ${q(`${s} ${names[p]}`)}`);
     });
   });
-  gp.push(`set terminal pngcairo size 1100,650 font ",10" noenhanced`,
+  gp.push(`set terminal pngcairo size 1250,600 font ",10" noenhanced`,
     `set output ${q(`${out}/compare-latency.png`)}`,
     `set title ${q(`ack latency by offered load, 1 KiB records, ${lat[0].conc} producers (commit ${a.commit})`)}`,
     `set logscale xy`, `set xlabel "offered records/s"`, `set ylabel "ack latency, ms"`,
-    `set key below vertical maxrows 3`, `set grid`, `plot ${plots.join(", ")}`);
+    `set key outside right top vertical`, `set grid`, `plot ${plots.join(", ")}`);
 }
 writeFileSync(`${tmp}/charts.gp`, gp.join("\n") + "\n");
 execFileSync("gnuplot", [`${tmp}/charts.gp`], { stdio: "inherit" });
