@@ -219,7 +219,14 @@ void Bench::start_producers() {
       if (o_.producers <= o_.streams ? k % o_.producers == p : p % o_.streams == k) prod->streams.push_back(static_cast<size_t>(k));
     }
     prod->bench = this;
+    // Under --rate, producers are spread over one interval rather than all
+    // sending at the same instants: in step they would offer bursts of
+    // `producers` batches and measure the bursts, not the rate.
     prod->next_due_ns = start_ns_;
+    if (o_.rate > 0) {
+      const double interval_ns = 1e9 * o_.batch_records / (o_.rate / o_.producers);
+      prod->next_due_ns += static_cast<uint64_t>(interval_ns * p / o_.producers);
+    }
     uv_timer_init(loop_, &prod->timer);
     prod->timer.data = prod.get();
     producers_.push_back(std::move(prod));
