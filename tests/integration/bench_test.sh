@@ -6,24 +6,10 @@
 # Usage: bench_test.sh RUNNELD RUNNEL_BENCH
 set -euo pipefail
 runneld=$1 bench=$2
-scratch=$(mktemp -d)
-pid=
-cleanup() {
-  if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; fi
-  rm -rf "$scratch"
-}
-trap cleanup EXIT
+# shellcheck source=runneld_scratch.sh
+source "$(dirname "$0")/runneld_scratch.sh"
 
-"$runneld" --data-dir "$scratch/data" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --shards 2 \
-  >"$scratch/runneld.out" 2>"$scratch/runneld.err" &
-pid=$!
-port=
-for _ in $(seq 1 200); do
-  port=$(sed -n 's/^runneld ready .*binary=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$scratch/runneld.out")
-  [[ -n $port ]] && break
-  sleep 0.1
-done
-[[ -n $port ]] || { echo "runneld did not get ready:"; cat "$scratch/runneld.err"; exit 1; }
+start_runneld "$runneld"
 
 check() {  # check NAME JSON: exit 0 was required already; the report must agree.
   local name=$1 json=$2

@@ -7,13 +7,8 @@
 # Usage: install_test.sh BUILD_DIR SOURCE_DIR RUNNELD
 set -euo pipefail
 build_dir=$1 source_dir=$2 runneld=$3
-scratch=$(mktemp -d)
-pid=
-cleanup() {
-  if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; fi
-  rm -rf "$scratch"
-}
-trap cleanup EXIT
+# shellcheck source=runneld_scratch.sh
+source "$(dirname "$0")/runneld_scratch.sh"
 
 cmake --install "$build_dir" --prefix "$scratch/prefix" --component client >/dev/null
 test -f "$scratch/prefix/include/runnel/blocking_client.h"
@@ -25,16 +20,7 @@ libdir=$(PKG_CONFIG_PATH=$pc_dir pkg-config --variable=libdir runnel)
 c++ -Wall -Wextra -Werror -o "$scratch/with_pkg_config" "$source_dir/proto/client/examples/append_and_read.cc" \
   $(PKG_CONFIG_PATH=$pc_dir pkg-config --cflags --libs runnel)
 
-"$runneld" --data-dir "$scratch/data" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --shards 2 \
-  >"$scratch/runneld.out" 2>"$scratch/runneld.err" &
-pid=$!
-port=
-for _ in $(seq 1 200); do
-  port=$(sed -n 's/^runneld ready .*binary=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$scratch/runneld.out")
-  [[ -n $port ]] && break
-  sleep 0.1
-done
-[[ -n $port ]] || { echo "runneld did not get ready:"; cat "$scratch/runneld.err"; exit 1; }
+start_runneld "$runneld"
 
 expect() {  # expect NAME OUTPUT EXPECTED
   if [[ $2 != "$3" ]]; then
