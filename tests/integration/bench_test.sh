@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # runnel-bench against a real runneld (two shards, loopback ports of its
-# own, stopped by PID): a short run at full speed with fan-out and a short
-# run at a fixed rate must each end with every produced record consumed
-# exactly once, and say so in their JSON report.
+# own, stopped by PID): short runs at full speed, at a fixed rate with
+# fan-out, with the producers spread over many client connections, and
+# catching up on a backlog must each end with every produced record
+# consumed exactly once, and say so in their JSON report.
 # Usage: bench_test.sh RUNNELD RUNNEL_BENCH
 set -euo pipefail
 runneld=$1 bench=$2
@@ -33,6 +34,23 @@ check "fixed rate, fan-out" "$(tail -n 1 <<<"$out")"
 consumed=$(sed -n 's/.*"consumed":\([0-9]*\).*/\1/p' <<<"$out")
 produced=$(sed -n 's/.*"produced":\([0-9]*\).*/\1/p' <<<"$out")
 [[ $consumed -eq $((2 * produced)) ]] || { echo "fan-out: consumed $consumed, expected $((2 * produced))"; exit 1; }
+
+# Forty producers on twenty clients (each with a connection per shard).
+out=$(timeout 120 "$bench" --server "127.0.0.1:$port" --connections 20 --producers 40 --consumers 2 --streams 8 \
+  --record-size 200 --batch-records 20 --window 2 --duration 1 --json --quiet)
+check "20 connections" "$(tail -n 1 <<<"$out")"
+[[ $out == *'"connections":20,'* ]] || { echo "20 connections: no \"connections\":20 in $out"; exit 1; }
+# Catch-up: subscribed only once the producers are done, the consumers read
+# the backlog from seq_num 0; the report has a catch_up section, no e2e.
+# The rate keeps the backlog small (about 20 MB) so the run stays short.
+out=$(timeout 120 "$bench" --server "127.0.0.1:$port" --catch-up --producers 2 --consumers 2 --streams 4 \
+  --record-size 200 --batch-records 50 --duration 1 --rate 100000 --json --quiet)
+check "catch-up" "$(tail -n 1 <<<"$out")"
+produced=$(sed -n 's/.*"produced":\([0-9]*\).*/\1/p' <<<"$out")
+if [[ $out != *"\"catch_up\":{\"records\":$produced,"* || $out == *'"e2e"'* ]]; then
+  echo "catch-up: expected a catch_up section with all $produced records and no e2e: $out"
+  exit 1
+fi
 
 kill -TERM "$pid"
 wait "$pid"

@@ -7,9 +7,14 @@
 // (no coordinated omission). At the end every stream is checked: each
 // record consumed exactly once, in order, by each of its subscribers.
 //
-// One thread runs everything on one libuv loop (a producer client and a
-// consumer client, each with a connection per server shard), so on a small
-// machine the generator takes at most one core; it reports its own CPU use.
+// With --catch-up nothing is subscribed while the producers run; once every
+// append is acknowledged the consumers read the whole backlog from seq_num 0
+// and the report has the read throughput instead of end-to-end latency.
+//
+// One thread runs everything on one libuv loop (--connections producer
+// clients and, with consumers, one consumer client, each with a connection
+// per server shard), so on a small machine the generator takes at most one
+// core; it reports its own CPU use.
 
 #include <fmt/format.h>
 #include <sys/resource.h>
@@ -18,6 +23,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <deque>
@@ -25,7 +31,6 @@
 #include <string>
 #include <vector>
 
-#include "runnel/blocking_client.h"
 #include "runnel/client.h"
 #include "tools/bench/histogram.h"
 
@@ -36,11 +41,17 @@ using namespace runnel::client;
 
 constexpr size_t kStampBytes = 20;  // u64 send time it is timed from (ns), u32 producer, u64 record number.
 constexpr size_t kBacklogMax = 100000;  // Batches behind schedule before the offered load is called unsustainable.
+constexpr int kCreatesInFlight = 512;   // Stream creations pipelined on one connection.
+// Payload bytes the server may push ahead of a subscriber: several of its
+// 1 MiB pushes, so a reader catching up never waits for credit to come back.
+constexpr uint32_t kSubscriptionCredit = 8u << 20;
+constexpr uint64_t kStallNs = 30'000'000'000ull;  // No progress this long while connecting or draining: give up.
 
 struct Options {
   std::string server = "127.0.0.1:7420";
   std::string bucket = "bench";
   int producers = 1;
+  int connections = 1;  // Producer clients; producer p appends through client p % connections.
   int consumers = 1;
   int streams = 1;
   uint32_t record_size = 1024;
@@ -48,6 +59,7 @@ struct Options {
   double duration_s = 10;
   double rate = 0;   // Records/s over all producers; 0: as fast as acks come back.
   int window = 8;    // Batches in flight per producer.
+  bool catch_up = false;
   bool json = false;
   bool quiet = false;
 };
@@ -65,6 +77,8 @@ double cpu_seconds(double* user, double* sys) {
   return *user + *sys;
 }
 
+double per_second(double count, double secs) { return secs > 0 ? count / secs : 0; }
+
 struct StreamState {
   std::string name;
   uint64_t acked = 0;  // Records acknowledged.
@@ -74,6 +88,7 @@ class Bench;
 
 struct Producer {
   Bench* bench = nullptr;
+  Client* client = nullptr;
   int id = 0;
   std::vector<size_t> streams;
   size_t next_stream = 0;
@@ -90,6 +105,15 @@ struct Subscription {
   uint64_t handle = 0;
 };
 
+// Worker w of `workers` takes the items k (of `items`) with k % workers == w;
+// with more workers than items, worker w shares item w % items. Visits only
+// its own items, so setting up is linear even with a million streams.
+template <typename Visit>
+void shares_of(int worker, int workers, int items, Visit visit) {
+  if (workers > items) return visit(static_cast<size_t>(worker % items));
+  for (int k = worker; k < items; k += workers) visit(static_cast<size_t>(k));
+}
+
 class Bench {
  public:
   Bench(uv_loop_t* loop, Options o) : loop_(loop), o_(std::move(o)) {}
@@ -98,36 +122,51 @@ class Bench {
 
  private:
   bool set_up();
+  bool create_streams();
+  void create_more();
+  bool connect_clients();
+  void subscribe_all();
   void start_producers();
   void pump(Producer& p);
   void send(Producer& p, uint64_t intended_ns);
   void on_records(Subscription& s, std::vector<Record>& records);
   void progress();
   void finish_producing();
+  void all_acked();
   void check_consumed();
   void report();
 
   uv_loop_t* loop_;
   Options o_;
   ClientOptions client_options_;
-  std::unique_ptr<Client> producer_client_;
-  std::unique_ptr<Client> consumer_client_;
+  std::unique_ptr<Client> consumer_client_;  // Also makes the bucket and the streams; none without consumers.
+  std::vector<std::unique_ptr<Client>> producer_clients_;
   std::vector<StreamState> streams_;
   std::vector<std::unique_ptr<Producer>> producers_;
   std::vector<std::unique_ptr<Subscription>> subs_;
   std::string padding_;
 
-  uint64_t start_ns_ = 0, end_ns_ = 0, stop_ns_ = 0;
+  // Stream creation.
+  std::string run_id_;
+  size_t create_next_ = 0, created_ = 0;
+  int create_in_flight_ = 0;
+  std::string create_error_;
+  double create_s_ = 0, connect_s_ = 0;
+  size_t clients_ = 0;  // Connected before the clock started.
+
+  uint64_t start_ns_ = 0, end_ns_ = 0, stop_ns_ = 0, finished_ns_ = 0;
   bool producing_ = true;
+  int appends_in_flight_ = 0;  // Over all producers: the drain is over when it reaches 0.
   uint64_t produced_ = 0, consumed_ = 0, append_errors_ = 0, order_errors_ = 0, subscription_errors_ = 0;
   bool unsustainable_ = false;
   LatencyHistogram append_all_, e2e_all_, append_second_, e2e_second_;
   uint64_t produced_mark_ = 0, consumed_mark_ = 0;
-  double cpu_start_ = 0, cpu_mark_ = 0;
+  double cpu_start_ = 0, cpu_mark_ = 0, user_start_ = 0, sys_start_ = 0;
   uint64_t mark_ns_ = 0;
+  uint64_t catch_up_start_ns_ = 0, last_delivery_ns_ = 0;
   uv_timer_t progress_timer_{};
   uv_timer_t check_timer_{};
-  uint64_t check_deadline_ns_ = 0;
+  uint64_t check_deadline_ns_ = 0, check_consumed_mark_ = 0;
   bool consumed_all_ = false;
 };
 
@@ -141,61 +180,115 @@ bool Bench::set_up() {
   client_options_.port = static_cast<uint16_t>(std::stoi(o_.server.substr(colon + 1)));
   client_options_.client_name = "runnel-bench";
   client_options_.request_timeout_ms = 10000;
+  consumer_client_ = std::make_unique<Client>(loop_, client_options_);
   // Streams of their own for this run, in the bench bucket.
-  BlockingClient setup(client_options_);
-  auto bucket = setup.create_bucket(o_.bucket);
-  if (!bucket && bucket.status().code() != ErrorCode::kAlreadyExists) {
-    fmt::print(stderr, "runnel-bench: cannot create bucket '{}': {}\n", o_.bucket, bucket.status().to_string());
+  bool answered = false;
+  Status bucket_status;
+  consumer_client_->create_bucket(o_.bucket, BucketConfig{}, [&answered, &bucket_status](Result<BucketInfo> r) {
+    answered = true;
+    bucket_status = r.status();
+  });
+  while (!answered) uv_run(loop_, UV_RUN_ONCE);
+  if (!bucket_status.ok() && bucket_status.code() != ErrorCode::kAlreadyExists) {
+    fmt::print(stderr, "runnel-bench: cannot create bucket '{}': {}\n", o_.bucket, bucket_status.to_string());
     return false;
   }
-  const std::string run_id = fmt::format("{}-{}", getpid(), now_ns() / 1000000 % 100000000);
-  for (int k = 0; k < o_.streams; k++) {
-    StreamState s;
-    s.name = fmt::format("run-{}/{}", run_id, k);
-    auto created = setup.create_stream(o_.bucket, s.name);
-    if (!created) {
-      fmt::print(stderr, "runnel-bench: cannot create stream: {}\n", created.status().to_string());
+  return create_streams();
+}
+
+// Creates the streams pipelined, kCreatesInFlight at a time: one by one,
+// each waits a round trip and a million take minutes.
+bool Bench::create_streams() {
+  run_id_ = fmt::format("{}-{}", getpid(), now_ns() / 1000000 % 100000000);
+  streams_.resize(static_cast<size_t>(o_.streams));
+  const uint64_t t0 = now_ns();
+  uint64_t next_progress_ns = t0 + 1'000'000'000;
+  create_more();
+  while (create_in_flight_ > 0) {
+    uv_run(loop_, UV_RUN_ONCE);  // The client's own timer wakes it at least every 20 ms.
+    const uint64_t t = now_ns();
+    if (!o_.quiet && t >= next_progress_ns) {
+      fmt::print(stderr, "[create] {} of {} streams, {:.0f}/s\n", created_, streams_.size(),
+                 per_second(static_cast<double>(created_), static_cast<double>(t - t0) / 1e9));
+      next_progress_ns += 1'000'000'000;
+    }
+  }
+  create_s_ = static_cast<double>(now_ns() - t0) / 1e9;
+  if (!create_error_.empty()) {
+    fmt::print(stderr, "runnel-bench: {}\n", create_error_);
+    return false;
+  }
+  return true;
+}
+
+void Bench::create_more() {
+  while (create_in_flight_ < kCreatesInFlight && create_next_ < streams_.size() && create_error_.empty()) {
+    const size_t k = create_next_++;
+    streams_[k].name = fmt::format("run-{}/{}", run_id_, k);
+    create_in_flight_++;
+    consumer_client_->create_stream(o_.bucket, streams_[k].name, std::nullopt, [this, k](Result<StreamInfo> r) {
+      create_in_flight_--;
+      if (r.ok()) {
+        created_++;
+      } else if (create_error_.empty()) {  // The first error stops it; those in flight are waited for.
+        create_error_ = fmt::format("cannot create stream '{}': {}", streams_[k].name, r.status().to_string());
+      }
+      create_more();
+    });
+  }
+}
+
+// Waits until every client has a connection, so the clock starts with all
+// of them up (10,000 connects take a while and would count as latency).
+bool Bench::connect_clients() {
+  std::vector<Client*> clients;
+  if (consumer_client_) clients.push_back(consumer_client_.get());
+  for (auto& c : producer_clients_) clients.push_back(c.get());
+  const uint64_t t0 = now_ns();
+  uint64_t next_check_ns = t0, next_progress_ns = t0 + 1'000'000'000, deadline_ns = t0 + kStallNs;
+  size_t ready = 0;  // clients[0, ready) are up; they are checked in order, each once it is.
+  while (ready < clients.size()) {
+    uv_run(loop_, UV_RUN_ONCE);
+    const uint64_t t = now_ns();
+    if (t < next_check_ns) continue;
+    next_check_ns = t + 10'000'000;
+    const size_t before = ready;
+    while (ready < clients.size() && clients[ready]->connections_ready() > 0) ready++;
+    if (ready > before) deadline_ns = t + kStallNs;
+    if (t >= deadline_ns) {
+      // A refused connection is retried quietly: say where the usual limit is.
+      fmt::print(stderr,
+                 "runnel-bench: only {} of {} clients connected; none more in {} s (runneld takes at most "
+                 "server.connections_max connections per shard, 10000 by default)\n",
+                 ready, clients.size(), kStallNs / 1'000'000'000);
       return false;
     }
-    streams_.push_back(std::move(s));
+    if (!o_.quiet && t >= next_progress_ns) {
+      fmt::print(stderr, "[connect] {} of {} clients connected\n", ready, clients.size());
+      next_progress_ns += 1'000'000'000;
+    }
   }
+  connect_s_ = static_cast<double>(now_ns() - t0) / 1e9;
+  clients_ = clients.size();
   return true;
 }
 
 int Bench::run() {
   if (!set_up()) return 1;
   padding_.assign(o_.record_size - kStampBytes, 'r');
-  producer_client_ = std::make_unique<Client>(loop_, client_options_);
-  consumer_client_ = std::make_unique<Client>(loop_, client_options_);
+  // Without consumers it has done its part: its connection would count
+  // against the server's limit (10,000 per shard) like a producer's.
+  if (o_.consumers == 0) consumer_client_.reset();
+  producer_clients_.reserve(static_cast<size_t>(o_.connections));
+  for (int c = 0; c < o_.connections; c++) producer_clients_.push_back(std::make_unique<Client>(loop_, client_options_));
+  if (!connect_clients()) return 1;
 
   // Subscriptions first, from seq_num 0 of the new streams, so they see
-  // everything. Consumer c takes the streams k with k % consumers == c; with more
-  // consumers than streams, each stream gets several (fan-out).
-  for (int c = 0; c < o_.consumers; c++) {
-    for (int k = 0; k < o_.streams; k++) {
-      const bool mine = o_.consumers <= o_.streams ? k % o_.consumers == c : c % o_.streams == k;
-      if (!mine) continue;
-      auto s = std::make_unique<Subscription>();
-      s->stream = static_cast<size_t>(k);
-      Subscription* sp = s.get();
-      SubscribeOptions so;
-      so.start = Start::seq_num(0);
-      so.credit_bytes = 8u << 20;
-      s->handle = consumer_client_->subscribe(
-          o_.bucket, streams_[s->stream].name, so,
-          [this, sp](std::vector<Record>& records, uint32_t) { on_records(*sp, records); },
-          [this](Status end) {
-            if (end.code() != ErrorCode::kShuttingDown) {
-              subscription_errors_++;
-              fmt::print(stderr, "runnel-bench: a subscription ended: {}\n", end.to_string());
-            }
-          });
-      subs_.push_back(std::move(s));
-    }
-  }
+  // everything; under --catch-up only once every append is acknowledged.
+  if (!o_.catch_up) subscribe_all();
 
-  double user = 0, sys = 0;
-  cpu_start_ = cpu_mark_ = cpu_seconds(&user, &sys);
+  // From here on: making streams and connecting clients is not the load's cost.
+  cpu_start_ = cpu_mark_ = cpu_seconds(&user_start_, &sys_start_);
   start_ns_ = mark_ns_ = now_ns();
   end_ns_ = start_ns_ + static_cast<uint64_t>(o_.duration_s * 1e9);
   start_producers();
@@ -209,15 +302,40 @@ int Bench::run() {
   return ok ? 0 : 1;
 }
 
+// Consumer c takes the streams k with k % consumers == c; with more consumers
+// than streams, each stream gets several (fan-out).
+void Bench::subscribe_all() {
+  for (int c = 0; c < o_.consumers; c++) {
+    shares_of(c, o_.consumers, o_.streams, [this](size_t k) {
+      auto s = std::make_unique<Subscription>();
+      s->stream = k;
+      Subscription* sp = s.get();
+      SubscribeOptions so;
+      so.start = Start::seq_num(0);
+      so.credit_bytes = kSubscriptionCredit;
+      s->handle = consumer_client_->subscribe(
+          o_.bucket, streams_[k].name, so,
+          [this, sp](std::vector<Record>& records, uint32_t) { on_records(*sp, records); },
+          [this](Status end) {
+            if (end.code() != ErrorCode::kShuttingDown) {
+              subscription_errors_++;
+              fmt::print(stderr, "runnel-bench: a subscription ended: {}\n", end.to_string());
+            }
+          });
+      subs_.push_back(std::move(s));
+    });
+  }
+}
+
 void Bench::start_producers() {
   for (int p = 0; p < o_.producers; p++) {
     auto prod = std::make_unique<Producer>();
     prod->id = p;
+    prod->client = producer_clients_[static_cast<size_t>(p % o_.connections)].get();
     // Producer p writes the streams k with k % producers == p; with more
     // producers than streams, several share one.
-    for (int k = 0; k < o_.streams; k++) {
-      if (o_.producers <= o_.streams ? k % o_.producers == p : p % o_.streams == k) prod->streams.push_back(static_cast<size_t>(k));
-    }
+    Producer* pp = prod.get();
+    shares_of(p, o_.producers, o_.streams, [pp](size_t k) { pp->streams.push_back(k); });
     prod->bench = this;
     // Under --rate, producers are spread over one interval rather than all
     // sending at the same instants: in step they would offer bursts of
@@ -288,8 +406,10 @@ void Bench::send(Producer& p, uint64_t intended_ns) {
     r.body.append(padding_);
   }
   p.in_flight++;
-  producer_client_->append(o_.bucket, streams_[stream].name, batch, {}, [this, &p, stream, from_ns](Result<AppendAck> ack) {
+  appends_in_flight_++;
+  p.client->append(o_.bucket, streams_[stream].name, batch, {}, [this, &p, stream, from_ns](Result<AppendAck> ack) {
     p.in_flight--;
+    appends_in_flight_--;
     if (ack.ok()) {
       const uint64_t us = (now_ns() - from_ns) / 1000;
       append_all_.record(us);
@@ -302,14 +422,17 @@ void Bench::send(Producer& p, uint64_t intended_ns) {
     }
     if (producing_) {
       pump(p);
-    } else if (std::all_of(producers_.begin(), producers_.end(), [](const auto& q) { return q->in_flight == 0; })) {
-      check_consumed();
+    } else if (appends_in_flight_ == 0) {
+      all_acked();
     }
   });
 }
 
 void Bench::on_records(Subscription& s, std::vector<Record>& records) {
   const uint64_t t = now_ns();
+  last_delivery_ns_ = t;
+  // Under --catch-up the stamps are old by design: only the order is checked.
+  const bool timed = !o_.catch_up;
   for (const Record& r : records) {
     if (r.seq_num != s.next_seq) {
       if (order_errors_++ < 5) {
@@ -318,8 +441,7 @@ void Bench::on_records(Subscription& s, std::vector<Record>& records) {
       }
     }
     s.next_seq = r.seq_num + 1;
-    consumed_++;
-    if (r.body.size() >= kStampBytes) {
+    if (timed && r.body.size() >= kStampBytes) {
       uint64_t intended = 0;
       std::memcpy(&intended, r.body.data(), 8);
       const uint64_t us = t > intended ? (t - intended) / 1000 : 0;
@@ -327,6 +449,7 @@ void Bench::on_records(Subscription& s, std::vector<Record>& records) {
       e2e_second_.record(us);
     }
   }
+  consumed_ += records.size();
 }
 
 void Bench::progress() {
@@ -337,14 +460,17 @@ void Bench::progress() {
   const double produced_rate = static_cast<double>(produced_ - produced_mark_) / secs;
   const double consumed_rate = static_cast<double>(consumed_ - consumed_mark_) / secs;
   if (!o_.quiet) {
+    const std::string e2e = o_.catch_up ? fmt::format("{:8.1f} MB/s", consumed_rate * o_.record_size / 1e6)
+                                        : fmt::format("e2e p50 {:6.2f} ms p99 {:6.2f} ms",
+                                                      static_cast<double>(e2e_second_.percentile(0.5)) / 1000,
+                                                      static_cast<double>(e2e_second_.percentile(0.99)) / 1000);
     fmt::print(stderr,
                "[{:4.0f}s] append {:7.3f} M rec/s {:8.1f} MB/s p50 {:6.2f} ms p99 {:6.2f} ms | consume {:7.3f} M rec/s "
-               "e2e p50 {:6.2f} ms p99 {:6.2f} ms | bench cpu {:3.0f}%\n",
+               "{} | bench cpu {:3.0f}%\n",
                static_cast<double>(t - start_ns_) / 1e9, produced_rate / 1e6, produced_rate * o_.record_size / 1e6,
                static_cast<double>(append_second_.percentile(0.5)) / 1000,
-               static_cast<double>(append_second_.percentile(0.99)) / 1000, consumed_rate / 1e6,
-               static_cast<double>(e2e_second_.percentile(0.5)) / 1000,
-               static_cast<double>(e2e_second_.percentile(0.99)) / 1000, 100 * (cpu - cpu_mark_) / secs);
+               static_cast<double>(append_second_.percentile(0.99)) / 1000, consumed_rate / 1e6, e2e,
+               100 * (cpu - cpu_mark_) / secs);
   }
   append_second_.clear();
   e2e_second_.clear();
@@ -359,30 +485,44 @@ void Bench::finish_producing() {
   producing_ = false;
   stop_ns_ = now_ns();
   for (auto& p : producers_) uv_timer_stop(&p->timer);
-  if (std::all_of(producers_.begin(), producers_.end(), [](const auto& q) { return q->in_flight == 0; })) {
-    check_consumed();
-  }
+  if (appends_in_flight_ == 0) all_acked();
 }
 
-// Once every ack is in: wait (up to 30 s) for the subscribers to reach every
-// stream's end, then close everything so the loop ends.
+// Every producer has stopped and every append is answered: under --catch-up
+// the consumers start on the backlog now.
+void Bench::all_acked() {
+  if (o_.catch_up) {
+    catch_up_start_ns_ = now_ns();
+    subscribe_all();
+  }
+  check_consumed();
+}
+
+// Waits for the subscribers to reach every stream's end (giving up after
+// 30 s without progress), then closes everything so the loop ends.
 void Bench::check_consumed() {
-  check_deadline_ns_ = now_ns() + 30'000'000'000ull;
+  check_deadline_ns_ = now_ns() + kStallNs;
+  check_consumed_mark_ = consumed_;
   uv_timer_init(loop_, &check_timer_);
   check_timer_.data = this;
   auto check = [](uv_timer_t* t) {
     auto* b = static_cast<Bench*>(t->data);
     bool all = true;
     for (const auto& s : b->subs_) all &= s->next_seq >= b->streams_[s->stream].acked;
+    if (b->consumed_ != b->check_consumed_mark_) {
+      b->check_consumed_mark_ = b->consumed_;
+      b->check_deadline_ns_ = now_ns() + kStallNs;
+    }
     if (!all && now_ns() < b->check_deadline_ns_ && b->subscription_errors_ == 0) return;
     b->consumed_all_ = all;
+    b->finished_ns_ = now_ns();
     uv_timer_stop(t);
     uv_close(reinterpret_cast<uv_handle_t*>(t), nullptr);
     uv_timer_stop(&b->progress_timer_);
     uv_close(reinterpret_cast<uv_handle_t*>(&b->progress_timer_), nullptr);
     for (auto& p : b->producers_) uv_close(reinterpret_cast<uv_handle_t*>(&p->timer), nullptr);
-    b->producer_client_->close();
-    b->consumer_client_->close();
+    for (auto& c : b->producer_clients_) c->close();
+    if (b->consumer_client_) b->consumer_client_->close();
   };
   uv_timer_start(&check_timer_, check, 0, 10);
 }
@@ -390,6 +530,9 @@ void Bench::check_consumed() {
 void Bench::report() {
   double user = 0, sys = 0;
   const double cpu = cpu_seconds(&user, &sys) - cpu_start_;
+  user -= user_start_;
+  sys -= sys_start_;
+  const double cpu_percent = 100 * per_second(cpu, static_cast<double>(finished_ns_ - start_ns_) / 1e9);
   const double secs = static_cast<double>(stop_ns_ - start_ns_) / 1e9;
   const double mb = static_cast<double>(produced_) * o_.record_size / 1e6;
   uint64_t expected = 0;
@@ -398,6 +541,13 @@ void Bench::report() {
     fmt::print(stderr, "runnel-bench: consumed {} of the {} records the subscriptions should have seen\n", consumed_,
                expected);
   }
+  const bool exactly_once = consumed_all_ && order_errors_ == 0;
+  // Catch-up: from the first subscribe to the last record delivered. Every
+  // body is --record-size bytes, so bytes are counted per record, not summed.
+  const double catch_up_s =
+      static_cast<double>(std::max(last_delivery_ns_, catch_up_start_ns_) - catch_up_start_ns_) / 1e9;
+  const double catch_up_bytes = static_cast<double>(consumed_) * o_.record_size;
+  const double create_rate = per_second(static_cast<double>(o_.streams), create_s_);
   auto stats = [&](const LatencyHistogram& h, double records) {
     return fmt::format(
         R"({{"records_per_s":{:.0f},"mb_per_s":{:.1f},"p50_us":{},"p90_us":{},"p99_us":{},"p999_us":{},"max_us":{}}})",
@@ -405,13 +555,22 @@ void Bench::report() {
         h.percentile(0.99), h.percentile(0.999), h.max());
   };
   if (o_.json) {
+    // Under --catch-up there is no "e2e" (its stamps are old by design) but a "catch_up".
+    const std::string reading =
+        o_.catch_up
+            ? fmt::format(R"("catch_up":{{"records":{},"bytes":{:.0f},"seconds":{:.3f},"records_per_s":{:.0f},)"
+                          R"("mb_per_s":{:.1f}}})",
+                          consumed_, catch_up_bytes, catch_up_s, per_second(static_cast<double>(consumed_), catch_up_s),
+                          per_second(catch_up_bytes / 1e6, catch_up_s))
+            : fmt::format(R"("e2e":{})", stats(e2e_all_, static_cast<double>(consumed_)));
     fmt::print(
-        R"({{"produced":{},"consumed":{},"exactly_once":{},"errors":{},"duration_s":{:.3f},"append":{},"e2e":{},)"
+        R"({{"connections":{},"streams":{},"create_s":{:.3f},"create_per_s":{:.0f},"connect_s":{:.3f},)"
+        R"("produced":{},"consumed":{},"exactly_once":{},"errors":{},"duration_s":{:.3f},"append":{},{},)"
         R"("bench_cpu":{{"user_s":{:.2f},"sys_s":{:.2f},"percent_of_a_core":{:.0f}}}}})"
         "\n",
-        produced_, consumed_, consumed_all_ && order_errors_ == 0 ? "true" : "false",
-        append_errors_ + order_errors_ + subscription_errors_, secs, stats(append_all_, static_cast<double>(produced_)),
-        stats(e2e_all_, static_cast<double>(consumed_)), user, sys, 100 * cpu / secs);
+        o_.connections, o_.streams, create_s_, create_rate, connect_s_, produced_, consumed_,
+        exactly_once ? "true" : "false", append_errors_ + order_errors_ + subscription_errors_, secs,
+        stats(append_all_, static_cast<double>(produced_)), reading, user, sys, cpu_percent);
     return;
   }
   auto line = [&](const char* what, const LatencyHistogram& h, double records) {
@@ -420,14 +579,36 @@ void Bench::report() {
                h.percentile(0.9) / 1e3, h.percentile(0.99) / 1e3, h.percentile(0.999) / 1e3,
                static_cast<double>(h.max()) / 1e3);
   };
-  fmt::print("runnel-bench: {} producers, {} consumers, {} streams, {} B records × {} per batch, {:.1f} s{}\n",
-             o_.producers, o_.consumers, o_.streams, o_.record_size, o_.batch_records, secs,
-             o_.rate > 0 ? fmt::format(", offered {:.0f} rec/s", o_.rate) : std::string(", as fast as acks come"));
+  fmt::print("runnel-bench: {} producers on {} connections, {} consumers, {} streams, {} B records × {} per batch, "
+             "{:.1f} s{}{}\n",
+             o_.producers, o_.connections, o_.consumers, o_.streams, o_.record_size, o_.batch_records, secs,
+             o_.rate > 0 ? fmt::format(", offered {:.0f} rec/s", o_.rate) : std::string(", as fast as acks come"),
+             o_.catch_up ? ", catch-up" : "");
+  fmt::print("created {} streams in {:.3f} s ({:.0f}/s); {} clients connected in {:.3f} s\n", o_.streams, create_s_,
+             create_rate, clients_, connect_s_);
   fmt::print("produced {} records ({:.1f} MB), consumed {}{}\n", produced_, mb, consumed_,
-             consumed_all_ && order_errors_ == 0 ? " — every record exactly once, in order" : " — NOT all exactly once");
+             exactly_once ? " — every record exactly once, in order" : " — NOT all exactly once");
   line("append", append_all_, static_cast<double>(produced_));
-  line("e2e", e2e_all_, static_cast<double>(consumed_));
-  fmt::print("bench cpu: {:.2f} s user + {:.2f} s sys = {:.0f}% of a core\n", user, sys, 100 * cpu / secs);
+  if (o_.catch_up) {
+    fmt::print("catch-up {} records ({:.1f} MB) in {:.3f} s: {:.0f} rec/s {:.1f} MB/s\n", consumed_,
+               catch_up_bytes / 1e6, catch_up_s, per_second(static_cast<double>(consumed_), catch_up_s),
+               per_second(catch_up_bytes / 1e6, catch_up_s));
+  } else {
+    line("e2e", e2e_all_, static_cast<double>(consumed_));
+  }
+  fmt::print("bench cpu: {:.2f} s user + {:.2f} s sys = {:.0f}% of a core\n", user, sys, cpu_percent);
+}
+
+// Each client holds a connection per server shard: 10,000 of them need more
+// descriptors than the usual soft limit (1024), so take the hard one.
+void raise_descriptor_limit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  limit.rlim_cur = limit.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    fmt::print(stderr, "runnel-bench: cannot raise the open-file limit to {}: {}\n", limit.rlim_max,
+               std::strerror(errno));
+  }
 }
 
 }  // namespace
@@ -439,6 +620,9 @@ int main(int argc, char** argv) {
   app.add_option("--bucket", o.bucket, "bucket the run's streams are made in")->capture_default_str();
   app.add_option("--producers", o.producers, "producers (each with --window batches in flight)")
       ->capture_default_str()->check(CLI::Range(1, 100000));
+  app.add_option("--connections", o.connections,
+                 "producer clients, each with a connection per server shard; producer p uses client p % N")
+      ->capture_default_str()->check(CLI::Range(1, 100000));
   app.add_option("--consumers", o.consumers, "consumers (subscriptions spread over the streams; 0: none)")
       ->capture_default_str()->check(CLI::Range(0, 100000));
   app.add_option("--streams", o.streams, "streams, made fresh for this run")->capture_default_str()->check(CLI::Range(1, 1000000));
@@ -448,6 +632,9 @@ int main(int argc, char** argv) {
   app.add_option("--duration", o.duration_s, "seconds of producing")->capture_default_str()->check(CLI::Range(0.1, 86400.0));
   app.add_option("--rate", o.rate, "records/s offered over all producers (0: as fast as acks come back)")->capture_default_str();
   app.add_option("--window", o.window, "batches in flight per producer")->capture_default_str()->check(CLI::Range(1, 32));
+  app.add_flag("--catch-up", o.catch_up,
+               "subscribe only once producing is over and every append acknowledged, then read the backlog from "
+               "seq_num 0 and report its read throughput (no end-to-end latency)");
   app.add_flag("--json", o.json, "print the final report as one JSON object");
   app.add_flag("--quiet", o.quiet, "no progress lines");
   CLI11_PARSE(app, argc, argv);
@@ -455,6 +642,11 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "runnel-bench: a batch (--record-size × --batch-records) must fit in 1 MiB\n");
     return 2;
   }
+  if (o.catch_up && o.consumers == 0) {
+    fmt::print(stderr, "runnel-bench: --catch-up needs consumers to read the backlog\n");
+    return 2;
+  }
+  raise_descriptor_limit();
   uv_loop_t loop;
   uv_loop_init(&loop);
   int rc = 0;
