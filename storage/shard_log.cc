@@ -1440,40 +1440,6 @@ ShardLog::ReclaimReport ShardLog::reclaim() {
   return report;
 }
 
-// --- recent-data cache ------------------------------------------------------
-
-ShardLog::RecentCache::RecentCache(size_t capacity) : capacity_(align_up(capacity)) {
-  if (capacity_ > 0) memory_.reset(aligned_alloc_bytes(capacity_).release());
-}
-
-void ShardLog::RecentCache::insert(uint64_t segment_id, uint64_t file_offset, const char* data, size_t length) {
-  if (length == 0 || length > capacity_) return;
-  if (head_ + length > capacity_) head_ = 0;  // Wrap: the ring's tail end stays unused this round.
-  // Chunks are placed in FIFO order around the ring, so the ones the new
-  // bytes overwrite are the oldest, at the front.
-  while (!chunks_.empty()) {
-    const Chunk& oldest = chunks_.front();
-    bool overlaps = oldest.ring_offset < head_ + length && head_ < oldest.ring_offset + oldest.length;
-    if (!overlaps) break;
-    chunks_.pop_front();
-  }
-  std::memcpy(memory_.get() + head_, data, length);
-  chunks_.push_back({segment_id, file_offset, length, head_});
-  head_ += length;
-}
-
-const ShardLog::RecentCache::Chunk* ShardLog::RecentCache::find(uint64_t segment_id, uint64_t offset) const {
-  // Chunks are in log order: binary search for the last one starting at or before (segment, offset).
-  auto it = std::upper_bound(chunks_.begin(), chunks_.end(), std::make_pair(segment_id, offset),
-                             [](const std::pair<uint64_t, uint64_t>& key, const Chunk& c) {
-                               return key < std::make_pair(c.segment_id, c.file_offset);
-                             });
-  if (it == chunks_.begin()) return nullptr;
-  --it;
-  if (it->segment_id != segment_id || offset >= it->file_offset + it->length) return nullptr;
-  return &*it;
-}
-
 // --- reads ----------------------------------------------------------------
 
 void ShardLog::read(uint64_t stream_id, ReadStart start, uint32_t max_records, uint32_t max_bytes,
@@ -1710,8 +1676,11 @@ void ShardLog::continue_read(ReadOp* op) {
     // Recent data comes from memory: a flush's bytes stay cached after it is durable.
     if (const RecentCache::Chunk* chunk = cache_.find(segment.id, op->offset)) {
       if (cache_hits_ != nullptr) cache_hits_->inc();
+      const uint64_t from = op->offset;
       if (!parse_chunk(op, cache_.bytes(*chunk), chunk->file_offset, chunk->length)) return;
-      continue;
+      // No progress means a batch runs past the chunk's end (flushes are whole
+      // batches, so it should not happen): read it from disk, never spin here.
+      if (op->segment_id != segment.id || op->offset != from) continue;
     }
     if (cache_misses_ != nullptr) cache_misses_->inc();
     op->read_offset = align_down(op->offset);

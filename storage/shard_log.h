@@ -40,6 +40,7 @@
 #include "core/status.h"
 #include "storage/batch.h"
 #include "storage/file_io.h"
+#include "storage/recent_cache.h"
 
 namespace runnel {
 
@@ -329,30 +330,6 @@ class ShardLog {
   void continue_read(ReadOp* op);
   bool parse_chunk(ReadOp* op, const char* base, uint64_t base_offset, uint64_t got);
 
-  // The last cache_bytes of flushed data, in a ring, so tailing readers and
-  // subscribers are served from memory. Filled when a flush is durable.
-  class RecentCache {
-   public:
-    struct Chunk {
-      uint64_t segment_id;
-      uint64_t file_offset;  // Block-aligned: a whole flush.
-      size_t length;
-      size_t ring_offset;
-    };
-    explicit RecentCache(size_t capacity);
-    void insert(uint64_t segment_id, uint64_t file_offset, const char* data, size_t length);
-    const Chunk* find(uint64_t segment_id, uint64_t offset) const;  // The chunk holding `offset`, or null.
-    const char* bytes(const Chunk& chunk) const { return memory_.get() + chunk.ring_offset; }
-
-   private:
-    struct Free {
-      void operator()(char* p) const { std::free(p); }
-    };
-    size_t capacity_;
-    std::unique_ptr<char, Free> memory_;
-    size_t head_ = 0;
-    std::deque<Chunk> chunks_;  // Log order, oldest first.
-  };
   void finish_read(ReadOp* op, Status status);
   bool finish_read_false(ReadOp* op, Status status);  // finish_read, then "stop parsing".
 
@@ -383,7 +360,7 @@ class ShardLog {
   FileOp next_op_;
   uint64_t next_retry_us_ = 0;
 
-  RecentCache cache_;
+  RecentCache cache_;  // The last cache_bytes of flushed data: tailing readers read from memory.
   std::vector<std::unique_ptr<ReadOp>> read_ops_;
   std::vector<ReadOp*> free_read_ops_;
 
