@@ -8,6 +8,7 @@ namespace runnel {
 namespace {
 // At most one catalog snapshot per this long (each rewrites the whole catalog).
 constexpr uint64_t kSnapshotIntervalMinMs = 10'000;
+constexpr size_t kSnapshotInFlight = 512;  // Snapshot records handed to the log at once.
 }  // namespace
 
 Result<std::unique_ptr<StreamStore>> StreamStore::open(Reactor* reactor, FileIo& io, const LogOptions& options,
@@ -593,23 +594,30 @@ void StreamStore::enforce_retention(uint64_t now_ms) {
   }
 }
 
+// Begin, every live stream's full state in id order, End: appended in that
+// order and acknowledged in it. The snapshot counts (and older catalog
+// records stop mattering) only once End is durable. With a million streams it
+// is a million control records: at most kSnapshotInFlight are handed to the
+// log at a time, the next as acks come back, so they never overflow the log's
+// queue of waiting appends and clients' appends go on between them.
+struct StreamStore::SnapshotWrite {
+  std::vector<CatalogMutation> records;
+  uint64_t begin_segment = 0;
+  size_t buckets = 0;
+  size_t next = 0;  // The next record to hand to the log.
+  size_t acked = 0;
+  bool failed = false;
+  bool sending = false;  // send_snapshot_records is on the stack (acks may come back synchronously).
+};
+
+StreamStore::~StreamStore() = default;
+
 void StreamStore::write_snapshot() {
   if (snapshot_in_progress_) return;
   snapshot_in_progress_ = true;
   last_snapshot_ms_ = Reactor::clock_realtime_ms();
-  // Begin, every live stream's full state in id order, End: appended back to
-  // back, acknowledged in that order. The snapshot counts (and older catalog
-  // records stop mattering) only once End is durable.
-  struct Snapshot {
-    StreamStore* store;
-    uint64_t begin_segment = 0;
-    size_t buckets = 0;
-    size_t records = 0;
-    size_t acked = 0;
-    bool failed = false;
-  };
-  auto* snap = new Snapshot{this, 0, 0, 0, 0, false};
-  std::vector<CatalogMutation> records;
+  auto snap = std::make_unique<SnapshotWrite>();
+  std::vector<CatalogMutation>& records = snap->records;
   CatalogMutation begin;
   begin.op = CatalogOp::kSnapshotBegin;
   begin.stream.id = catalog_.next_id();
@@ -621,9 +629,9 @@ void StreamStore::write_snapshot() {
     records.push_back(std::move(create));
   }
   // The bucket table is this log's only at the home; a replica's is not its to keep.
-  const size_t buckets = bucket_home_ ? catalog_.bucket_count() : 0;
+  snap->buckets = bucket_home_ ? catalog_.bucket_count() : 0;
   if (bucket_home_) {
-    for (const BucketInfo* info : catalog_.list_buckets("", "", buckets)) {
+    for (const BucketInfo* info : catalog_.list_buckets("", "", snap->buckets)) {
       CatalogMutation create;
       create.op = CatalogOp::kBucketCreate;
       create.bucket = *info;
@@ -633,26 +641,39 @@ void StreamStore::write_snapshot() {
   CatalogMutation end = begin;
   end.op = CatalogOp::kSnapshotEnd;
   records.push_back(end);
-  snap->records = records.size();
-  snap->buckets = buckets;
-  for (size_t i = 0; i < records.size(); i++) {
-    log_->append_control(encode_mutation(records[i]), [snap](Result<AppendAck> ack) {
-      snap->failed |= !ack;
-      if (++snap->acked < snap->records) return;
-      std::unique_ptr<Snapshot> owned(snap);
-      StreamStore& store = *owned->store;
-      if (owned->failed) {
-        log_warn("catalog snapshot failed; old segments stay until the next one");
-      } else {
-        store.log_->set_control_horizon(owned->begin_segment);
-        log_info("catalog snapshot of {} streams and {} buckets written", owned->records - 2 - owned->buckets,
-                 owned->buckets);
-      }
-      store.snapshot_in_progress_ = false;
-      store.run_deferred();
+  snapshot_ = std::move(snap);
+  send_snapshot_records();
+}
+
+void StreamStore::send_snapshot_records() {
+  SnapshotWrite& snap = *snapshot_;
+  if (snap.sending) return;  // The loop below on the stack goes on.
+  snap.sending = true;
+  while (snap.next < snap.records.size() && snap.next - snap.acked < kSnapshotInFlight) {
+    const size_t i = snap.next++;
+    if (i == 0) snap.begin_segment = log_->active_segment_id();  // Where Begin is placed.
+    log_->append_control(encode_mutation(snap.records[i]), [this](Result<AppendAck> ack) {
+      SnapshotWrite& s = *snapshot_;
+      s.failed |= !ack;
+      if (++s.acked < s.records.size()) return send_snapshot_records();
+      finish_snapshot();
     });
-    if (i == 0) snap->begin_segment = log_->active_segment_id();  // Where Begin was placed.
+    if (snapshot_.get() != &snap) return;  // The last ack came back synchronously and finished it.
   }
+  snap.sending = false;
+}
+
+void StreamStore::finish_snapshot() {
+  std::unique_ptr<SnapshotWrite> snap = std::move(snapshot_);
+  if (snap->failed) {
+    log_warn("catalog snapshot failed; old segments stay until the next one");
+  } else {
+    log_->set_control_horizon(snap->begin_segment);
+    log_info("catalog snapshot of {} streams and {} buckets written", snap->records.size() - 2 - snap->buckets,
+             snap->buckets);
+  }
+  snapshot_in_progress_ = false;
+  run_deferred();
 }
 
 void StreamStore::run_deferred() {

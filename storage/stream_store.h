@@ -146,6 +146,7 @@ class StreamStore {
   void enforce_retention(uint64_t now_ms);
   const StreamCatalog& catalog() const { return catalog_; }
   ShardLog& log() { return *log_; }
+  ~StreamStore();
 
  private:
   StreamStore() = default;
@@ -203,8 +204,12 @@ class StreamStore {
   // their catalog records. Other mutations wait meanwhile, so none lands
   // between the snapshot's records.
   void write_snapshot();
+  struct SnapshotWrite;
+  void send_snapshot_records();
+  void finish_snapshot();
   void run_deferred();
   bool snapshot_in_progress_ = false;
+  std::unique_ptr<SnapshotWrite> snapshot_;  // The snapshot being written, if any.
   uint64_t last_snapshot_ms_ = 0;
   std::deque<std::unique_ptr<PendingMutation>> deferred_;
   // Replay of a snapshot found in the log: built aside, swapped in at its end.

@@ -959,3 +959,44 @@ TEST(StreamStore, CatalogSnapshotsKeepTheBuckets) {
 
 }  // namespace
 }  // namespace runnel
+
+namespace runnel {
+namespace {
+
+// A catalog snapshot is a record per stream; with more streams than the log
+// lets appends wait, it used to be handed over all at once, overflow the
+// queue and fail every time (and old segments were never freed). Now it is
+// paced by acks.
+TEST(StreamStore, SnapshotsMoreStreamsThanAppendsMayWait) {
+  std::string dir = temp_dir();
+  LogOptions o = small_segments(dir);
+  // Room for ~600 snapshot records in the write buffers and 600 more waiting.
+  o.limits.payload_bytes_max = 60u << 10;
+  o.flush_bytes_max = 64u << 10;
+  o.write_buffers = 2;
+  o.flushes_in_flight_max = 1;
+  o.appends_waiting_max = 600;
+  constexpr int kStreams = 1500;
+  StreamConfig capped;
+  capped.retention_bytes = 100'000;
+  {
+    StoreHarness h(o);
+    ASSERT_NE(h.log(), nullptr);
+    ASSERT_TRUE(create_bucket(h, "orders").is_ok());
+    for (int i = 0; i < kStreams; i++) ASSERT_TRUE(create(h, "orders", "s" + std::to_string(i)).is_ok());
+    ASSERT_TRUE(create(h, "orders", "capped", capped).is_ok());
+    append_at(h, "capped", 4000, 1000, 1000);
+    const size_t before = segment_files(dir);
+    ASSERT_GE(before, 8u);  // ~6 MiB of creates (a block each) and 4 MiB of data.
+    settle(h, 2000);
+    EXPECT_LE(segment_files(dir), 3u) << "the snapshot must let the creates' segments go (had " << before << ")";
+  }
+  StoreHarness h(o);
+  ASSERT_NE(h.log(), nullptr) << h.open_status().to_string();
+  EXPECT_EQ(h.log()->catalog().size(), size_t{kStreams} + 1);
+  ASSERT_NE(h.log()->catalog().find("orders", "s1499"), nullptr);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace runnel
