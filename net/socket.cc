@@ -54,6 +54,21 @@ Result<std::vector<UniqueFd>> listen_reuseport_group(const HostPort& address, in
   if (::inet_pton(AF_INET, address.host.c_str(), &addr.sin_addr) != 1) {
     return Status(ErrorCode::kInvalidArgument, fmt::format("not an IPv4 address: '{}'", address.host));
   }
+  if (address.port != 0) {
+    // SO_REUSEPORT would let this group join a port another runneld (or any
+    // process of this user) already listens on, and the kernel would split
+    // new connections between the two. A plain bind first refuses that.
+    UniqueFd probe(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    int one = 1;
+    if (!probe.valid() || ::setsockopt(probe.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0) {
+      return Status(ErrorCode::kIoError, fmt::format("socket: {}", std::strerror(errno)));
+    }
+    if (::bind(probe.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
+      return Status(ErrorCode::kUnavailable,
+                    fmt::format("cannot bind {}: {}{}", address.to_string(), std::strerror(errno),
+                                errno == EADDRINUSE ? " (is another runneld listening there?)" : ""));
+    }
+  }
   std::vector<UniqueFd> fds;
   for (int i = 0; i < count; i++) {
     auto fd = listen_one(addr, backlog, address);
