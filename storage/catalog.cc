@@ -581,6 +581,11 @@ void StreamCatalog::replace_buckets(const std::vector<BucketInfo>& buckets) {
   for (const BucketInfo& b : buckets) buckets_.emplace(b.name, b);
 }
 
+const StreamInfo* StreamCatalog::next_after(uint64_t id) const {
+  auto it = by_id_.upper_bound(id);
+  return it == by_id_.end() ? nullptr : &it->second;
+}
+
 std::vector<const StreamInfo*> StreamCatalog::all() const {
   std::vector<const StreamInfo*> out;
   out.reserve(by_id_.size());

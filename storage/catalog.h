@@ -133,6 +133,8 @@ class StreamCatalog {
 
   // Every stream, in id order (for background passes such as retention).
   std::vector<const StreamInfo*> all() const;
+  // The stream with the least id above `id`, or null.
+  const StreamInfo* next_after(uint64_t id) const;
 
   // The id a new stream gets: one more than any id ever used here.
   uint64_t next_id() const { return max_id_ + 1; }

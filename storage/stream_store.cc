@@ -9,6 +9,7 @@ namespace {
 // At most one catalog snapshot per this long (each rewrites the whole catalog).
 constexpr uint64_t kSnapshotIntervalMinMs = 10'000;
 constexpr size_t kSnapshotInFlight = 512;  // Snapshot records handed to the log at once.
+constexpr uint64_t kRetentionIdleFactor = 20;  // Retention passes take at most 1/20 of the shard's time.
 }  // namespace
 
 Result<std::unique_ptr<StreamStore>> StreamStore::open(Reactor* reactor, FileIo& io, const LogOptions& options,
@@ -532,8 +533,14 @@ void StreamStore::start_retention(uint64_t interval_ms) {
   RUNNEL_ASSERT(reactor_ != nullptr);
   retention_interval_ms_ = interval_ms;
   retention_timer_ = std::make_unique<Timer>(*reactor_, [this] {
+    const uint64_t started_us = Reactor::clock_us();
     enforce_retention(static_cast<uint64_t>(Reactor::clock_realtime_ms()));
-    retention_timer_->arm_after_us(retention_interval_ms_ * 1000);
+    // A pass walks every stream: with a million of them it takes a good part
+    // of a second, all of it on the shard's thread. Wait at least
+    // kRetentionIdleFactor times as long as it took before the next one, so
+    // passes never take more than a few percent of the shard.
+    const uint64_t took_us = Reactor::clock_us() - started_us;
+    retention_timer_->arm_after_us(std::max(retention_interval_ms_ * 1000, took_us * kRetentionIdleFactor));
   });
   retention_timer_->arm_after_us(retention_interval_ms_ * 1000);
 }
@@ -601,10 +608,12 @@ void StreamStore::enforce_retention(uint64_t now_ms) {
 // log at a time, the next as acks come back, so they never overflow the log's
 // queue of waiting appends and clients' appends go on between them.
 struct StreamStore::SnapshotWrite {
-  std::vector<CatalogMutation> records;
+  CatalogMutation begin;             // Begin and End: the same but for the op.
+  std::vector<BucketInfo> buckets;   // A few: copied when the snapshot starts.
+  size_t records = 0;                // Begin, a record per stream and bucket, End.
+  uint64_t stream_cursor = 0;        // The id of the last stream handed over.
   uint64_t begin_segment = 0;
-  size_t buckets = 0;
-  size_t next = 0;  // The next record to hand to the log.
+  size_t next = 0;                   // The number of records handed to the log so far.
   size_t acked = 0;
   bool failed = false;
   bool sending = false;  // send_snapshot_records is on the stack (acks may come back synchronously).
@@ -617,45 +626,56 @@ void StreamStore::write_snapshot() {
   snapshot_in_progress_ = true;
   last_snapshot_ms_ = Reactor::clock_realtime_ms();
   auto snap = std::make_unique<SnapshotWrite>();
-  std::vector<CatalogMutation>& records = snap->records;
-  CatalogMutation begin;
-  begin.op = CatalogOp::kSnapshotBegin;
-  begin.stream.id = catalog_.next_id();
-  records.push_back(begin);
-  for (const StreamInfo* info : catalog_.all()) {
-    CatalogMutation create;
-    create.op = CatalogOp::kCreate;
-    create.stream = *info;
-    records.push_back(std::move(create));
-  }
+  snap->begin.op = CatalogOp::kSnapshotBegin;
+  snap->begin.stream.id = catalog_.next_id();
   // The bucket table is this log's only at the home; a replica's is not its to keep.
-  snap->buckets = bucket_home_ ? catalog_.bucket_count() : 0;
   if (bucket_home_) {
-    for (const BucketInfo* info : catalog_.list_buckets("", "", snap->buckets)) {
-      CatalogMutation create;
-      create.op = CatalogOp::kBucketCreate;
-      create.bucket = *info;
-      records.push_back(std::move(create));
+    for (const BucketInfo* info : catalog_.list_buckets("", "", catalog_.bucket_count())) {
+      snap->buckets.push_back(*info);
     }
   }
-  CatalogMutation end = begin;
-  end.op = CatalogOp::kSnapshotEnd;
-  records.push_back(end);
+  // The stream records are made one at a time as they are sent, in id order:
+  // the catalog holds still meanwhile (every mutation waits for the snapshot).
+  snap->records = 2 + catalog_.size() + snap->buckets.size();
   snapshot_ = std::move(snap);
   send_snapshot_records();
+}
+
+CatalogMutation StreamStore::next_snapshot_record(SnapshotWrite& snap) {
+  const size_t i = snap.next;
+  CatalogMutation m;
+  if (i == 0) return snap.begin;
+  if (i + 1 == snap.records) {
+    m = snap.begin;
+    m.op = CatalogOp::kSnapshotEnd;
+    return m;
+  }
+  const size_t streams = snap.records - 2 - snap.buckets.size();
+  if (i <= streams) {
+    const StreamInfo* info = catalog_.next_after(snap.stream_cursor);
+    RUNNEL_ASSERT(info != nullptr);
+    snap.stream_cursor = info->id;
+    m.op = CatalogOp::kCreate;
+    m.stream = *info;
+    return m;
+  }
+  m.op = CatalogOp::kBucketCreate;
+  m.bucket = snap.buckets[i - 1 - streams];
+  return m;
 }
 
 void StreamStore::send_snapshot_records() {
   SnapshotWrite& snap = *snapshot_;
   if (snap.sending) return;  // The loop below on the stack goes on.
   snap.sending = true;
-  while (snap.next < snap.records.size() && snap.next - snap.acked < kSnapshotInFlight) {
-    const size_t i = snap.next++;
-    if (i == 0) snap.begin_segment = log_->active_segment_id();  // Where Begin is placed.
-    log_->append_control(encode_mutation(snap.records[i]), [this](Result<AppendAck> ack) {
+  while (snap.next < snap.records && snap.next - snap.acked < kSnapshotInFlight) {
+    if (snap.next == 0) snap.begin_segment = log_->active_segment_id();  // Where Begin is placed.
+    const std::string bytes = encode_mutation(next_snapshot_record(snap));
+    snap.next++;
+    log_->append_control(bytes, [this](Result<AppendAck> ack) {
       SnapshotWrite& s = *snapshot_;
       s.failed |= !ack;
-      if (++s.acked < s.records.size()) return send_snapshot_records();
+      if (++s.acked < s.records) return send_snapshot_records();
       finish_snapshot();
     });
     if (snapshot_.get() != &snap) return;  // The last ack came back synchronously and finished it.
@@ -669,8 +689,8 @@ void StreamStore::finish_snapshot() {
     log_warn("catalog snapshot failed; old segments stay until the next one");
   } else {
     log_->set_control_horizon(snap->begin_segment);
-    log_info("catalog snapshot of {} streams and {} buckets written", snap->records.size() - 2 - snap->buckets,
-             snap->buckets);
+    log_info("catalog snapshot of {} streams and {} buckets written", snap->records - 2 - snap->buckets.size(),
+             snap->buckets.size());
   }
   snapshot_in_progress_ = false;
   run_deferred();

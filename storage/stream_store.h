@@ -205,6 +205,7 @@ class StreamStore {
   // between the snapshot's records.
   void write_snapshot();
   struct SnapshotWrite;
+  CatalogMutation next_snapshot_record(SnapshotWrite& snap);
   void send_snapshot_records();
   void finish_snapshot();
   void run_deferred();
