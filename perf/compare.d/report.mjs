@@ -12,6 +12,7 @@ const a = Object.fromEntries(process.argv.slice(2).reduce((acc, x, i, all) => {
 const lines = (f) => readFileSync(f, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l));
 const runs = lines(a.runs);
 const lat = a.latency ? lines(a.latency) : [];
+const goalRuns = a.goals ? lines(a.goals) : [];
 const out = a.out;
 mkdirSync(out, { recursive: true });
 
@@ -24,6 +25,7 @@ const durable = {
   "fio 1m-qd1-dsync": "O_DSYNC on every write",
   "fio 1m-qd16-dsync": "O_DSYNC on every write",
   "fio 4k-qd1-dsync": "O_DSYNC on every write",
+  "fio 4m-qd4-dsync": "O_DSYNC on every write",
 };
 const short = {
   "runneld": "runneld (fsync per ack)", "redis-always": "redis always (fsync per loop pass)",
@@ -81,7 +83,48 @@ const head = [
   `in % of one core. fio rows: the disk under the scratch dir, no server.`,
   "",
 ];
-const text = [...head, ...rows, ...latRows, ""].join("\n");
+// ---- the issue's goals, from this run ---------------------------------------
+const goalRows = [];
+if (goalRuns.length) {
+  const of = (g) => goalRuns.filter((r) => r.goal === g);
+  const med = (g, k) => median(of(g).map((r) => r[k]));
+  const best = (system, size) => Math.max(...cells.filter((c) => c.system === system && c.size === size).map((c) => c.rps));
+  const cell = (system) => cells.find((c) => c.system === system);
+  const rn1k = best("runneld", 1024), rn100 = best("runneld", 100), redis1k = best("redis-always", 1024);
+  const half = of("half")[0];
+  const ackP99 = med("half", "ack_p99_us"), e2eP99 = med("half", "e2e_p99_us");
+  const engine = med("engine", "mb_per_s");
+  const fioSame = cell("fio 4m-qd4-dsync"), fioRaw = cell("fio 1m-qd16-noflush");
+  const yes = (ok) => (ok ? "**met**" : "not met");
+  const row = (goal, target, got, ok) => goalRows.push(`| ${goal} | ${target} | ${got} | ${yes(ok)} |`);
+  goalRows.push("", `Goals (runneld; medians of ${of("half").length || a.reps} runs each unless said; from this run only):`, "",
+    "| goal | target | measured | |", "| --- | --- | --- | --- |");
+  if (Number.isFinite(rn1k)) row("durable 1 KiB appends", "≥ 1,000,000 records/s", `${fmtN(rn1k)} records/s (best cell of the table)`, rn1k >= 1e6);
+  if (Number.isFinite(redis1k) && Number.isFinite(rn1k)) row("… against Redis Streams appendfsync always", "≥ 5×", `${(rn1k / redis1k).toFixed(1)}× (${fmtN(redis1k)})`, rn1k >= 5 * redis1k);
+  if (Number.isFinite(rn100)) row("durable 100 B appends", "≥ 3,000,000 records/s", `${fmtN(rn100)} records/s`, rn100 >= 3e6);
+  if (half) {
+    row(`ack p99 at half the 1 KiB maximum (${fmtN(half.rate)} of ${fmtN(half.max_rate)} records/s, 16 producers)`, "≤ 2 ms",
+      `${fmtMs(ackP99)} ms (p50 ${fmtMs(med("half", "ack_p50_us"))})` +
+      (cell("fio 4k-qd1-dsync") ? `; the disk's own p99 for one 4 KiB O_DSYNC write: ${fmtMs(cell("fio 4k-qd1-dsync").p99)} ms` : ""),
+      ackP99 <= 2000);
+    row("end-to-end (append → subscriber) p99, same runs", "≤ ack p99 + 1 ms", `${fmtMs(e2eP99)} ms (+${fmtMs(e2eP99 - ackP99)})`,
+      e2eP99 <= ackP99 + 1000);
+  }
+  const cu = med("catchup", "mb_per_s");
+  if (!Number.isNaN(cu)) {
+    row("catch-up reads (8 streams, 4 consumers, from seq_num 0)", "≥ 1.5 GB/s", `${(cu / 1000).toFixed(2)} GB/s (runs ${of("catchup").map((r) => Math.round(r.mb_per_s)).join(", ")} MB/s)`, cu >= 1500);
+  }
+  if (!Number.isNaN(engine) && fioSame) {
+    row("storage engine alone vs fio, same write size and depth (4 MiB O_DSYNC, 4 in flight)", "≥ 85%",
+      `${Math.round(engine)} MB/s = ${Math.round((100 * engine) / fioSame.mbps)}% of ${Math.round(fioSame.mbps)} MB/s` +
+      (fioRaw ? ` (${Math.round((100 * engine) / fioRaw.mbps)}% of 1 MiB × 16 without flushes, ${Math.round(fioRaw.mbps)} MB/s)` : ""),
+      engine >= 0.85 * fioSame.mbps);
+  }
+  const broken = goalRuns.filter((r) => r.goal !== "engine" && (r.exactly_once === false || r.errors));
+  if (broken.length) goalRows.push("", `WARNING: ${broken.length} goal runs reported errors or records not read exactly once.`);
+}
+
+const text = [...head, ...rows, ...latRows, ...goalRows, ""].join("\n");
 process.stdout.write(text);
 writeFileSync(`${out}/compare-table.md`, text);
 
