@@ -28,7 +28,8 @@ if (streams.length) {
     "| --- | --- | --- | --- | --- | --- | --- | --- |");
   const base = streams[0].rss_mib;
   for (const p of streams) {
-    const per = p.x > 1 ? `${(((p.rss_mib - base) * 1048576) / p.x).toFixed(0)} B` : "–";
+    // Per stream only where the streams' share stands out of the noise.
+    const per = p.x >= 10000 ? `${(((p.rss_mib - base) * 1048576) / p.x).toFixed(0)} B` : "–";
     text.push(`| ${fmtN(p.x)} | ${p.create_s > 0 ? fmtN(p.x / p.create_s) : "–"} | ${fmtN(p.records_per_s)}${ok(p)} | ` +
       `${p.mb_per_s?.toFixed(1)} | ${ms(p.p50_us)} / ${ms(p.p99_us)} | ${p.rss_start_mib} → ${p.rss_mib} (${p.hwm_mib}) | ${per} | ${p.stop_s} |`);
   }
@@ -41,7 +42,7 @@ if (conns.length) {
     "| --- | --- | --- | --- | --- | --- | --- |");
   const base = conns[0].rss_mib;
   for (const p of conns) {
-    const per = p.x > 1 ? `${(((p.rss_mib - base) * 1048576) / p.x / 1024).toFixed(1)} KiB` : "–";
+    const per = p.x >= 1000 ? `${(((p.rss_mib - base) * 1048576) / p.x / 1024).toFixed(1)} KiB` : "–";
     text.push(`| ${fmtN(p.x)} | ${fmtN(Math.max(p.x, 100))} | ${fmtN(p.records_per_s)}${ok(p)} | ${p.mb_per_s?.toFixed(1)} | ` +
       `${ms(p.p50_us)} / ${ms(p.p99_us)} | ${p.rss_start_mib} → ${p.rss_mib} (${p.hwm_mib}) | ${per} |`);
   }
