@@ -382,12 +382,13 @@ PushTarget BinaryConnection::push_target() {
   return PushTarget{reactor_.shard(), this, generation_, &BinaryConnection::deliver_push};
 }
 
-void BinaryConnection::deliver_push(void* connection, uint64_t generation, std::string frame) {
+void BinaryConnection::deliver_push(void* connection, uint64_t generation, std::vector<std::string> frame_pieces) {
   auto* c = static_cast<BinaryConnection*>(connection);
   if (generation != c->generation_ || c->fd_ < 0 || c->closing_) return;  // That connection is gone.
-  const wire::FrameHeader h = wire::read_frame_header(frame.data());
+  RUNNEL_ASSERT(!frame_pieces.empty() && frame_pieces.front().size() >= wire::kFrameHeaderBytes);
+  const wire::FrameHeader h = wire::read_frame_header(frame_pieces.front().data());
   if ((h.flags & wire::kFlagError) != 0) c->subscriptions_.erase(h.request_id);  // It ended.
-  c->out_.push(std::move(frame));
+  for (std::string& piece : frame_pieces) c->out_.push(std::move(piece));
   if (!c->in_process_input_) c->flush_output();
 }
 

@@ -66,13 +66,19 @@ struct PendingStart {
 thread_local std::multimap<Key, PendingStart*> starting;
 thread_local bool stop_hook_registered = false;
 
-void deliver(const PushTarget& t, std::string frame) {
-  if (t.shard == Reactor::current().shard()) return t.deliver(t.connection, t.generation, std::move(frame));
-  auto* owned = new std::string(std::move(frame));
+void deliver_pieces(const PushTarget& t, std::vector<std::string> pieces) {
+  if (t.shard == Reactor::current().shard()) return t.deliver(t.connection, t.generation, std::move(pieces));
+  auto* owned = new std::vector<std::string>(std::move(pieces));
   Reactor::current().send(t.shard, [t, owned] {
-    std::unique_ptr<std::string> bytes(owned);
-    t.deliver(t.connection, t.generation, std::move(*bytes));
+    std::unique_ptr<std::vector<std::string>> moved(owned);
+    t.deliver(t.connection, t.generation, std::move(*moved));
   });
+}
+
+void deliver(const PushTarget& t, std::string frame) {
+  std::vector<std::string> pieces;
+  pieces.push_back(std::move(frame));
+  deliver_pieces(t, std::move(pieces));
 }
 
 std::string push_frame(uint32_t id, const wire::ReadAnswer& data) {
@@ -114,15 +120,15 @@ void pump(Subscription* sub) {
       return;
     }
     if (!r) return fail(sub, r.status());
-    const wire::ReadAnswer data = read_answer(*r, 0);
     sub->positioned = true;
-    if (!data.batches.empty()) {
+    if (!r->batches.empty()) {
       uint64_t bytes = 0;
-      for (const wire::Batch& b : data.batches) bytes += b.payload.size();
-      const wire::Batch& last = data.batches.back();
+      for (const StoredBatch& b : r->batches) bytes += b.payload.size();
+      const BatchHeader& last = r->batches.back().header;
       sub->next_seq = last.base_seq + last.record_count;
       sub->credit -= std::min(sub->credit, bytes);
-      deliver(sub->target, push_frame(sub->key.id, data));
+      deliver_pieces(sub->target, read_answer_pieces(Opcode::kSubscriptionData, wire::kFlagPush, sub->key.id,
+                                                     std::move(*r)));
       arm_heartbeat(sub);
       // More may be there: go on from the loop, not from inside this read.
       if (!sub->scheduled) {

@@ -27,7 +27,9 @@ struct PushTarget {
   int shard = 0;
   void* connection = nullptr;
   uint64_t generation = 0;
-  void (*deliver)(void* connection, uint64_t generation, std::string frame) = nullptr;
+  // A frame in one or more pieces sent back to back (the first holds the
+  // whole frame header): large records travel without being joined.
+  void (*deliver)(void* connection, uint64_t generation, std::vector<std::string> frame_pieces) = nullptr;
 };
 
 namespace subscriptions {

@@ -2,7 +2,9 @@
 // Conversions between the storage engine's types and the binary protocol's
 // messages, and answer frames, for the request handlers in net/ (internal).
 
+#include <cstring>
 #include <string>
+#include <vector>
 
 #include "proto/wire.h"
 #include "storage/stream_store.h"
@@ -110,6 +112,47 @@ inline wire::ReadAnswer read_answer(const ReadResult& r, uint64_t until) {
     answer.batches.push_back(out);
   }
   return answer;
+}
+
+// A frame carrying `r` as a READ answer or SUBSCRIPTION_DATA, in pieces for
+// a vectored send: the frame's fixed fields in small strings, and each
+// batch's payload moved out of `r` as a piece of its own, so a megabyte of
+// records read from disk is not copied once more into one frame string. The
+// pieces joined are exactly append_frame(opcode, flags, request_id,
+// read_answer(r, 0)); the first holds the whole frame header.
+inline std::vector<std::string> read_answer_pieces(wire::Opcode opcode, uint16_t flags, uint32_t request_id,
+                                                   ReadResult&& r) {
+  std::vector<std::string> pieces;
+  pieces.emplace_back();
+  size_t frame_bytes = 0;
+  wire::begin_frame(&pieces.back(), opcode, flags, request_id);
+  {
+    wire::Writer w(&pieces.back());
+    w.u64(r.tail);
+    w.u32(r.first_record_index);
+    w.u32(static_cast<uint32_t>(r.batches.size()));
+  }
+  for (StoredBatch& b : r.batches) {
+    // The fields wire::encode(Writer, Batch) writes before the payload bytes.
+    wire::Writer w(&pieces.back());
+    w.u64(b.header.base_seq);
+    w.u32(b.header.record_count);
+    w.u64(b.header.first_timestamp);
+    w.u64(b.header.last_timestamp);
+    w.u64(b.header.arrival_timestamp);
+    w.u16(b.header.flags);
+    w.u64(b.header.payload_checksum);
+    w.u32(static_cast<uint32_t>(b.payload.size()));
+    frame_bytes += pieces.back().size() + b.payload.size();
+    pieces.push_back(std::move(b.payload));
+    pieces.emplace_back();
+  }
+  frame_bytes += pieces.back().size();
+  if (pieces.back().empty()) pieces.pop_back();
+  RUNNEL_ASSERT(frame_bytes <= UINT32_MAX);
+  const auto length = static_cast<uint32_t>(frame_bytes);
+  std::memcpy(pieces.front().data(), &length, 4);  // The frame header starts with the frame's length.
+  return pieces;
 }
 
 }  // namespace runnel::wire_convert
