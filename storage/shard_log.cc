@@ -206,7 +206,10 @@ ShardLog::ShardLog(Reactor* reactor, FileIo& io, const LogOptions& options)
   zero_window_bytes_ = std::max<uint64_t>(kZeroWindowFloorBytes, uint64_t{options_.write_buffers} * capacity);
   for (uint32_t i = 0; i < options_.write_buffers; i++) {
     auto buffer = std::make_unique<WriteBuffer>();
-    buffer->data = aligned_alloc_bytes(capacity);
+    // Not zeroed: batches are written from the front and seal_current zeroes
+    // the block's tail, so no byte reaches the disk unwritten; the pages are
+    // faulted in by the first flushes instead of at startup.
+    buffer->data = aligned_alloc_uninitialized(capacity);
     buffer->capacity = capacity;
     free_buffers_.push_back(buffer.get());
     buffers_.push_back(std::move(buffer));
