@@ -470,8 +470,18 @@ Status ShardLog::scan_segment(Segment& segment, bool last) {
     }
   }
   for (const BadRegion& r : bad) {
+    if (r.start >= cut) {
+      // The torn tail is cut off, zeroed and written over by later appends
+      // from align_up(cut) on: only the torn bytes left in the block holding
+      // `cut` stay a hole. (Keeping the whole region made reads skip records
+      // appended there after the restart, for good once the segment's
+      // summary carried the stale hole.)
+      const uint64_t torn_end = std::min(r.end, align_up(cut));
+      if (r.start < torn_end) segment.holes.emplace_back(r.start, torn_end);
+      continue;
+    }
     segment.holes.emplace_back(r.start, r.end);
-    if (r.voided || r.start >= cut) continue;
+    if (r.voided) continue;
     recovery_.corrupt_regions++;
     if (corrupt_batches_ != nullptr) corrupt_batches_->inc();
     log_error("corrupt data in segment {} at bytes [{}, {}): skipped, never returned", segment.path, r.start, r.end);
