@@ -93,6 +93,20 @@ inline ReadStart read_start(const wire::Start& start) {
   }
 }
 
+// A stored batch as the protocol sends it; the payload is a view into `b`.
+inline wire::Batch wire_batch(const StoredBatch& b) {
+  wire::Batch out;
+  out.base_seq = b.header.base_seq;
+  out.record_count = b.header.record_count;
+  out.first_timestamp = b.header.first_timestamp;
+  out.last_timestamp = b.header.last_timestamp;
+  out.arrival_timestamp = b.header.arrival_timestamp;
+  out.flags = b.header.flags;
+  out.payload_checksum = b.header.payload_checksum;
+  out.payload = b.payload;
+  return out;
+}
+
 inline wire::ReadAnswer read_answer(const ReadResult& r, uint64_t until) {
   wire::ReadAnswer answer;
   answer.tail = r.tail;
@@ -100,16 +114,7 @@ inline wire::ReadAnswer read_answer(const ReadResult& r, uint64_t until) {
   for (const StoredBatch& b : r.batches) {
     // until_timestamp: stop at the first batch that starts at or after it.
     if (until != 0 && b.header.first_timestamp >= until) break;
-    wire::Batch out;
-    out.base_seq = b.header.base_seq;
-    out.record_count = b.header.record_count;
-    out.first_timestamp = b.header.first_timestamp;
-    out.last_timestamp = b.header.last_timestamp;
-    out.arrival_timestamp = b.header.arrival_timestamp;
-    out.flags = b.header.flags;
-    out.payload_checksum = b.header.payload_checksum;
-    out.payload = b.payload;
-    answer.batches.push_back(out);
+    answer.batches.push_back(wire_batch(b));
   }
   return answer;
 }
@@ -133,16 +138,8 @@ inline std::vector<std::string> read_answer_pieces(wire::Opcode opcode, uint16_t
     w.u32(static_cast<uint32_t>(r.batches.size()));
   }
   for (StoredBatch& b : r.batches) {
-    // The fields wire::encode(Writer, Batch) writes before the payload bytes.
     wire::Writer w(&pieces.back());
-    w.u64(b.header.base_seq);
-    w.u32(b.header.record_count);
-    w.u64(b.header.first_timestamp);
-    w.u64(b.header.last_timestamp);
-    w.u64(b.header.arrival_timestamp);
-    w.u16(b.header.flags);
-    w.u64(b.header.payload_checksum);
-    w.u32(static_cast<uint32_t>(b.payload.size()));
+    wire::encode_batch_head(w, wire_batch(b));
     frame_bytes += pieces.back().size() + b.payload.size();
     pieces.push_back(std::move(b.payload));
     pieces.emplace_back();

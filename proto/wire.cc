@@ -206,7 +206,7 @@ void encode(Writer& w, const Start& m) {
 }
 bool decode(Reader& r, Start* m) { return r.u8(&m->kind) && m->kind <= Start::kTailOffset && r.u64(&m->value); }
 
-void encode(Writer& w, const Batch& m) {
+void encode_batch_head(Writer& w, const Batch& m) {
   w.u64(m.base_seq);
   w.u32(m.record_count);
   w.u64(m.first_timestamp);
@@ -214,7 +214,12 @@ void encode(Writer& w, const Batch& m) {
   w.u64(m.arrival_timestamp);
   w.u16(m.flags);
   w.u64(m.payload_checksum);
-  w.bytes(m.payload);
+  RUNNEL_ASSERT(m.payload.size() <= UINT32_MAX);
+  w.u32(static_cast<uint32_t>(m.payload.size()));
+}
+void encode(Writer& w, const Batch& m) {
+  encode_batch_head(w, m);
+  w.out()->append(m.payload);
 }
 bool decode(Reader& r, Batch* m) {
   return r.u64(&m->base_seq) && r.u32(&m->record_count) && r.u64(&m->first_timestamp) &&

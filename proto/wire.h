@@ -343,6 +343,10 @@ bool decode_body(std::string_view body, T* m) {
   return decode(r, m) && r.done();
 }
 
+// A Batch's fields and its payload's length: all encode(Writer, Batch) writes
+// before the payload bytes (for senders that queue the payload separately).
+void encode_batch_head(Writer& w, const Batch& m);
+
 // A whole frame holding `m` as its body.
 template <typename T>
 void append_frame(std::string* out, Opcode opcode, uint16_t flags, uint32_t request_id, const T& m) {
