@@ -6,18 +6,10 @@
 // client's own CPU.
 import { connect, StorageType, RetentionPolicy, DiscardPolicy } from "nats";
 import { performance } from "node:perf_hooks";
+import { Latencies, parseArgs, printReport, runProducers } from "./fixed_rate.mjs";
 
-const args = Object.fromEntries(
-  process.argv.slice(2).reduce((acc, a, i, all) => {
-    if (a.startsWith("--")) acc.push([a.slice(2), all[i + 1]]);
-    return acc;
-  }, []));
-const server = args.server ?? "127.0.0.1:4222";
-const size = Number(args["record-size"] ?? 1024);
-const conc = Number(args.producers ?? 1);
-const batch = Number(args["batch-records"] ?? 100);
-const duration = Number(args.duration ?? 5);
-const rate = Number(args.rate ?? 0);
+const opts = parseArgs("127.0.0.1:4222");
+const { server, size, batch } = opts;
 
 const nc = await connect({ servers: server, maxPingOut: 100, pingInterval: 60000 });
 const jsm = await nc.jetstreamManager();
@@ -50,45 +42,14 @@ const publish = () => new Promise((resolve) => {
 const payload = new Uint8Array(size);
 for (let i = 0; i < size; i++) payload[i] = 97 + (i % 26);
 
-let lat = new Float64Array(1 << 20);
-let nlat = 0;
-const push = (ms) => {
-  if (nlat === lat.length) { const n = new Float64Array(lat.length * 2); n.set(lat); lat = n; }
-  lat[nlat++] = ms;
-};
+const latencies = new Latencies();
 let errors = 0;
-const cpu0 = process.cpuUsage();
-const t0 = performance.now();
-const end = t0 + duration * 1000;
-// Under --rate, producer p sends batch k at t0 + (k * conc + p) * interval.
-const interval = rate > 0 ? (batch * 1000) / rate : 0;
-
-async function producer(p) {
-  for (let k = 0; ; k++) {
-    let start = performance.now();
-    if (rate > 0) {
-      const due = t0 + (k * conc + p) * interval;
-      if (due >= end || start >= end) return;   // behind schedule at the end: stop
-      if (due > start) await new Promise((r) => setTimeout(r, due - start));
-      start = due;
-    } else if (start >= end) return;
-    const acks = [];
-    for (let i = 0; i < batch; i++) {
-      acks.push(publish().then((failed) => { if (failed) errors++; else push(performance.now() - start); }));
-    }
-    await Promise.all(acks);
+const { seconds, cpu } = await runProducers(opts, async (p, start) => {
+  const acks = [];
+  for (let i = 0; i < batch; i++) {
+    acks.push(publish().then((failed) => { if (failed) errors++; else latencies.push(performance.now() - start); }));
   }
-}
-await Promise.all(Array.from({ length: conc }, (_, p) => producer(p)));
-const seconds = (performance.now() - t0) / 1000;
-const cpu = process.cpuUsage(cpu0);
+  await Promise.all(acks);
+});
 await nc.drain();
-
-const sorted = lat.subarray(0, nlat).sort();
-const pct = (q) => (nlat ? sorted[Math.min(nlat - 1, Math.ceil(q * nlat) - 1)] * 1000 : 0);
-console.log(JSON.stringify({
-  records: nlat, errors, seconds,
-  records_per_s: nlat / seconds, mb_per_s: (nlat * size) / seconds / 1e6,
-  p50_us: pct(0.5), p99_us: pct(0.99), p999_us: pct(0.999),
-  client_cpu_pct: (100 * (cpu.user + cpu.system) / 1e6) / seconds,
-}));
+printReport({ records: latencies.n, errors, seconds, cpu, size, latencies });

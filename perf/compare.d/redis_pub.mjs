@@ -5,29 +5,18 @@
 // send time (no coordinated omission). Same output as nats_pub.mjs.
 import net from "node:net";
 import { performance } from "node:perf_hooks";
+import { Latencies, parseArgs, printReport, runProducers } from "./fixed_rate.mjs";
 
-const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => {
-  if (a.startsWith("--")) acc.push([a.slice(2), all[i + 1]]);
-  return acc;
-}, []));
-const [host, port] = (args.server ?? "127.0.0.1:6379").split(":");
-const size = Number(args["record-size"] ?? 1024);
-const conc = Number(args.producers ?? 1);
-const batch = Number(args["batch-records"] ?? 100);
-const duration = Number(args.duration ?? 5);
-const rate = Number(args.rate ?? 0);
+const opts = parseArgs("127.0.0.1:6379");
+const { size, conc, batch } = opts;
+const [host, port] = opts.server.split(":");
 
 const body = "x".repeat(size);
 const cmd = Buffer.from(`*5\r\n$4\r\nXADD\r\n$1\r\ns\r\n$1\r\n*\r\n$1\r\nf\r\n$${size}\r\n${body}\r\n`);
 const batchBuf = Buffer.concat(Array.from({ length: batch }, () => cmd));
 
-let lat = new Float64Array(1 << 20);
-let nlat = 0;
+const latencies = new Latencies();
 let errors = 0;
-const push = (ms) => {
-  if (nlat === lat.length) { const n = new Float64Array(lat.length * 2); n.set(lat); lat = n; }
-  lat[nlat++] = ms;
-};
 
 // Counts replies on one connection: `$N\r\n<id>\r\n` (an entry id) or `-ERR ...\r\n`.
 function connection() {
@@ -49,7 +38,7 @@ function connection() {
         }
       } else if (buf[off] === 45 /* - */) errors++;
       off = next;
-      push(performance.now() - waiting.start);
+      latencies.push(performance.now() - waiting.start);
       if (--waiting.left === 0) { const w = waiting; waiting = null; w.resolve(); }
     }
     buf = buf.subarray(off);
@@ -63,33 +52,7 @@ function connection() {
 
 const conns = Array.from({ length: conc }, connection);
 await Promise.all(conns.map((c) => c.ready));
-const cpu0 = process.cpuUsage();
-const t0 = performance.now();
-const end = t0 + duration * 1000;
-const interval = rate > 0 ? (batch * 1000) / rate : 0;
-
-async function producer(p) {
-  for (let k = 0; ; k++) {
-    let start = performance.now();
-    if (rate > 0) {
-      const due = t0 + (k * conc + p) * interval;
-      if (due >= end || start >= end) return;
-      if (due > start) await new Promise((r) => setTimeout(r, due - start));
-      start = due;
-    } else if (start >= end) return;
-    await conns[p].send(start);
-  }
-}
-await Promise.all(Array.from({ length: conc }, (_, p) => producer(p)));
-const seconds = (performance.now() - t0) / 1000;
-const cpu = process.cpuUsage(cpu0);
+const { seconds, cpu } = await runProducers(opts, (p, start) => conns[p].send(start));
 for (const c of conns) c.sock.end();
-
-const sorted = lat.subarray(0, nlat).sort();
-const pct = (q) => (nlat ? sorted[Math.min(nlat - 1, Math.ceil(q * nlat) - 1)] * 1000 : 0);
-console.log(JSON.stringify({
-  records: nlat - errors, errors, seconds,
-  records_per_s: (nlat - errors) / seconds, mb_per_s: ((nlat - errors) * size) / seconds / 1e6,
-  p50_us: pct(0.5), p99_us: pct(0.99), p999_us: pct(0.999),
-  client_cpu_pct: (100 * (cpu.user + cpu.system) / 1e6) / seconds,
-}));
+const records = latencies.n - errors;
+printReport({ records, errors, seconds, cpu, size, latencies });
