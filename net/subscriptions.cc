@@ -1,8 +1,10 @@
 #include "net/subscriptions.h"
 
 #include <algorithm>
+#include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <tuple>
 
 #include "core/log.h"
@@ -18,6 +20,11 @@ using wire::Opcode;
 constexpr uint32_t kPushBytesMax = 1u << 20;    // Records per pushed frame, at most.
 constexpr uint32_t kPushRecordsMax = 10'000;
 constexpr uint64_t kCreditMax = uint64_t{1} << 40;
+// Catching up, a subscription keeps this many reads (each one push) in
+// flight, split where the stream's index says, so the disk works on several
+// at once; only while the shard has reads to spare for everyone else.
+constexpr size_t kReadsAhead = 4;
+constexpr size_t kSpareReadsMin = 16;
 
 // A subscription is known by its connection and id.
 struct Key {
@@ -45,8 +52,19 @@ struct Subscription {
   uint32_t heartbeat_ms = 0;
   ShardLog::TailWaiter waiter;
   std::unique_ptr<Timer> heartbeat;
-  bool reading = false;    // A read is in flight: its completion frees an ended subscription.
-  bool scheduled = false;  // A pump is posted: it frees an ended subscription.
+  // Reads in flight, oldest first; their answers are sent in this order.
+  struct PendingRead {
+    uint64_t id = 0;
+    uint64_t end_seq = 0;  // Planned: returns exactly [from, end_seq). 0: open-ended (the only one then).
+    uint64_t credit = 0;   // Credit set aside for it while in flight.
+    bool ahead = false;    // Started while an earlier one was in flight: its answer is checked to follow on.
+    std::optional<Result<ReadResult>> answer;
+  };
+  std::deque<PendingRead> reads;
+  uint64_t next_read_id = 0;
+  int reads_outstanding = 0;  // Reads whose callback has not run (dropped ones too): they hold the subscription.
+  bool pumping = false;       // Inside pump(), which a read answered at once may re-enter.
+  bool scheduled = false;     // A pump is posted: it holds the subscription.
   bool ended = false;
 };
 
@@ -87,13 +105,19 @@ std::string push_frame(uint32_t id, const wire::ReadAnswer& data) {
   return out;
 }
 
+// An ended subscription is freed by the last thing that still holds it.
+void free_if_done(Subscription* sub) {
+  if (sub->ended && sub->reads_outstanding == 0 && !sub->scheduled && !sub->pumping) delete sub;
+}
+
 void end(Subscription* sub) {
   if (sub->ended) return;
   sub->ended = true;
   live.erase(sub->key);
   sub->store->log().cancel_wait(&sub->waiter);
   if (sub->heartbeat) sub->heartbeat->cancel();
-  if (!sub->reading && !sub->scheduled) delete sub;  // Else what is pending frees it.
+  sub->reads.clear();
+  free_if_done(sub);
 }
 
 void fail(Subscription* sub, const Status& status) {
@@ -106,56 +130,125 @@ void fail(Subscription* sub, const Status& status) {
 
 void arm_heartbeat(Subscription* sub) { sub->heartbeat->arm_after_us(uint64_t{sub->heartbeat_ms} * 1000); }
 
-// Sends what the credit allows, then waits for records or credit.
-void pump(Subscription* sub) {
-  if (sub->ended || sub->reading || sub->credit == 0) return;
-  sub->store->log().cancel_wait(&sub->waiter);
-  sub->reading = true;
-  const ReadStart from = sub->positioned ? ReadStart::seq_num(sub->next_seq) : read_start(sub->start);
-  const auto max_bytes = static_cast<uint32_t>(std::min<uint64_t>(sub->credit, kPushBytesMax));
-  sub->store->read(sub->bucket, sub->stream, from, kPushRecordsMax, max_bytes, [sub](Result<ReadResult> r) {
-    sub->reading = false;
-    if (sub->ended) {
-      if (!sub->scheduled) delete sub;
-      return;
-    }
-    if (!r) return fail(sub, r.status());
-    sub->positioned = true;
-    if (!r->batches.empty()) {
-      uint64_t bytes = 0;
-      for (const StoredBatch& b : r->batches) bytes += b.payload.size();
-      const BatchHeader& last = r->batches.back().header;
-      sub->next_seq = last.base_seq + last.record_count;
-      sub->credit -= std::min(sub->credit, bytes);
-      deliver_pieces(sub->target, read_answer_pieces(Opcode::kSubscriptionData, wire::kFlagPush, sub->key.id,
-                                                     std::move(*r)));
-      arm_heartbeat(sub);
-      // More may be there: go on from the loop, not from inside this read.
-      if (!sub->scheduled) {
-        sub->scheduled = true;
-        Reactor::current().post([sub] {
-          sub->scheduled = false;
-          if (sub->ended) {
-            if (!sub->reading) delete sub;
-            return;
-          }
-          pump(sub);
-        });
-      }
-      return;
-    }
-    // Nothing new: from here on the subscription follows the tail.
-    sub->next_seq = std::max(sub->next_seq, r->tail);
-    const StreamInfo* info = sub->store->catalog().find(sub->bucket, sub->stream);
-    if (info == nullptr) return fail(sub, Status(ErrorCode::kNotFound, "the stream was deleted"));
-    sub->waiter.stream_id = info->id;
-    sub->store->log().wait_for_records(&sub->waiter);
+void pump(Subscription* sub);
+
+void schedule_pump(Subscription* sub) {
+  // From the loop, not from inside a read's answer.
+  if (sub->scheduled) return;
+  sub->scheduled = true;
+  Reactor::current().post([sub] {
+    sub->scheduled = false;
+    if (sub->ended) return free_if_done(sub);
+    pump(sub);
   });
+}
+
+// Reads in flight whose answers can no longer be sent as they are (they do
+// not follow on, or one failed): forgotten; pump() reads again from next_seq.
+void drop_reads(Subscription* sub) {
+  sub->reads.clear();
+  schedule_pump(sub);
+}
+
+// Sends the answers at the front, in order, as they arrive.
+void send_answers(Subscription* sub) {
+  while (!sub->ended && !sub->reads.empty() && sub->reads.front().answer) {
+    Subscription::PendingRead read = std::move(sub->reads.front());
+    sub->reads.pop_front();
+    Result<ReadResult>& r = *read.answer;
+    if (!r) {
+      if (read.ahead) return drop_reads(sub);  // Read it again as the first in line: its error counts then.
+      return fail(sub, r.status());
+    }
+    if (r->batches.empty()) {
+      if (read.ahead || !sub->reads.empty()) return drop_reads(sub);
+      // Nothing new: from here on the subscription follows the tail.
+      sub->positioned = true;
+      sub->next_seq = std::max(sub->next_seq, r->tail);
+      const StreamInfo* info = sub->store->catalog().find(sub->bucket, sub->stream);
+      if (info == nullptr) return fail(sub, Status(ErrorCode::kNotFound, "the stream was deleted"));
+      sub->waiter.stream_id = info->id;
+      sub->store->log().wait_for_records(&sub->waiter);
+      return;
+    }
+    uint64_t bytes = 0;
+    for (const StoredBatch& b : r->batches) bytes += b.payload.size();
+    const BatchHeader& first = r->batches.front().header;
+    if (read.ahead && (first.base_seq + r->first_record_index != sub->next_seq || bytes > sub->credit)) {
+      return drop_reads(sub);
+    }
+    sub->positioned = true;
+    const BatchHeader& last = r->batches.back().header;
+    sub->next_seq = last.base_seq + last.record_count;
+    sub->credit -= std::min(sub->credit, bytes);
+    deliver_pieces(sub->target,
+                   read_answer_pieces(Opcode::kSubscriptionData, wire::kFlagPush, sub->key.id, std::move(*r)));
+    arm_heartbeat(sub);
+    schedule_pump(sub);  // More may be there.
+  }
+}
+
+void on_read(Subscription* sub, uint64_t id, Result<ReadResult> r) {
+  sub->reads_outstanding--;
+  if (sub->ended) return free_if_done(sub);
+  if (sub->reads.empty() || id < sub->reads.front().id) return;  // Dropped meanwhile.
+  sub->reads[id - sub->reads.front().id].answer = std::move(r);
+  send_answers(sub);
+}
+
+// Starts the next read, if one should start now.
+bool start_read(Subscription* sub) {
+  uint64_t set_aside = 0;
+  for (const auto& read : sub->reads) set_aside += read.credit;
+  if (set_aside >= sub->credit) return false;
+  const uint64_t credit_left = sub->credit - set_aside;
+  const bool first = sub->reads.empty();
+  if (!first && (sub->reads.back().end_seq == 0 || sub->store->log().reads_available() < kSpareReadsMin)) {
+    return false;
+  }
+  const uint64_t from = first ? sub->next_seq : sub->reads.back().end_seq;
+  std::optional<ShardLog::ReadPlan> plan;
+  if (sub->positioned) plan = sub->store->plan_read(sub->bucket, sub->stream, from, kPushRecordsMax, kPushBytesMax);
+  if (plan && plan->bytes > credit_left) plan.reset();
+  if (!first && !plan) return false;
+  Subscription::PendingRead& read = sub->reads.emplace_back();
+  read.id = sub->next_read_id++;
+  read.ahead = !first;
+  ReadStart start = ReadStart::seq_num(from);
+  uint32_t max_records = kPushRecordsMax, max_bytes = 0;
+  if (plan) {
+    read.end_seq = plan->end_seq;
+    read.credit = plan->bytes;
+    max_records = static_cast<uint32_t>(plan->end_seq - from);
+    max_bytes = UINT32_MAX;  // The records bound it.
+  } else {
+    if (!sub->positioned) start = read_start(sub->start);
+    max_bytes = static_cast<uint32_t>(std::min<uint64_t>(credit_left, kPushBytesMax));
+    read.credit = max_bytes;
+  }
+  const uint64_t id = read.id;  // (An answer at once may pop `read`.)
+  sub->reads_outstanding++;
+  sub->store->read(sub->bucket, sub->stream, start, max_records, max_bytes,
+                   [sub, id](Result<ReadResult> r) { on_read(sub, id, std::move(r)); });
+  return true;
+}
+
+// Reads what the credit allows (several reads ahead while catching up),
+// then waits for records or credit.
+void pump(Subscription* sub) {
+  if (sub->ended || sub->credit == 0) return;
+  sub->store->log().cancel_wait(&sub->waiter);
+  sub->pumping = true;
+  // (A read answered at once may have found nothing new: then it waits.)
+  while (!sub->ended && !sub->waiter.waiting && sub->reads.size() < kReadsAhead && start_read(sub)) {
+  }
+  sub->pumping = false;
+  free_if_done(sub);
 }
 
 void on_heartbeat(Subscription* sub) {
   if (sub->ended) return;
-  if (!sub->reading) {
+  if (sub->reads.empty()) {
     auto tail = sub->store->tail(sub->bucket, sub->stream);
     if (!tail) return fail(sub, tail.status());
     wire::ReadAnswer empty;

@@ -154,6 +154,24 @@ inline Appended append_many(LogHarness& h, int streams, int batches, int per_bat
   return out;
 }
 
+// The bodies of the records a read returned, from its first_record_index on.
+inline std::vector<std::string> bodies_of(const ReadResult& r) {
+  std::vector<std::string> bodies;
+  for (size_t i = 0; i < r.batches.size(); i++) {
+    const StoredBatch& b = r.batches[i];
+    BatchLimits limits;
+    limits.payload_bytes_max = 1u << 21;
+    RecordIterator it(b.payload, b.header.record_count, limits);
+    RecordView rec;
+    uint32_t index = 0;
+    while (it.next(&rec)) {
+      if (i > 0 || index >= r.first_record_index) bodies.emplace_back(rec.body);
+      index++;
+    }
+  }
+  return bodies;
+}
+
 // Reads all of `stream` and returns the bodies in seq order.
 inline std::vector<std::string> read_all(LogHarness& h, uint64_t stream, uint64_t from = 0, Status* error = nullptr) {
   struct ReadState {
@@ -170,21 +188,9 @@ inline std::vector<std::string> read_all(LogHarness& h, uint64_t stream, uint64_
           return finish();
         }
         if (r->batches.empty()) return finish();
-        uint64_t next_seq = 0;
-        for (size_t i = 0; i < r->batches.size(); i++) {
-          const StoredBatch& b = r->batches[i];
-          BatchLimits limits;
-          limits.payload_bytes_max = 1u << 21;
-          RecordIterator it(b.payload, b.header.record_count, limits);
-          RecordView rec;
-          uint32_t index = 0;
-          while (it.next(&rec)) {
-            if (i > 0 || index >= r->first_record_index) bodies.emplace_back(rec.body);
-            index++;
-          }
-          next_seq = b.header.base_seq + b.header.record_count;
-        }
-        next(next_seq);
+        for (std::string& body : bodies_of(*r)) bodies.push_back(std::move(body));
+        const BatchHeader& last = r->batches.back().header;
+        next(last.base_seq + last.record_count);
       });
     }
   };

@@ -1512,6 +1512,30 @@ void ShardLog::read(uint64_t stream_id, ReadStart start, uint32_t max_records, u
   continue_read(op);
 }
 
+std::optional<ShardLog::ReadPlan> ShardLog::plan_read(uint64_t stream_id, uint64_t from, uint32_t max_records,
+                                                      uint32_t max_bytes) const {
+  auto it = streams_.find(stream_id);
+  if (it == streams_.end()) return std::nullopt;
+  const StreamState& stream = *it->second;
+  const auto& index = stream.index;
+  using Entry = StreamState::IndexEntry;
+  // Entries are in seq_num order and so in stream-bytes order; the entry
+  // `from` is in counts its bytes from the batch start (an upper bound).
+  auto after = std::upper_bound(index.begin(), index.end(), from,
+                                [](uint64_t seq, const Entry& e) { return seq < e.base_seq; });
+  if (after == index.begin() || after == index.end() || stream.durable_next_seq == 0) return std::nullopt;
+  const uint64_t bytes_at_start = std::prev(after)->bytes_before;
+  const uint64_t seq_limit = std::min(from + max_records, stream.durable_next_seq - 1);
+  // The last entry within every limit: the split is its batch start.
+  auto end = std::upper_bound(after, index.end(), seq_limit,
+                              [](uint64_t seq, const Entry& e) { return seq < e.base_seq; });
+  end = std::upper_bound(after, end, bytes_at_start + max_bytes,
+                         [](uint64_t bytes, const Entry& e) { return bytes < e.bytes_before; });
+  if (end == after) return std::nullopt;
+  const Entry& split = *std::prev(end);
+  return ReadPlan{split.base_seq, split.bytes_before - bytes_at_start};
+}
+
 // Parses the batches in [base_offset, base_offset + got) of the current
 // segment (from the disk or the cache), from op->offset on. Returns false if
 // the read finished (the answer is sent), true to read on from op->offset.

@@ -153,6 +153,22 @@ class ShardLog {
   // or after it) or from a tail offset (tail - n, at least 0).
   void read(uint64_t stream_id, ReadStart start, uint32_t max_records, uint32_t max_bytes, ReadCallback done);
 
+  // Read-ahead: where to split a sequential read so several can be in flight
+  // at once. From the index, a durable batch start `end_seq` with
+  // from < end_seq <= from + max_records whose data lies at most `bytes`
+  // (<= max_bytes, stored bytes, counted from the indexed batch `from` is in)
+  // past `from`: a read of [from, end_seq) with max_records = end_seq - from
+  // returns just those records, and a read from end_seq can start meanwhile.
+  // nullopt when the index has no such batch (near the tail, or batches
+  // larger than max_bytes): read without a plan then.
+  struct ReadPlan {
+    uint64_t end_seq = 0;
+    uint64_t bytes = 0;
+  };
+  std::optional<ReadPlan> plan_read(uint64_t stream_id, uint64_t from, uint32_t max_records, uint32_t max_bytes) const;
+  // Reads that may start now before reads are refused (kOverloaded).
+  size_t reads_available() const { return free_read_ops_.size(); }
+
   // --- waiting for new records ---
   // A caller-owned waiter: wait_for_records() wakes it once, when the
   // stream's durable tail next moves (from inside the flush completion that

@@ -378,6 +378,74 @@ TEST(ShardLog, ReadsTheSameRecordsFromCacheDiskAndBoth) {
   }
 }
 
+// Read-ahead: the reads plan_read() splits a stream into, all in flight at
+// once, return each record exactly once and in order, from disk or cache.
+TEST(ShardLog, PlannedReadsInFlightTogetherCoverTheStreamExactlyOnce) {
+  for (uint64_t cache_bytes : {uint64_t{0}, uint64_t{64} << 20}) {
+    SCOPED_TRACE("cache_bytes=" + std::to_string(cache_bytes));
+    std::string dir = temp_dir();
+    LogOptions o = small_options(dir);
+    o.cache_bytes = cache_bytes;
+    LogHarness h(o);
+    ASSERT_NE(h.log(), nullptr);
+    uint64_t next_seq[4] = {};
+    ASSERT_TRUE(append_many(h, 3, 900, 4, next_seq).errors.empty());
+    const uint64_t tail = next_seq[2];
+    for (uint64_t start : {uint64_t{0}, uint64_t{7}, tail / 2 + 1}) {
+      SCOPED_TRACE("start=" + std::to_string(start));
+      constexpr uint32_t kMaxRecords = 200, kMaxBytes = 24u << 10;  // Index: an entry per 8 KiB.
+      std::vector<std::pair<uint64_t, uint64_t>> spans;  // [from, end) of each planned read.
+      struct Reads {
+        std::vector<std::vector<std::string>> got;
+        std::vector<Status> errors;
+        size_t remaining = 0;
+        std::function<void()> finish;
+      } reads;
+      h.call([&](ShardLog& log, std::function<void()> finish) {
+        for (uint64_t from = start;;) {
+          auto plan = log.plan_read(2, from, kMaxRecords, kMaxBytes);
+          if (!plan) break;
+          EXPECT_GT(plan->end_seq, from);
+          EXPECT_LE(plan->end_seq, from + kMaxRecords);
+          EXPECT_LT(plan->end_seq, tail);
+          EXPECT_LE(plan->bytes, kMaxBytes);
+          spans.emplace_back(from, plan->end_seq);
+          from = plan->end_seq;
+        }
+        ASSERT_LE(spans.size(), log.reads_available());
+        reads.got.resize(spans.size());
+        reads.remaining = spans.size();
+        reads.finish = std::move(finish);
+        if (spans.empty()) return reads.finish();
+        for (size_t i = 0; i < spans.size(); i++) {
+          const auto [from, end] = spans[i];
+          log.read(2, from, static_cast<uint32_t>(end - from), UINT32_MAX, [&reads, i](Result<ReadResult> r) {
+            if (!r) {
+              reads.errors.push_back(r.status());
+            } else {
+              reads.got[i] = bodies_of(*r);
+            }
+            if (--reads.remaining == 0) reads.finish();
+          });
+        }
+      });
+      ASSERT_TRUE(reads.errors.empty()) << reads.errors[0].to_string();
+      const auto& got = reads.got;
+      ASSERT_GE(spans.size(), 5u);  // The stream is split into many reads...
+      EXPECT_GT(spans.back().second, tail - 200);  // ...up to near its tail.
+      for (size_t i = 0; i < spans.size(); i++) {
+        const auto [from, end] = spans[i];
+        ASSERT_EQ(got[i].size(), end - from) << "read " << i;
+        for (uint64_t seq = from; seq < end; seq++) ASSERT_EQ(got[i][seq - from], record_body(2, seq));
+      }
+    }
+    // Nothing to plan at the tail, nor for a stream that does not exist.
+    EXPECT_FALSE(h.log()->plan_read(2, tail, 1000, 1u << 20));
+    EXPECT_FALSE(h.log()->plan_read(9, 0, 1000, 1u << 20));
+    std::filesystem::remove_all(dir);
+  }
+}
+
 }  // namespace
 }  // namespace runnel
 

@@ -470,6 +470,14 @@ void StreamStore::read(std::string_view bucket, std::string_view name, ReadStart
   done(existing(bucket, name).status());
 }
 
+std::optional<ShardLog::ReadPlan> StreamStore::plan_read(std::string_view bucket, std::string_view name,
+                                                         uint64_t from, uint32_t max_records,
+                                                         uint32_t max_bytes) const {
+  const StreamInfo* stream = catalog_.find(bucket, name);
+  if (stream == nullptr || from < stream->trim_seq) return std::nullopt;
+  return log_->plan_read(stream->id, from, max_records, max_bytes);
+}
+
 void StreamStore::read_after_create(std::string_view bucket, std::string_view name, ReadStart start,
                                     uint32_t max_records, uint32_t max_bytes, ReadCallback done) {
   struct Held {

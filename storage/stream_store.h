@@ -132,6 +132,10 @@ class StreamStore {
             uint32_t max_bytes, ReadCallback done);
 
   Result<StreamTail> tail(std::string_view bucket, std::string_view name) const;
+  // Read-ahead for a sequential reader (see ShardLog::plan_read): nullopt
+  // for a missing stream or a start below its trim point.
+  std::optional<ShardLog::ReadPlan> plan_read(std::string_view bucket, std::string_view name, uint64_t from,
+                                              uint32_t max_records, uint32_t max_bytes) const;
 
   // Retention in the background: every `interval_ms`, streams with an age or
   // size limit are trimmed (durably) to what they may keep, and streams with

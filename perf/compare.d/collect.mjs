@@ -42,7 +42,7 @@ if (kind === "runnel") {
   r = JSON.parse(raw.trim().split("\n").filter((l) => l.startsWith("{")).pop());
 } else if (kind === "fio") {
   const j = JSON.parse(raw.slice(raw.indexOf("{")));
-  const w = j.jobs[0].write;
+  const w = j.jobs[0].write.io_bytes > 0 ? j.jobs[0].write : j.jobs[0].read;
   const p = w.clat_ns.percentile ?? {};
   const get = (k) => (p[k] ?? 0) / 1000;
   r = {
