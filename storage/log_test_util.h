@@ -173,16 +173,18 @@ inline std::vector<std::string> bodies_of(const ReadResult& r) {
 }
 
 // Reads all of `stream` and returns the bodies in seq order.
-inline std::vector<std::string> read_all(LogHarness& h, uint64_t stream, uint64_t from = 0, Status* error = nullptr) {
+inline std::vector<std::string> read_all(LogHarness& h, uint64_t stream, uint64_t from = 0, Status* error = nullptr,
+                                         uint32_t max_records = 100, uint32_t max_bytes = 64u << 10) {
   struct ReadState {
     ShardLog* log;
     uint64_t stream;
+    uint32_t max_records, max_bytes;
     std::vector<std::string> bodies;
     Status error;
     std::function<void()> finish;
 
     void next(uint64_t seq) {
-      log->read(stream, seq, 100, 64 << 10, [this](Result<ReadResult> r) {
+      log->read(stream, seq, max_records, max_bytes, [this](Result<ReadResult> r) {
         if (!r) {
           error = r.status();
           return finish();
@@ -194,7 +196,7 @@ inline std::vector<std::string> read_all(LogHarness& h, uint64_t stream, uint64_
       });
     }
   };
-  ReadState state{nullptr, stream, {}, Status(), nullptr};
+  ReadState state{nullptr, stream, max_records, max_bytes, {}, Status(), nullptr};
   h.call([&](ShardLog& log, std::function<void()> finish) {
     state.log = &log;
     state.finish = std::move(finish);

@@ -235,6 +235,8 @@ ShardLog::ShardLog(Reactor* reactor, FileIo& io, const LogOptions& options)
     reclaimed_segments_ = &m.counter("runnel_log_segments_reclaimed_total", "Segment files deleted because nothing in them was needed.");
     cache_hits_ = &m.counter("runnel_log_read_cache_hits_total", "Read steps served from recently written data in memory.");
     cache_misses_ = &m.counter("runnel_log_read_cache_misses_total", "Read steps that went to disk.");
+    read_disk_bytes_ = &m.counter("runnel_log_read_disk_bytes_total",
+                                  "Bytes reads took from segment files (other streams' data read through included).");
     corrupt_batches_ = &m.counter("runnel_log_corrupt_batches_total",
                                   "Bad batches found by recovery or reads; never returned as data.");
     compactions_ = &m.counter("runnel_log_compactions_total",
@@ -1506,6 +1508,7 @@ void ShardLog::read(uint64_t stream_id, ReadStart start, uint32_t max_records, u
   op->max_bytes = max_bytes;
   op->records = op->bytes = 0;
   op->positioned = false;
+  op->whole_chunks = false;
   op->by_timestamp = by_timestamp;
   op->start_timestamp = start.value;
   reactor_->hold();
@@ -1648,6 +1651,10 @@ bool ShardLog::parse_chunk(ReadOp* op, const char* base, uint64_t base_offset, u
   if (pos < got && is_zero(base + pos, got - pos)) pos = got;
   op->offset = base_offset + pos;
   if (pos == 0 && got > 0) {
+    if (op->chunk_cut && !op->whole_chunks) {
+      op->whole_chunks = true;  // The index was wrong about this batch's size: read it whole.
+      return true;
+    }
     finish_read(op, Status(ErrorCode::kCorrupt, "batch larger than the read buffer"));
     return false;
   }
@@ -1673,6 +1680,42 @@ bool ShardLog::reposition(ReadOp* op, uint64_t segment_id, uint64_t offset) cons
   return false;
 }
 
+uint64_t ShardLog::indexed_data_end(const ReadOp& op, const StreamState& stream, uint64_t segment_id) const {
+  using Entry = StreamState::IndexEntry;
+  const auto& index = stream.index;
+  auto at = std::upper_bound(index.begin(), index.end(), op.next_seq,
+                             [](uint64_t seq, const Entry& e) { return seq < e.base_seq; });
+  if (at == index.begin()) return 0;
+  --at;
+  if (at->segment_id != segment_id || at->offset > op.offset) return 0;
+  // An entry's batches hold the stream's bytes up to the next entry's, and
+  // lie in one segment before the next entry's batch. When batches are large
+  // an entry has one, so from the entry's start its bytes end where that
+  // batch does; further on (an entry of several small batches among other
+  // streams') they end before the next entry's offset.
+  auto data_end = [&](decltype(at) e) -> uint64_t {
+    const uint64_t next_bytes = std::next(e) == index.end() ? stream.bytes_total : std::next(e)->bytes_before;
+    return next_bytes > e->bytes_before ? e->offset + (next_bytes - e->bytes_before) : 0;
+  };
+  uint64_t end = 0;
+  if (at->offset == op.offset) {
+    end = data_end(at);
+  } else if (auto next = std::next(at); next != index.end() && next->segment_id == segment_id) {
+    end = next->offset;
+  }
+  if (end <= op.offset) return 0;
+  // Later entries close by come in the same read rather than one read each
+  // (other streams' data between them is read through).
+  constexpr uint64_t kReadThroughGapMax = 16u << 10;
+  const uint64_t read_start = align_down(op.offset);
+  for (auto e = std::next(at); e != index.end() && e->segment_id == segment_id; ++e) {
+    const uint64_t e_end = data_end(e);
+    if (e->offset < end || e->offset > end + kReadThroughGapMax || e_end == 0 || e_end - read_start > op.capacity) break;
+    end = e_end;
+  }
+  return end;
+}
+
 void ShardLog::continue_read(ReadOp* op) {
   // Steps served from the cache loop here; a disk read ends the call and
   // resumes from its completion.
@@ -1680,6 +1723,7 @@ void ShardLog::continue_read(ReadOp* op) {
     auto it = streams_.find(op->stream_id);
     RUNNEL_ASSERT(it != streams_.end());
     StreamState& stream = *it->second;
+    op->chunk_cut = false;
     const bool have_some = !op->result.batches.empty();
     if (op->next_seq >= stream.durable_next_seq ||
         (have_some && (op->records >= op->max_records || op->bytes >= op->max_bytes))) {
@@ -1721,7 +1765,12 @@ void ShardLog::continue_read(ReadOp* op) {
     }
     if (cache_misses_ != nullptr) cache_misses_->inc();
     op->read_offset = align_down(op->offset);
-    const uint64_t len = std::min<uint64_t>(op->capacity, segment.durable_end - op->read_offset);
+    uint64_t len = std::min<uint64_t>(op->capacity, segment.durable_end - op->read_offset);
+    // Only as far as the stream's own data goes, when the index knows: a
+    // stream among many others then reads its batches, not theirs.
+    const uint64_t data_end = op->whole_chunks ? 0 : indexed_data_end(*op, stream, segment.id);
+    op->chunk_cut = data_end != 0 && align_up(data_end) - op->read_offset < len;
+    if (op->chunk_cut) len = align_up(data_end) - op->read_offset;
     segment.reads_in_flight++;
     io_.read(segment.fd, op->buffer.get(), len, op->read_offset, &op->op, [this, op, len](int res) {
       segments_.at(op->segment_id)->reads_in_flight--;
@@ -1729,6 +1778,7 @@ void ShardLog::continue_read(ReadOp* op) {
         return finish_read(op, Status(ErrorCode::kIoError, fmt::format("segment read failed: {}", std::strerror(-res))));
       }
       const uint64_t got = std::min<uint64_t>(static_cast<uint64_t>(res), len);
+      if (read_disk_bytes_ != nullptr) read_disk_bytes_->inc(got);
       if (parse_chunk(op, op->buffer.get(), op->read_offset, got)) continue_read(op);
     });
     return;

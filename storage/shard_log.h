@@ -322,6 +322,9 @@ class ShardLog {
   // behind where its current stretch of scanning began (relocated copies sit
   // out of log order). Sets op's position and scan start to that entry.
   bool reposition(ReadOp* op, uint64_t segment_id, uint64_t offset) const;
+  // Where the stream's data that a disk read from op->offset (an index
+  // entry's location) needs ends, from the index; 0 if it cannot tell.
+  uint64_t indexed_data_end(const ReadOp& op, const StreamState& stream, uint64_t segment_id) const;
 
   // Compaction (shard_log_compaction.cc).
   void apply_relocation(const Relocation& relocation, uint64_t dest_segment_id);
@@ -404,6 +407,7 @@ class ShardLog {
   Counter* flush_bytes_ = nullptr;
   Counter* reads_ = nullptr;
   Counter* cache_hits_ = nullptr;
+  Counter* read_disk_bytes_ = nullptr;
   Counter* reclaimed_segments_ = nullptr;
   Counter* cache_misses_ = nullptr;
   Counter* corrupt_batches_ = nullptr;

@@ -167,6 +167,10 @@ struct ShardLog::ReadOp {
   uint64_t segment_id = 0;
   uint64_t offset = 0;
   uint64_t read_offset = 0;  // File offset of buffer[0].
+  // The disk read was cut short where the index says the stream's data
+  // ends; if even its first batch did not fit, read whole chunks from then on.
+  bool chunk_cut = false;
+  bool whole_chunks = false;
   // Where the current stretch of forward scanning began (an index entry's
   // location), and whether the last batch taken was a relocated copy.
   uint64_t scan_segment_id = 0;

@@ -446,6 +446,41 @@ TEST(ShardLog, PlannedReadsInFlightTogetherCoverTheStreamExactlyOnce) {
   }
 }
 
+// A stream whose batches lie among other streams' reads its own batches
+// from disk, not the whole chunks around them (the index says where each
+// batch's data ends), and still gets every record.
+TEST(ShardLog, ReadsOfAStreamAmongOthersTakeLittleMoreThanItsBatchesFromDisk) {
+  std::string dir = temp_dir();
+  LogOptions o = small_options(dir);
+  o.cache_bytes = 0;
+  LogHarness h(o);
+  ASSERT_NE(h.log(), nullptr);
+  uint64_t next_seq[5] = {};
+  // 120 records a batch (12-30 KB): every batch starts an index entry (8 KiB).
+  ASSERT_TRUE(append_many(h, 4, 200, 120, next_seq).errors.empty());
+  auto counter = [&h](const char* name) {
+    uint64_t value = 0;
+    h.call([&](ShardLog&, std::function<void()> finish) {
+      value = h.reactor().metrics().counter(name, "").value();
+      finish();
+    });
+    return value;
+  };
+  const uint64_t one_stream_bytes = counter("runnel_log_bytes_appended_total") / 4;
+  const uint64_t before = counter("runnel_log_read_disk_bytes_total");
+  // In reads as large as a subscription's (a smaller read re-reads the end of the last one's disk read).
+  Status error;
+  auto bodies = read_all(h, 2, 0, &error, 10'000, 1u << 20);
+  const uint64_t read = counter("runnel_log_read_disk_bytes_total") - before;
+  ASSERT_TRUE(error.is_ok()) << error.to_string();
+  ASSERT_EQ(bodies.size(), next_seq[2]);
+  for (uint64_t seq = 0; seq < next_seq[2]; seq++) ASSERT_EQ(bodies[seq], record_body(2, seq));
+  // Whole chunks (208 KiB from each batch's start) would be ~17x its bytes.
+  EXPECT_GT(read, one_stream_bytes);
+  EXPECT_LT(read, one_stream_bytes * 3 / 2) << "stream bytes " << one_stream_bytes;
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace runnel
 
