@@ -16,8 +16,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <future>
 #include <map>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -316,6 +318,48 @@ TEST(Client, ManyClientsPipelineAcrossManyStreamsAndShards) {
   }
 }
 
+// What subscriptions hand over, by stream index, and how they ended.
+struct Delivered {
+  std::mutex mu;
+  std::map<int, std::vector<Record>> seen;
+  std::vector<std::string> ended;  // Only close() ends them, with shutting_down.
+
+  // Subscribes to bucket/"s<i>" for i < streams, from seq_num 0, through
+  // client i % clients with credit_of(i).
+  void subscribe(AsyncClients& readers, size_t clients, const std::string& bucket, int streams,
+                 const std::function<uint32_t(int)>& credit_of) {
+    readers.post([this, &readers, clients, bucket, streams, credit_of] {
+      for (int s = 0; s < streams; s++) {
+        readers.client(static_cast<size_t>(s) % clients)
+            .subscribe(
+                bucket, "s" + std::to_string(s), {.start = Start::seq_num(0), .credit_bytes = credit_of(s)},
+                [this, s](std::vector<Record>& records, uint32_t) {
+                  std::lock_guard<std::mutex> lock(mu);
+                  for (Record& r : records) seen[s].push_back(std::move(r));
+                },
+                [this](Status end) {
+                  std::lock_guard<std::mutex> lock(mu);
+                  ended.push_back(end.to_string());
+                });
+      }
+    });
+  }
+  // Waits (bounded) for `total` records, then a little longer: a duplicate would show up by then.
+  void wait_for(size_t total, std::chrono::seconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+      size_t now = 0;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        for (auto& entry : seen) now += entry.second.size();
+      }
+      if (now >= total) break;
+      std::this_thread::sleep_for(10ms);
+    }
+    std::this_thread::sleep_for(100ms);
+  }
+};
+
 TEST(Client, SubscribersSeeEveryRecordOnceInOrder) {
   TempDir dir;
   auto server = start_server(dir);
@@ -328,44 +372,18 @@ TEST(Client, SubscribersSeeEveryRecordOnceInOrder) {
   // Some records before the subscriptions start, the rest while they run.
   for (int s = 0; s < kStreams; s++) ASSERT_TRUE(writer.append("feed", "s" + std::to_string(s), bodies({"0"})).ok());
 
-  // (Declared before the clients, whose close() calls back into them.)
-  std::mutex mu;
-  std::map<int, std::vector<Record>> seen;
-  std::vector<std::string> ended;  // Only close() ends them, with shutting_down.
+  Delivered got;  // (Declared before the clients, whose close() calls back into it.)
   AsyncClients readers(port, 2);
-  readers.post([&] {
-    for (int s = 0; s < kStreams; s++) {
-      // A small credit, so flow control is exercised.
-      readers.client(s % 2).subscribe(
-          "feed", "s" + std::to_string(s), {.start = Start::seq_num(0), .credit_bytes = 64},
-          [&, s](std::vector<Record>& records, uint32_t) {
-            std::lock_guard<std::mutex> lock(mu);
-            for (Record& r : records) seen[s].push_back(std::move(r));
-          },
-          [&](Status end) {
-            std::lock_guard<std::mutex> lock(mu);
-            ended.push_back(end.to_string());
-          });
-    }
-  });
+  got.subscribe(readers, 2, "feed", kStreams, [](int) { return 64; });  // A small credit: flow control.
   for (int i = 1; i < kAppends; i++) {
     for (int s = 0; s < kStreams; s++) {
       ASSERT_TRUE(writer.append("feed", "s" + std::to_string(s), bodies({std::to_string(i)})).ok());
     }
   }
-  const auto deadline = std::chrono::steady_clock::now() + 30s;
-  while (std::chrono::steady_clock::now() < deadline) {
-    size_t total = 0;
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      for (auto& entry : seen) total += entry.second.size();
-    }
-    if (total >= static_cast<size_t>(kStreams * kAppends)) break;
-    std::this_thread::sleep_for(10ms);
-  }
-  std::this_thread::sleep_for(100ms);  // Anything extra (a duplicate) would show up by now.
-  std::lock_guard<std::mutex> lock(mu);
-  EXPECT_TRUE(ended.empty()) << ended.front();
+  got.wait_for(kStreams * kAppends, 30s);
+  std::lock_guard<std::mutex> lock(got.mu);
+  auto& seen = got.seen;
+  EXPECT_TRUE(got.ended.empty()) << got.ended.front();
   for (int s = 0; s < kStreams; s++) {
     ASSERT_EQ(seen[s].size(), static_cast<size_t>(kAppends)) << "stream " << s;
     for (int i = 0; i < kAppends; i++) {
@@ -403,39 +421,15 @@ TEST(Client, SubscribersCatchUpOnABacklogFromDiskInOrder) {
     }
   }
 
-  std::mutex mu;
-  std::map<int, std::vector<Record>> seen;
-  std::vector<std::string> ended;
+  Delivered got;
   AsyncClients readers(port, 1);
   const uint32_t credits[kStreams] = {4u << 20, 1u << 20, 150'000};
-  readers.post([&] {
-    for (int s = 0; s < kStreams; s++) {
-      readers.client(0).subscribe(
-          "backlog", "s" + std::to_string(s), {.start = Start::seq_num(0), .credit_bytes = credits[s]},
-          [&, s](std::vector<Record>& records, uint32_t) {
-            std::lock_guard<std::mutex> lock(mu);
-            for (Record& r : records) seen[s].push_back(std::move(r));
-          },
-          [&](Status end) {
-            std::lock_guard<std::mutex> lock(mu);
-            ended.push_back(end.to_string());
-          });
-    }
-  });
+  got.subscribe(readers, 1, "backlog", kStreams, [&credits](int s) { return credits[s]; });
   const size_t per_stream = kBatches * kPerBatch;
-  const auto deadline = std::chrono::steady_clock::now() + 60s;
-  while (std::chrono::steady_clock::now() < deadline) {
-    size_t total = 0;
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      for (auto& entry : seen) total += entry.second.size();
-    }
-    if (total >= kStreams * per_stream) break;
-    std::this_thread::sleep_for(10ms);
-  }
-  std::this_thread::sleep_for(100ms);  // Anything extra (a duplicate) would show up by now.
-  std::lock_guard<std::mutex> lock(mu);
-  EXPECT_TRUE(ended.empty()) << ended.front();
+  got.wait_for(kStreams * per_stream, 60s);
+  std::lock_guard<std::mutex> lock(got.mu);
+  auto& seen = got.seen;
+  EXPECT_TRUE(got.ended.empty()) << got.ended.front();
   for (int s = 0; s < kStreams; s++) {
     ASSERT_EQ(seen[s].size(), per_stream) << "stream " << s;
     for (size_t i = 0; i < per_stream; i++) {
