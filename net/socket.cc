@@ -63,10 +63,18 @@ Result<std::vector<UniqueFd>> listen_reuseport_group(const HostPort& address, in
     if (!probe.valid() || ::setsockopt(probe.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0) {
       return Status(ErrorCode::kIoError, fmt::format("socket: {}", std::strerror(errno)));
     }
-    if (::bind(probe.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
-      return Status(ErrorCode::kUnavailable,
-                    fmt::format("cannot bind {}: {}{}", address.to_string(), std::strerror(errno),
-                                errno == EADDRINUSE ? " (is another runneld listening there?)" : ""));
+    // A runneld killed a moment ago may still hold the port: its io_uring is
+    // torn down (and its listening sockets closed) after the process is
+    // gone. So a port in use is tried again for a while before giving up.
+    constexpr int kBusyPortTries = 40, kBusyPortPauseMs = 50;
+    for (int attempt = 1;; attempt++) {
+      if (::bind(probe.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0) break;
+      if (errno != EADDRINUSE || attempt == kBusyPortTries) {
+        return Status(ErrorCode::kUnavailable,
+                      fmt::format("cannot bind {}: {}{}", address.to_string(), std::strerror(errno),
+                                  errno == EADDRINUSE ? " (is another runneld listening there?)" : ""));
+      }
+      ::usleep(kBusyPortPauseMs * 1000);
     }
   }
   std::vector<UniqueFd> fds;

@@ -220,7 +220,10 @@ bool start_read(Subscription* sub) {
     read.end_seq = plan->end_seq;
     read.credit = plan->bytes;
     max_records = static_cast<uint32_t>(plan->end_seq - from);
-    max_bytes = UINT32_MAX;  // The records bound it.
+    // The plan counts stored bytes; lz4 batches are sent decompressed, so a
+    // push stays bounded as an unplanned one is (one that stops short of
+    // end_seq is followed by one that does not follow on: read again).
+    max_bytes = kPushBytesMax;
   } else {
     if (!sub->positioned) start = read_start(sub->start);
     max_bytes = static_cast<uint32_t>(std::min<uint64_t>(credit_left, kPushBytesMax));

@@ -439,6 +439,50 @@ TEST(Client, SubscribersCatchUpOnABacklogFromDiskInOrder) {
   }
 }
 
+// Read-ahead is planned in stored bytes; an lz4 stream's pushes carry its
+// records decompressed and must stay as small as any stream's (1 MiB and a
+// batch), not many times that.
+TEST(Client, CompressedStreamsCatchUpInPushesOfBoundedSize) {
+  TempDir dir;
+  auto server = start_server(dir);
+  ASSERT_NE(server, nullptr);
+  const int port = server->binary().port;
+  BlockingClient writer(options_for(port));
+  make_bucket(writer, "packed");
+  StreamConfig config;
+  config.compress_lz4 = true;
+  ASSERT_TRUE(writer.create_stream("packed", "s0", config).ok());
+  constexpr int kBatches = 40, kPerBatch = 100;  // ~1 MB a batch, ~4 KB stored.
+  for (int b = 0; b < kBatches; b++) {
+    std::vector<std::string> texts;
+    for (int i = 0; i < kPerBatch; i++) texts.push_back(std::to_string(b * kPerBatch + i) + std::string(10'000, 'z'));
+    ASSERT_TRUE(writer.append("packed", "s0", bodies(texts)).ok());
+  }
+  Delivered got;
+  std::vector<uint32_t> push_bytes;  // Under got.mu.
+  AsyncClients readers(port, 1);
+  readers.post([&] {
+    readers.client(0).subscribe(
+        "packed", "s0", {.start = Start::seq_num(0), .credit_bytes = 64u << 20},
+        [&](std::vector<Record>& records, uint32_t bytes) {
+          std::lock_guard<std::mutex> lock(got.mu);
+          push_bytes.push_back(bytes);
+          for (Record& r : records) got.seen[0].push_back(std::move(r));
+        },
+        [&](Status end) {
+          std::lock_guard<std::mutex> lock(got.mu);
+          got.ended.push_back(end.to_string());
+        });
+  });
+  got.wait_for(kBatches * kPerBatch, 60s);
+  std::lock_guard<std::mutex> lock(got.mu);
+  EXPECT_TRUE(got.ended.empty()) << got.ended.front();
+  ASSERT_EQ(got.seen[0].size(), static_cast<size_t>(kBatches * kPerBatch));
+  for (size_t i = 0; i < got.seen[0].size(); i++) ASSERT_EQ(got.seen[0][i].seq_num, i);
+  EXPECT_EQ(got.seen[0].back().body, std::to_string(kBatches * kPerBatch - 1) + std::string(10'000, 'z'));
+  for (uint32_t bytes : push_bytes) EXPECT_LE(bytes, (2u << 20) + (64u << 10));
+}
+
 TEST(Client, OfRacingWritersExactlyOneWins) {
   TempDir dir;
   auto server = start_server(dir);
