@@ -1524,13 +1524,12 @@ std::optional<ShardLog::ReadPlan> ShardLog::plan_read(uint64_t stream_id, uint64
   using Entry = StreamState::IndexEntry;
   // Entries are in seq_num order and so in stream-bytes order; the entry
   // `from` is in counts its bytes from the batch start (an upper bound).
-  auto after = std::upper_bound(index.begin(), index.end(), from,
-                                [](uint64_t seq, const Entry& e) { return seq < e.base_seq; });
+  auto after = stream.entry_after(from);
   if (after == index.begin() || after == index.end() || stream.durable_next_seq == 0) return std::nullopt;
   const uint64_t bytes_at_start = std::prev(after)->bytes_before;
   const uint64_t seq_limit = std::min(from + max_records, stream.durable_next_seq - 1);
   // The last entry within every limit: the split is its batch start.
-  auto end = std::upper_bound(after, index.end(), seq_limit,
+  auto end = std::upper_bound(after, index.cend(), seq_limit,
                               [](uint64_t seq, const Entry& e) { return seq < e.base_seq; });
   end = std::upper_bound(after, end, bytes_at_start + max_bytes,
                          [](uint64_t bytes, const Entry& e) { return bytes < e.bytes_before; });
@@ -1663,8 +1662,7 @@ bool ShardLog::parse_chunk(ReadOp* op, const char* base, uint64_t base_offset, u
 
 bool ShardLog::reposition(ReadOp* op, uint64_t segment_id, uint64_t offset) const {
   const StreamState& stream = *streams_.at(op->stream_id);
-  auto entry = std::upper_bound(stream.index.begin(), stream.index.end(), op->next_seq,
-                                [](uint64_t seq, const StreamState::IndexEntry& e) { return seq < e.base_seq; });
+  auto entry = stream.entry_after(op->next_seq);
   if (entry == stream.index.begin()) return false;
   --entry;
   using Location = std::pair<uint64_t, uint64_t>;
@@ -1681,10 +1679,8 @@ bool ShardLog::reposition(ReadOp* op, uint64_t segment_id, uint64_t offset) cons
 }
 
 uint64_t ShardLog::indexed_data_end(const ReadOp& op, const StreamState& stream, uint64_t segment_id) const {
-  using Entry = StreamState::IndexEntry;
   const auto& index = stream.index;
-  auto at = std::upper_bound(index.begin(), index.end(), op.next_seq,
-                             [](uint64_t seq, const Entry& e) { return seq < e.base_seq; });
+  auto at = stream.entry_after(op.next_seq);
   if (at == index.begin()) return 0;
   --at;
   if (at->segment_id != segment_id || at->offset > op.offset) return 0;
@@ -1732,8 +1728,7 @@ void ShardLog::continue_read(ReadOp* op) {
     // The last index entry at or before next_seq. On the first step it says
     // where to start; later it lets the read jump over other streams' data
     // instead of scanning through it.
-    auto entry = std::upper_bound(stream.index.begin(), stream.index.end(), op->next_seq,
-                                  [](uint64_t seq, const StreamState::IndexEntry& e) { return seq < e.base_seq; });
+    auto entry = stream.entry_after(op->next_seq);
     if (entry == stream.index.begin()) {
       return finish_read(op, Status(ErrorCode::kNotFound, "records below the first indexed seq_num are gone"));
     }

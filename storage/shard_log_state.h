@@ -145,6 +145,13 @@ struct ShardLog::StreamState {
   uint64_t bytes_since_index = 0;
   uint64_t log_position_at_index = 0;
   std::vector<IndexEntry> index;
+
+  // The first index entry that starts after `seq`; the one before it (if
+  // any) is where a read of `seq` starts scanning.
+  std::vector<IndexEntry>::const_iterator entry_after(uint64_t seq) const {
+    return std::upper_bound(index.begin(), index.end(), seq,
+                            [](uint64_t s, const IndexEntry& e) { return s < e.base_seq; });
+  }
 };
 
 struct ShardLog::ReadOp {
