@@ -47,11 +47,12 @@ if (kind === "runnel") {
   const get = (k) => (p[k] ?? 0) / 1000;
   r = {
     records: w.total_ios, errors: j.jobs[0].error, seconds: w.runtime / 1000,
-    records_per_s: w.iops, mb_per_s: w.bw_bytes / 1e6,
+    // per_record=N: writes/s as records of N bytes (fio next to a fixed record rate).
+    records_per_s: extra.per_record ? w.bw_bytes / extra.per_record : w.iops, mb_per_s: w.bw_bytes / 1e6,
     p50_us: get("50.000000"), p99_us: get("99.000000"), p999_us: get("99.900000"),
     client_cpu_pct: j.jobs[0].usr_cpu + j.jobs[0].sys_cpu,
   };
 } else {
   throw new Error(`unknown kind ${kind}`);
 }
-console.log(JSON.stringify({ ...extra, ...r, requests: undefined }));
+console.log(JSON.stringify({ ...extra, ...r, requests: undefined, per_record: undefined }));

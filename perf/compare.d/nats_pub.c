@@ -3,13 +3,14 @@
 // asynchronous JetStream publishes in flight and sending the next batch once
 // every PubAck of the last one is back; for a fixed duration, or with --rate
 // on a fixed schedule of R records/s over all producers (latency timed from
-// each batch's intended send time: no coordinated omission).
+// each batch's intended send time: no coordinated omission). With --warmup S
+// the same load runs S seconds first, and batches due then are not counted.
 // Prints one JSON object like runnel-bench --json's essentials: records/s,
 // MB/s, ack latency percentiles (µs), the client's own CPU.
 //
 //   cc -O2 -o nats_pub nats_pub.c -lnats -lpthread
 //   nats_pub --server 127.0.0.1:4222 --record-size 1024 --producers 16
-//            --batch-records 100 --duration 5 [--rate 50000]
+//            --batch-records 100 --duration 5 [--rate 50000] [--warmup 1]
 #include <nats/nats.h>
 
 #include <pthread.h>
@@ -33,6 +34,7 @@ static int *ready;        // per producer: 1 once its batch is fully acked
 static int64_t *lat;      // ack latencies, ns
 static size_t nlat, caplat;
 static long errors;
+static int64_t measure_from;  // batches due before it (the warm-up) are not counted
 
 struct header { int64_t start_ns; int32_t producer; };
 
@@ -43,6 +45,7 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
   int64_t l = now_ns() - h.start_ns;
   pthread_mutex_lock(&mu);
   if (pa != NULL) {
+    if (h.start_ns < measure_from) goto done;
     if (nlat == caplat) {
       caplat = caplat ? caplat * 2 : (1u << 20);
       lat = realloc(lat, caplat * sizeof *lat);
@@ -51,6 +54,7 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
   } else {
     errors++;
   }
+done:
   if (--outstanding[h.producer] == 0) {
     ready[h.producer] = 1;
     pthread_cond_signal(&cv);
@@ -73,7 +77,7 @@ static void die(const char *what, natsStatus s) {
 int main(int argc, char **argv) {
   const char *server = "127.0.0.1:4222";
   int size = 1024, conc = 1, batch = 100;
-  double duration = 5, rate = 0;
+  double duration = 5, rate = 0, warmup = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!strcmp(argv[i], "--server")) server = argv[i + 1];
     else if (!strcmp(argv[i], "--record-size")) size = atoi(argv[i + 1]);
@@ -81,6 +85,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--batch-records")) batch = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--duration")) duration = atof(argv[i + 1]);
     else if (!strcmp(argv[i], "--rate")) rate = atof(argv[i + 1]);
+    else if (!strcmp(argv[i], "--warmup")) warmup = atof(argv[i + 1]);
     else { fprintf(stderr, "nats_pub: unknown option %s\n", argv[i]); return 2; }
   }
   if (size < (int)sizeof(struct header)) size = sizeof(struct header);
@@ -128,7 +133,8 @@ int main(int argc, char **argv) {
   struct rusage r0, r1;
   getrusage(RUSAGE_SELF, &r0);
   const int64_t t0 = now_ns();
-  const int64_t end = t0 + (int64_t)(duration * 1e9);
+  measure_from = t0 + (int64_t)(warmup * 1e9);
+  const int64_t end = measure_from + (int64_t)(duration * 1e9);
   // Under --rate, producer p sends its k-th batch at t0 + (k * conc + p) * interval.
   const double interval = rate > 0 ? batch * 1e9 / rate : 0;
   for (int p = 0; p < conc; p++) {
@@ -171,7 +177,8 @@ int main(int argc, char **argv) {
   jsPubOptions_Init(&po);
   po.MaxWait = 60000;
   if ((s = js_PublishAsyncComplete(js, &po)) != NATS_OK) die("waiting for acks", s);
-  const double seconds = (now_ns() - t0) / 1e9;
+  const int64_t t1 = now_ns();
+  const double seconds = (t1 - measure_from) / 1e9, all_seconds = (t1 - t0) / 1e9;
   getrusage(RUSAGE_SELF, &r1);
   double cpu = (r1.ru_utime.tv_sec - r0.ru_utime.tv_sec) + (r1.ru_utime.tv_usec - r0.ru_utime.tv_usec) / 1e6 +
                (r1.ru_stime.tv_sec - r0.ru_stime.tv_sec) + (r1.ru_stime.tv_usec - r0.ru_stime.tv_usec) / 1e6;
@@ -183,7 +190,7 @@ int main(int argc, char **argv) {
   printf("{\"records\":%zu,\"errors\":%ld,\"seconds\":%.3f,\"records_per_s\":%.1f,\"mb_per_s\":%.2f,"
          "\"p50_us\":%.0f,\"p99_us\":%.0f,\"p999_us\":%.0f,\"client_cpu_pct\":%.1f}\n",
          n, errors, seconds, n / seconds, n * (double)size / seconds / 1e6,
-         PCT(0.5), PCT(0.99), PCT(0.999), 100 * cpu / seconds);
+         PCT(0.5), PCT(0.99), PCT(0.999), 100 * cpu / all_seconds);
   pthread_mutex_unlock(&mu);
   jsCtx_Destroy(js);
   natsConnection_Destroy(nc);

@@ -5,7 +5,6 @@
 // Prints one JSON object: records/s, MB/s, ack latency percentiles (µs), the
 // client's own CPU.
 import { connect, StorageType, RetentionPolicy, DiscardPolicy } from "nats";
-import { performance } from "node:perf_hooks";
 import { Latencies, parseArgs, printReport, runProducers } from "./fixed_rate.mjs";
 
 const opts = parseArgs("127.0.0.1:4222");
@@ -44,12 +43,12 @@ for (let i = 0; i < size; i++) payload[i] = 97 + (i % 26);
 
 const latencies = new Latencies();
 let errors = 0;
-const { seconds, cpu } = await runProducers(opts, async (p, start) => {
+const { seconds, cpu, cpuSeconds } = await runProducers(opts, async (p, start) => {
   const acks = [];
   for (let i = 0; i < batch; i++) {
-    acks.push(publish().then((failed) => { if (failed) errors++; else latencies.push(performance.now() - start); }));
+    acks.push(publish().then((failed) => { if (failed) errors++; else latencies.record(start); }));
   }
   await Promise.all(acks);
 });
 await nc.drain();
-printReport({ records: latencies.n, errors, seconds, cpu, size, latencies });
+printReport({ records: latencies.n, errors, seconds, cpu, cpuSeconds, size, latencies });

@@ -4,7 +4,6 @@
 // for all B replies; each reply's latency is timed from its batch's intended
 // send time (no coordinated omission). Same output as nats_pub.mjs.
 import net from "node:net";
-import { performance } from "node:perf_hooks";
 import { Latencies, parseArgs, printReport, runProducers } from "./fixed_rate.mjs";
 
 const opts = parseArgs("127.0.0.1:6379");
@@ -38,7 +37,7 @@ function connection() {
         }
       } else if (buf[off] === 45 /* - */) errors++;
       off = next;
-      latencies.push(performance.now() - waiting.start);
+      latencies.record(waiting.start);
       if (--waiting.left === 0) { const w = waiting; waiting = null; w.resolve(); }
     }
     buf = buf.subarray(off);
@@ -52,7 +51,7 @@ function connection() {
 
 const conns = Array.from({ length: conc }, connection);
 await Promise.all(conns.map((c) => c.ready));
-const { seconds, cpu } = await runProducers(opts, (p, start) => conns[p].send(start));
+const { seconds, cpu, cpuSeconds } = await runProducers(opts, (p, start) => conns[p].send(start));
 for (const c of conns) c.sock.end();
 const records = latencies.n - errors;
-printReport({ records, errors, seconds, cpu, size, latencies });
+printReport({ records, errors, seconds, cpu, cpuSeconds, size, latencies });

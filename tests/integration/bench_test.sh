@@ -35,6 +35,19 @@ consumed=$(sed -n 's/.*"consumed":\([0-9]*\).*/\1/p' <<<"$out")
 produced=$(sed -n 's/.*"produced":\([0-9]*\).*/\1/p' <<<"$out")
 [[ $consumed -eq $((2 * produced)) ]] || { echo "fan-out: consumed $consumed, expected $((2 * produced))"; exit 1; }
 
+# A warm-up runs the same load but counts in nothing but the exactly-once
+# check: about half of what was produced in 1 s + 1 s is in the figures.
+out=$(timeout 120 "$bench" --server "127.0.0.1:$port" --producers 2 --consumers 1 --streams 2 \
+  --record-size 100 --batch-records 10 --duration 1 --warmup 1 --rate 20000 --json --quiet)
+check "warm-up" "$(tail -n 1 <<<"$out")"
+produced=$(sed -n 's/.*"produced":\([0-9]*\).*/\1/p' <<<"$out")
+counted=$(sed -n 's/.*"duration_s":\([0-9.]*\),"append":{"records_per_s":\([0-9]*\).*/\1 * \2/p' <<<"$out")
+share=$(awk "BEGIN {printf \"%d\", 100 * $counted / $produced}")
+if [[ $out != *'"warmup_s":1.000,'* || $share -lt 30 || $share -gt 70 ]]; then
+  echo "warm-up: expected warmup_s 1 and about half of $produced records counted, got $share%: $out"
+  exit 1
+fi
+
 # Forty producers on twenty clients (each with a connection per shard).
 out=$(timeout 120 "$bench" --server "127.0.0.1:$port" --connections 20 --producers 40 --consumers 2 --streams 8 \
   --record-size 200 --batch-records 20 --window 2 --duration 1 --json --quiet)

@@ -57,6 +57,7 @@ struct Options {
   uint32_t record_size = 1024;
   uint32_t batch_records = 100;
   double duration_s = 10;
+  double warmup_s = 0;  // Seconds of the same load before --duration; none of it is counted.
   double rate = 0;   // Records/s over all producers; 0: as fast as acks come back.
   int window = 8;    // Batches in flight per producer.
   bool catch_up = false;
@@ -154,7 +155,11 @@ class Bench {
   double create_s_ = 0, connect_s_ = 0;
   size_t clients_ = 0;  // Connected before the clock started.
 
-  uint64_t start_ns_ = 0, end_ns_ = 0, stop_ns_ = 0, finished_ns_ = 0;
+  // start: producing begins; measure: the warm-up is over and what is due
+  // from here on counts; end: producing stops.
+  uint64_t start_ns_ = 0, measure_ns_ = 0, end_ns_ = 0, stop_ns_ = 0, finished_ns_ = 0;
+  uv_timer_t warmup_timer_{};
+  uint64_t measured_produced_ = 0, measured_consumed_ = 0;  // Records timed from measure_ns_ on.
   bool producing_ = true;
   int appends_in_flight_ = 0;  // Over all producers: the drain is over when it reaches 0.
   uint64_t produced_ = 0, consumed_ = 0, append_errors_ = 0, order_errors_ = 0, subscription_errors_ = 0;
@@ -290,7 +295,17 @@ int Bench::run() {
   // From here on: making streams and connecting clients is not the load's cost.
   cpu_start_ = cpu_mark_ = cpu_seconds(&user_start_, &sys_start_);
   start_ns_ = mark_ns_ = now_ns();
-  end_ns_ = start_ns_ + static_cast<uint64_t>(o_.duration_s * 1e9);
+  measure_ns_ = start_ns_ + static_cast<uint64_t>(o_.warmup_s * 1e9);
+  end_ns_ = measure_ns_ + static_cast<uint64_t>(o_.duration_s * 1e9);
+  // The warm-up runs the same load so the first touch of fresh memory (both
+  // processes' buffers; on a VM each new page costs ~10 us), new connections'
+  // slow start and the like are over before anything is timed.
+  uv_timer_init(loop_, &warmup_timer_);
+  warmup_timer_.data = this;
+  uv_timer_start(&warmup_timer_, [](uv_timer_t* t) {
+    auto* b = static_cast<Bench*>(t->data);
+    b->cpu_start_ = cpu_seconds(&b->user_start_, &b->sys_start_);
+  }, static_cast<uint64_t>(o_.warmup_s * 1000), 0);
   start_producers();
   uv_timer_init(loop_, &progress_timer_);
   progress_timer_.data = this;
@@ -412,9 +427,12 @@ void Bench::send(Producer& p, uint64_t intended_ns) {
     appends_in_flight_--;
     if (ack.ok()) {
       const uint64_t us = (now_ns() - from_ns) / 1000;
-      append_all_.record(us);
-      append_second_.record(us);
       const uint64_t n = ack->end_seq - ack->start_seq;
+      if (from_ns >= measure_ns_) {
+        append_all_.record(us);
+        measured_produced_ += n;
+      }
+      append_second_.record(us);
       produced_ += n;
       streams_[stream].acked += n;
     } else if (append_errors_++ < 5) {
@@ -445,7 +463,10 @@ void Bench::on_records(Subscription& s, std::vector<Record>& records) {
       uint64_t intended = 0;
       std::memcpy(&intended, r.body.data(), 8);
       const uint64_t us = t > intended ? (t - intended) / 1000 : 0;
-      e2e_all_.record(us);
+      if (intended >= measure_ns_) {
+        e2e_all_.record(us);
+        measured_consumed_++;
+      }
       e2e_second_.record(us);
     }
   }
@@ -521,6 +542,8 @@ void Bench::check_consumed() {
     uv_timer_stop(&b->progress_timer_);
     uv_close(reinterpret_cast<uv_handle_t*>(&b->progress_timer_), nullptr);
     for (auto& p : b->producers_) uv_close(reinterpret_cast<uv_handle_t*>(&p->timer), nullptr);
+    uv_timer_stop(&b->warmup_timer_);
+    uv_close(reinterpret_cast<uv_handle_t*>(&b->warmup_timer_), nullptr);
     for (auto& c : b->producer_clients_) c->close();
     if (b->consumer_client_) b->consumer_client_->close();
   };
@@ -532,9 +555,13 @@ void Bench::report() {
   const double cpu = cpu_seconds(&user, &sys) - cpu_start_;
   user -= user_start_;
   sys -= sys_start_;
-  const double cpu_percent = 100 * per_second(cpu, static_cast<double>(finished_ns_ - start_ns_) / 1e9);
-  const double secs = static_cast<double>(stop_ns_ - start_ns_) / 1e9;
+  const double cpu_percent = 100 * per_second(cpu, static_cast<double>(finished_ns_ - measure_ns_) / 1e9);
+  // Rates and latencies are of what was due after the warm-up; the
+  // exactly-once check is of everything.
+  const double secs = static_cast<double>(stop_ns_ - measure_ns_) / 1e9;
   const double mb = static_cast<double>(produced_) * o_.record_size / 1e6;
+  const auto measured_produced = static_cast<double>(measured_produced_);
+  const auto measured_consumed = static_cast<double>(measured_consumed_);
   uint64_t expected = 0;
   for (const auto& s : subs_) expected += streams_[s->stream].acked;
   if (!consumed_all_) {
@@ -562,15 +589,16 @@ void Bench::report() {
                           R"("mb_per_s":{:.1f}}})",
                           consumed_, catch_up_bytes, catch_up_s, per_second(static_cast<double>(consumed_), catch_up_s),
                           per_second(catch_up_bytes / 1e6, catch_up_s))
-            : fmt::format(R"("e2e":{})", stats(e2e_all_, static_cast<double>(consumed_)));
+            : fmt::format(R"("e2e":{})", stats(e2e_all_, measured_consumed));
     fmt::print(
         R"({{"connections":{},"streams":{},"create_s":{:.3f},"create_per_s":{:.0f},"connect_s":{:.3f},)"
-        R"("produced":{},"consumed":{},"exactly_once":{},"errors":{},"duration_s":{:.3f},"append":{},{},)"
+        R"("produced":{},"consumed":{},"exactly_once":{},"errors":{},"warmup_s":{:.3f},"duration_s":{:.3f},)"
+        R"("append":{},{},)"
         R"("bench_cpu":{{"user_s":{:.2f},"sys_s":{:.2f},"percent_of_a_core":{:.0f}}}}})"
         "\n",
         o_.connections, o_.streams, create_s_, create_rate, connect_s_, produced_, consumed_,
-        exactly_once ? "true" : "false", append_errors_ + order_errors_ + subscription_errors_, secs,
-        stats(append_all_, static_cast<double>(produced_)), reading, user, sys, cpu_percent);
+        exactly_once ? "true" : "false", append_errors_ + order_errors_ + subscription_errors_, o_.warmup_s, secs,
+        stats(append_all_, measured_produced), reading, user, sys, cpu_percent);
     return;
   }
   auto line = [&](const char* what, const LatencyHistogram& h, double records) {
@@ -580,21 +608,22 @@ void Bench::report() {
                static_cast<double>(h.max()) / 1e3);
   };
   fmt::print("runnel-bench: {} producers on {} connections, {} consumers, {} streams, {} B records × {} per batch, "
-             "{:.1f} s{}{}\n",
+             "{:.1f} s{}{}{}\n",
              o_.producers, o_.connections, o_.consumers, o_.streams, o_.record_size, o_.batch_records, secs,
+             o_.warmup_s > 0 ? fmt::format(" after {:.1f} s of warm-up", o_.warmup_s) : std::string(),
              o_.rate > 0 ? fmt::format(", offered {:.0f} rec/s", o_.rate) : std::string(", as fast as acks come"),
              o_.catch_up ? ", catch-up" : "");
   fmt::print("created {} streams in {:.3f} s ({:.0f}/s); {} clients connected in {:.3f} s\n", o_.streams, create_s_,
              create_rate, clients_, connect_s_);
   fmt::print("produced {} records ({:.1f} MB), consumed {}{}\n", produced_, mb, consumed_,
              exactly_once ? " — every record exactly once, in order" : " — NOT all exactly once");
-  line("append", append_all_, static_cast<double>(produced_));
+  line("append", append_all_, measured_produced);
   if (o_.catch_up) {
     fmt::print("catch-up {} records ({:.1f} MB) in {:.3f} s: {:.0f} rec/s {:.1f} MB/s\n", consumed_,
                catch_up_bytes / 1e6, catch_up_s, per_second(static_cast<double>(consumed_), catch_up_s),
                per_second(catch_up_bytes / 1e6, catch_up_s));
   } else {
-    line("e2e", e2e_all_, static_cast<double>(consumed_));
+    line("e2e", e2e_all_, measured_consumed);
   }
   fmt::print("bench cpu: {:.2f} s user + {:.2f} s sys = {:.0f}% of a core\n", user, sys, cpu_percent);
 }
@@ -630,6 +659,9 @@ int main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::Range(static_cast<uint32_t>(kStampBytes), 1u << 20));
   app.add_option("--batch-records", o.batch_records, "records per append")->capture_default_str()->check(CLI::Range(1, 1000));
   app.add_option("--duration", o.duration_s, "seconds of producing")->capture_default_str()->check(CLI::Range(0.1, 86400.0));
+  app.add_option("--warmup", o.warmup_s,
+                 "seconds of the same load before --duration, not counted in any figure but the exactly-once check")
+      ->capture_default_str()->check(CLI::Range(0.0, 3600.0));
   app.add_option("--rate", o.rate, "records/s offered over all producers (0: as fast as acks come back)")->capture_default_str();
   app.add_option("--window", o.window, "batches in flight per producer")->capture_default_str()->check(CLI::Range(1, 32));
   app.add_flag("--catch-up", o.catch_up,
