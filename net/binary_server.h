@@ -155,6 +155,7 @@ class BinaryServer {
   Counter& requests_;
   Counter& protocol_errors_;
   Counter& recv_copied_bytes_;
+  Histogram& append_us_;
   std::unique_ptr<RecvBufferRing> recv_ring_;  // Null: plain recvs only.
 };
 

@@ -345,6 +345,17 @@ TEST(BinaryProtocol, PipelinedAppendsAcrossShardsReadBackInOrder) {
   EXPECT_EQ(page.items[0].name, "s13");
   EXPECT_TRUE(page.more);
   EXPECT_EQ(page.items[0].tail, 150u);
+  // The server timed each of the 800 appends, on the connection's shard
+  // whichever shard owned the stream.
+  HttpReply metrics = http_request(server->admin(), "GET", "/metrics");
+  uint64_t timed = 0;
+  for (const char* shard : {"0", "1"}) {
+    const std::string series = std::string("runnel_append_seconds_count{shard=\"") + shard + "\"} ";
+    const size_t at = metrics.body.find(series);
+    ASSERT_NE(at, std::string::npos) << series << metrics.body;
+    timed += std::stoull(metrics.body.substr(at + series.size()));
+  }
+  EXPECT_EQ(timed, 800u);
 }
 
 TEST(BinaryProtocol, ManyClientsOnManyStreamsEachSeeTheirOwnRecordsInOrder) {
