@@ -72,7 +72,7 @@ const latRows = [];
 if (lat.length) {
   const warm = Number(a.warmup ?? 0) > 0 ? `, after ${a.warmup} s of the same load that is not counted` : "";
   latRows.push("", `Ack latency at a fixed offered load (1 KiB records, ${lat[0].conc} producers, batches of ${a.batch}; one run each; timed from each batch's intended send time${warm}). ` +
-    `fio rows: the disk alone at the same bytes/s, 128 KiB O_DSYNC writes with 4 in flight — no durable ack can come back sooner than its write:`, "",
+    `fio rows: the disk alone at the same bytes/s, 256 KiB O_DSYNC writes with 4 in flight — no durable ack can come back sooner than its write:`, "",
     "| system | offered records/s | achieved records/s | ack p50 / p99 / p99.9 ms | server CPU | client CPU |", "| --- | --- | --- | --- | --- | --- |");
   for (const r of lat) {
     latRows.push(`| ${r.system} | ${fmtN(r.rate)} | ${fmtN(r.records_per_s)} | ${fmtMs(r.p50_us)} / ${fmtMs(r.p99_us)} / ${fmtMs(r.p999_us)} | ${fmtPct(r.server_cpu_pct)} | ${fmtPct(r.client_cpu_pct)} |`);
@@ -109,7 +109,8 @@ if (goalRuns.length) {
   if (half) {
     row(`ack p99 at half the 1 KiB maximum (${fmtN(half.rate)} of ${fmtN(half.max_rate)} records/s, ${half.conc ?? 16} producers as in the maximum's cell, one subscriber)`, "≤ 2 ms",
       `${fmtMs(ackP99)} ms (p50 ${fmtMs(med("half", "ack_p50_us"))})` +
-      (of("fio_half").length ? `; fio alone at the same bytes/s (128 KiB O_DSYNC writes, 4 in flight): p50 ${fmtMs(med("fio_half", "p50_us"))}, ` +
+      (of("fio_half").length ? `; fio alone at the same bytes/s (256 KiB O_DSYNC writes, 4 in flight; it wrote ` +
+        `${Math.round(med("fio_half", "mb_per_s"))} of ${Math.round((half.rate * 1024) / 1e6)} MB/s): p50 ${fmtMs(med("fio_half", "p50_us"))}, ` +
         `p99 ${fmtMs(fioHalfP99)} ms, so the disk allows no less than that` : "") +
       (cell("fio 4k-qd1-dsync") ? `; one 4 KiB O_DSYNC write on an idle disk: p99 ${fmtMs(cell("fio 4k-qd1-dsync").p99)} ms` : ""),
       ackP99 <= 2000);
