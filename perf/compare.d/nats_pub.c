@@ -44,17 +44,15 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
   memcpy(&h, natsMsg_GetData(msg), sizeof h);
   int64_t l = now_ns() - h.start_ns;
   pthread_mutex_lock(&mu);
-  if (pa != NULL) {
-    if (h.start_ns < measure_from) goto done;
+  if (pa == NULL) {
+    errors++;
+  } else if (h.start_ns >= measure_from) {
     if (nlat == caplat) {
       caplat = caplat ? caplat * 2 : (1u << 20);
       lat = realloc(lat, caplat * sizeof *lat);
     }
     lat[nlat++] = l;
-  } else {
-    errors++;
   }
-done:
   if (--outstanding[h.producer] == 0) {
     ready[h.producer] = 1;
     pthread_cond_signal(&cv);
