@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # runnel-bench against a real runneld (two shards, loopback ports of its
 # own, stopped by PID): short runs at full speed, at a fixed rate with
-# fan-out, with the producers spread over many client connections, and
-# catching up on a backlog must each end with every produced record
-# consumed exactly once, and say so in their JSON report.
+# fan-out, with the producers spread over many client connections, with one
+# connection per client (the server forwards), and catching up on a backlog
+# must each end with every produced record consumed exactly once, and say so
+# in their JSON report.
 # Usage: bench_test.sh RUNNELD RUNNEL_BENCH
 set -euo pipefail
 runneld=$1 bench=$2
@@ -64,6 +65,26 @@ if [[ $out != *"\"catch_up\":{\"records\":$produced,"* || $out == *'"e2e"'* ]]; 
   echo "catch-up: expected a catch_up section with all $produced records and no e2e: $out"
   exit 1
 fi
+
+# One connection per client instead of one per shard: every append arrives
+# on the shard that connection landed on, which forwards half of them (the
+# streams of the other shard) and answers for them; each shard's log still
+# takes its own streams' appends.
+metric() {  # metric NAME SHARD: its value on the running server, 0 if absent
+  curl -s "http://127.0.0.1:$admin_port/metrics" | awk -v m="$1{shard=\"$2\"}" '$1 == m {print $2; f = 1} END {if (!f) print 0}'
+}
+recv0=$(metric runnel_append_seconds_count 0) recv1=$(metric runnel_append_seconds_count 1)
+log0=$(metric runnel_log_appends_total 0) log1=$(metric runnel_log_appends_total 1)
+out=$(timeout 120 "$bench" --server "127.0.0.1:$port" --one-connection --producers 2 --consumers 1 --streams 8 \
+  --record-size 100 --batch-records 10 --duration 1 --json --quiet)
+check "one connection" "$(tail -n 1 <<<"$out")"
+recv0=$(($(metric runnel_append_seconds_count 0) - recv0)) recv1=$(($(metric runnel_append_seconds_count 1) - recv1))
+log0=$(($(metric runnel_log_appends_total 0) - log0)) log1=$(($(metric runnel_log_appends_total 1) - log1))
+if ((recv0 * recv1 != 0 || recv0 + recv1 != log0 + log1 || log0 == 0 || log1 == 0)); then
+  echo "one connection: appends received per shard $recv0/$recv1, logged $log0/$log1: expected one shard to receive all"
+  exit 1
+fi
+echo "one connection: shard $((recv0 > 0 ? 0 : 1)) received all $((recv0 + recv1)) appends, logs took $log0 and $log1"
 
 kill -TERM "$pid"
 wait "$pid"

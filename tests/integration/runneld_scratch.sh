@@ -1,6 +1,6 @@
 # Sourced by the shell-script integration tests: a scratch dir removed on
 # exit, and start_runneld RUNNELD, which starts it there on loopback ports of
-# its own (2 shards), sets $pid and $port (binary protocol) once it is ready,
+# its own (2 shards), sets $pid, $port (binary protocol) and $admin_port once it is ready,
 # and has it killed by PID on exit if the test did not stop it.
 scratch=$(mktemp -d)
 pid=
@@ -17,6 +17,7 @@ start_runneld() {
   port=
   for _ in $(seq 1 200); do
     port=$(sed -n 's/^runneld ready .*binary=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$scratch/runneld.out")
+    admin_port=$(sed -n 's/^runneld ready .*admin=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$scratch/runneld.out")
     [[ -n $port ]] && return 0
     sleep 0.1
   done

@@ -61,6 +61,7 @@ struct Options {
   double rate = 0;   // Records/s over all producers; 0: as fast as acks come back.
   int window = 8;    // Batches in flight per producer.
   bool catch_up = false;
+  bool one_connection = false;  // Each client keeps one connection; the server forwards to the owning shard.
   bool json = false;
   bool quiet = false;
 };
@@ -185,6 +186,7 @@ bool Bench::set_up() {
   client_options_.port = static_cast<uint16_t>(std::stoi(o_.server.substr(colon + 1)));
   client_options_.client_name = "runnel-bench";
   client_options_.request_timeout_ms = 10000;
+  client_options_.connection_per_shard = !o_.one_connection;
   consumer_client_ = std::make_unique<Client>(loop_, client_options_);
   // Streams of their own for this run, in the bench bucket.
   bool answered = false;
@@ -667,6 +669,9 @@ int main(int argc, char** argv) {
   app.add_flag("--catch-up", o.catch_up,
                "subscribe only once producing is over and every append acknowledged, then read the backlog from "
                "seq_num 0 and report its read throughput (no end-to-end latency)");
+  app.add_flag("--one-connection", o.one_connection,
+               "each client keeps one connection instead of one per shard; requests for streams of another shard "
+               "are forwarded by the server (the cost of cross-shard hops)");
   app.add_flag("--json", o.json, "print the final report as one JSON object");
   app.add_flag("--quiet", o.quiet, "no progress lines");
   CLI11_PARSE(app, argc, argv);
