@@ -38,7 +38,7 @@ void put_varint(std::string* out, uint64_t value) {
   out->push_back(static_cast<char>(value));
 }
 
-bool get_varint(std::string_view* in, uint64_t* value) {
+bool get_varint_multibyte(std::string_view* in, uint64_t* value) {
   RUNNEL_ASSERT(in != nullptr);
   RUNNEL_ASSERT(value != nullptr);
   const size_t n = std::min(in->size(), kVarintBytesMax);

@@ -119,9 +119,21 @@ class PayloadBuilder {
 
 // LEB128 helpers, exposed for the codec tests.
 void put_varint(std::string* out, uint64_t value);
+// get_varint's loop, for varints of two bytes or more.
+bool get_varint_multibyte(std::string_view* in, uint64_t* value);
 // Reads a varint from the front of *in; false if truncated, longer than 10
 // bytes, or above UINT64_MAX (a 10th byte other than 0 or 1). On false, *in is
 // unchanged. Non-minimal encodings (e.g. 0x80 0x00 for 0) are accepted.
-bool get_varint(std::string_view* in, uint64_t* value);
+// Inline for the one-byte case (most lengths and counts): every record of
+// every append is walked field by field, and this saved 16% of the server's
+// instructions per append of 100-byte records (perf/RESULTS.md).
+inline bool get_varint(std::string_view* in, uint64_t* value) {
+  if (!in->empty() && static_cast<uint8_t>(in->front()) < 0x80) {
+    *value = static_cast<uint8_t>(in->front());
+    in->remove_prefix(1);
+    return true;
+  }
+  return get_varint_multibyte(in, value);
+}
 
 }  // namespace runnel
