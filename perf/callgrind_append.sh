@@ -45,6 +45,10 @@ appends=$(($(metric runnel_log_appends_total) - appends)) records=$(($(metric ru
 kill -TERM "$pid"
 wait "$pid" || true
 pid=
+if ((appends == 0)); then
+  echo "callgrind_append: no append was counted (see $scratch/log)" >&2
+  exit 1
+fi
 total=$(callgrind_annotate "$out" | awk '/PROGRAM TOTALS/ && !t {gsub(",", "", $1); t = $1} END {print t}')
 awk -v t="$total" -v a="$appends" -v r="$records" \
   'BEGIN {printf "%d appends, %d records: %.0f instructions per append, %.0f per record\n", a, r, t / a, t / r}'
