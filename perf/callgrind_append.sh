@@ -46,7 +46,8 @@ kill -TERM "$pid"
 wait "$pid" || true
 pid=
 if ((appends == 0)); then
-  echo "callgrind_append: no append was counted (see $scratch/log)" >&2
+  echo "callgrind_append: no append was counted; runneld said:" >&2
+  cat "$scratch/log" >&2
   exit 1
 fi
 total=$(callgrind_annotate "$out" | awk '/PROGRAM TOTALS/ && !t {gsub(",", "", $1); t = $1} END {print t}')
