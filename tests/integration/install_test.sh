@@ -1,17 +1,35 @@
 #!/usr/bin/env bash
-# librunnel as a new user gets it: installs this build's client component
-# into a scratch prefix, builds proto/client/examples against the installed
-# CMake package (and once more with pkg-config and nothing else), and runs
-# both against a real runneld on loopback ports of its own, stopped by PID.
-# The public headers must compile clean under -Wall -Wextra -Werror.
+# Runnel as a packager and a new user get it: `cmake --install` of this
+# build into a scratch prefix must hold the three programs (runnable from
+# there: they find the installed librunnel), their man pages and the example
+# config; then proto/client/examples is built with plain CMake against the
+# installed CMake package (and once more with pkg-config and nothing else),
+# and both run against the installed runneld on loopback ports of its own,
+# stopped by PID. The public headers must compile clean under -Wall -Wextra -Werror.
 # Usage: install_test.sh BUILD_DIR SOURCE_DIR RUNNELD
 set -euo pipefail
 build_dir=$1 source_dir=$2 runneld=$3
 # shellcheck source=runneld_scratch.sh
 source "$(dirname "$0")/runneld_scratch.sh"
 
-cmake --install "$build_dir" --prefix "$scratch/prefix" --component client >/dev/null
-test -f "$scratch/prefix/include/runnel/blocking_client.h"
+cmake --install "$build_dir" --prefix "$scratch/prefix" >/dev/null
+prefix=$scratch/prefix
+for f in bin/runneld bin/runnel bin/runnel-bench include/runnel/blocking_client.h \
+         share/man/man1/runneld.1 share/man/man1/runnel.1 share/man/man1/runnel-bench.1 \
+         share/doc/runnel/examples/runneld.toml; do
+  if [[ ! -e $prefix/$f ]]; then
+    echo "not installed: $f" >&2
+    find "$prefix" -type f >&2
+    exit 1
+  fi
+done
+# The installed programs run from the prefix alone (no LD_LIBRARY_PATH).
+"$prefix/bin/runnel" --help | grep -q "bucket"
+"$prefix/bin/runnel-bench" --help | grep -q -- "--producers"
+grep -q -- "--data-dir" "$prefix/share/man/man1/runneld.1"
+# The example config is the one the installed server accepts.
+"$prefix/bin/runneld" --config "$prefix/share/doc/runnel/examples/runneld.toml" --print-config >/dev/null
+runneld="$prefix/bin/runneld"
 cmake -S "$source_dir/proto/client/examples" -B "$scratch/example" -DCMAKE_PREFIX_PATH="$scratch/prefix" >/dev/null
 cmake --build "$scratch/example" >/dev/null
 pc_dir=$(dirname "$(find "$scratch/prefix" -name runnel.pc)")
