@@ -1,6 +1,6 @@
 #pragma once
 // Pieces of the log's on-disk format shared by ShardLog's files
-// (shard_log.cc, shard_log_compaction.cc): block alignment, aligned buffers
+// (log_append.cc, log_read.cc, log_recovery.cc, segment_files.cc, log_compaction.cc, ...): block alignment, aligned buffers
 // for O_DIRECT, and the log's own control batches. Internal to storage/.
 
 #include <cstdint>
@@ -19,6 +19,16 @@ namespace runnel::log_internal {
 
 inline constexpr uint64_t kBlock = kDmaAlignment;
 inline constexpr uint64_t kControlStreamId = 0;  // Batches the log writes for itself.
+
+// File names: a 20-digit segment id, so names sort as ids do.
+inline std::string segment_file_name(uint64_t id) {
+  std::string name = std::to_string(id);
+  return std::string(20 - name.size(), '0') + name + ".seg";
+}
+inline std::string summary_file_name(uint64_t id) {
+  std::string name = std::to_string(id);
+  return std::string(20 - name.size(), '0') + name + ".sum";
+}
 
 inline uint64_t align_up(uint64_t v) { return (v + kBlock - 1) & ~(kBlock - 1); }
 inline uint64_t align_down(uint64_t v) { return v & ~(kBlock - 1); }

@@ -44,6 +44,9 @@
 
 namespace runnel {
 
+struct Relocation;      // storage/segment_summary.h
+struct SegmentSummary;  // storage/segment_summary.h
+
 struct LogOptions {
   std::string dir;                         // This shard's directory.
   uint64_t segment_bytes = 256ull << 20;   // Preallocated size of each segment file.
@@ -259,11 +262,9 @@ class ShardLog {
 
  private:
   struct Segment;
-  struct SegmentSummary;
   struct WriteBuffer;
   struct StreamState;
   struct ReadOp;
-  struct Relocation;
   struct RelocationBuilder;
   struct Compaction;
   friend struct ShardLogTestPeer;
@@ -326,7 +327,7 @@ class ShardLog {
   // entry's location) needs ends, from the index; 0 if it cannot tell.
   uint64_t indexed_data_end(const ReadOp& op, const StreamState& stream, uint64_t segment_id) const;
 
-  // Compaction (shard_log_compaction.cc).
+  // Compaction (log_compaction.cc).
   void apply_relocation(const Relocation& relocation, uint64_t dest_segment_id);
   // Places a batch the log writes for itself (a relocated copy, a compaction
   // marker) into the current write buffer, sealed for its segment; false if
@@ -340,8 +341,6 @@ class ShardLog {
   void compaction_pump();
   void compaction_commit();
 
-  static std::string encode_summary(uint64_t segment_id, const SegmentSummary& summary);
-  static bool decode_summary(std::string_view bytes, uint64_t segment_id, SegmentSummary* summary);
   std::string summary_path(uint64_t segment_id) const;
   bool apply_summary(Segment& segment);        // Recovery: true if a valid summary was applied.
   void write_summary_sync(Segment& segment);   // Recovery.

@@ -1,6 +1,7 @@
 #pragma once
 // ShardLog's internal state types, shared by its implementation files
-// (shard_log.cc: appends, recovery, reads; shard_log_compaction.cc). Not
+// (shard_log.cc, log_append.cc, log_read.cc, log_index.cc, log_recovery.cc,
+// segment_files.cc, log_compaction.cc). Not
 // part of the storage API: include storage/shard_log.h instead.
 
 #include <algorithm>
@@ -13,60 +14,10 @@
 #include <vector>
 
 #include "storage/log_internal.h"
+#include "storage/segment_summary.h"
 #include "storage/shard_log.h"
 
 namespace runnel {
-
-// One committed relocation (compaction of segment `source`): the index
-// entries of the copies in the destination segment, per stream. Applying it
-// drops every index entry into `source` and merges these in by seq_num.
-struct ShardLog::Relocation {
-  struct Entry {
-    uint64_t base_seq;
-    uint64_t offset;
-    uint64_t first_timestamp;
-    uint64_t bytes_before;
-  };
-  struct Stream {
-    uint64_t stream_id = 0;
-    std::vector<Entry> entries;
-    uint64_t end_seq = 0;         // One past the highest seq_num copied.
-    uint64_t last_timestamp = 0;  // Of the record before end_seq.
-    uint64_t bytes_end = 0;       // The stream's byte count after the highest copy.
-  };
-  uint64_t source = 0;
-  std::vector<Stream> streams;
-};
-
-// A segment's summary, saved as NNNN.sum once the segment is complete: the
-// tail of every stream written in it, the index entries that point into it,
-// and its control records in order. Recovery applies it instead of scanning
-// the segment, so a restart reads only the last segment in full. A missing
-// or damaged summary (checksum) just means a scan.
-struct ShardLog::SegmentSummary {
-  struct Tail {
-    uint64_t next_seq;
-    uint64_t last_timestamp;
-    uint64_t bytes_total;
-  };
-  struct Entry {
-    uint64_t stream_id;
-    uint64_t base_seq;
-    uint64_t offset;
-    uint64_t first_timestamp;
-    uint64_t bytes_before;
-  };
-  uint64_t batches = 0;
-  uint64_t durable_end = 0;
-  std::unordered_map<uint64_t, Tail> tails;
-  std::vector<Entry> entries;
-  std::vector<std::string> controls;
-  // Bad byte ranges recovery found in the segment (torn remains voided by a
-  // skip marker, corruption): reads must keep jumping over them.
-  std::vector<std::pair<uint64_t, uint64_t>> holes;
-  // Compactions committed in this segment (their copies are in it).
-  std::vector<Relocation> relocations;
-};
 
 struct ShardLog::Segment {
   uint64_t id = 0;
@@ -238,7 +189,7 @@ struct ShardLog::RelocationBuilder {
   }
 };
 
-// A compaction in progress (shard_log_compaction.cc): the live batches of
+// A compaction in progress (log_compaction.cc): the live batches of
 // `source` are read in file order and placed, as relocated copies, after a
 // begin marker in `dest`; an end marker commits them. Everything must land
 // in `dest`, or the attempt is abandoned (its copies stay inert).
