@@ -25,7 +25,7 @@
 
 namespace runnel {
 
-// Per-stream settings (PRODUCT.md, "Streams").
+// Per-stream settings (docs/REFERENCE.md, "Streams").
 struct StreamConfig {
   TimestampMode timestamping = TimestampMode::kClientPrefer;
   uint64_t retention_age_ms = 0;    // 0: no age limit.
@@ -49,7 +49,7 @@ struct StreamInfo {
   bool operator==(const StreamInfo&) const = default;
 };
 
-// Bucket settings (PRODUCT.md, "Data model").
+// Bucket settings (docs/REFERENCE.md, "Data model").
 struct BucketConfig {
   StreamConfig default_stream_config;  // What a stream created with the bucket default gets.
   bool create_stream_on_append = false;  // An append to a missing stream creates it.

@@ -528,7 +528,7 @@ TEST_F(CliTest, AppendJsonRecordsAndReadJson) {
   EXPECT_EQ(records[2]["body"], "caf\xc3\xa9");
   EXPECT_EQ(records[3]["headers_base64"], json::parse(R"([["/w==","YQ=="]])"));
   EXPECT_EQ(records[3]["body"], "");
-  // The keys in the order PRODUCT.md shows them.
+  // The keys in the order docs/REFERENCE.md shows them.
   EXPECT_EQ(lines_of(ok({"read", "json/s", "--json", "--count", "1"}))[0],
             R"({"seq_num":0,"timestamp":1000,"headers":[["k","v"],["k2",""]],"body":"first"})");
   // Without --json the body's bytes as they are.

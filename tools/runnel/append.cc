@@ -33,7 +33,7 @@ using client::Status;
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 
-// The server's default limits (PRODUCT.md): a batch holds at most 1,000
+// The server's default limits (docs/REFERENCE.md): a batch holds at most 1,000
 // records and 1 MiB; a record is at most 1 MiB.
 constexpr size_t kBatchBytesMax = 1u << 20;
 constexpr size_t kRecordBytesMax = 1u << 20;

@@ -160,7 +160,7 @@ std::variant<Invocation, int> parse_args(int argc, char** argv) {
       ->envname("RUNNEL_SERVER")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)
       ->default_str("127.0.0.1:7420");
-  app.add_option("--token", inv.token, "Access token sent to the server")
+  app.add_option("--token", inv.token, "Access token (sent to the server; not checked yet)")
       ->type_name("TOKEN")
       ->envname("RUNNEL_TOKEN")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);

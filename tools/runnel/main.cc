@@ -1,4 +1,4 @@
-// runnel: the command-line client (PRODUCT.md, "Operator interface").
+// runnel: the command-line client (docs/REFERENCE.md, "Operator interface").
 // Manages buckets and streams, appends stdin, reads and follows streams,
 // through librunnel's public API only. Exit statuses: tools/runnel/output.h.
 

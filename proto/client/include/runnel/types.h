@@ -1,7 +1,7 @@
 #pragma once
 // librunnel's values: what the client library's calls take and return.
 // Self-contained (standard library only) so an application needs nothing of
-// the server's source tree. The shapes follow PRODUCT.md and
+// the server's source tree. The shapes follow docs/REFERENCE.md and
 // proto/PROTOCOL.md; every string is owned.
 
 #include <cstdint>
