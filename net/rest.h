@@ -1,5 +1,5 @@
 #pragma once
-// The admin port's JSON REST API (PRODUCT.md, "Operator interface"): buckets,
+// The admin port's JSON REST API (docs/REFERENCE.md, "Operator interface"): buckets,
 // streams, records, tails, per-shard statistics and consumer lag, for curl
 // and scripts. The endpoints, bodies and error mapping are documented in
 // net/README.md ("Admin REST").
@@ -33,6 +33,7 @@
 #include "core/status.h"
 #include "net/http_connection.h"
 #include "proto/records.h"
+#include "proto/limits.h"
 #include "proto/wire.h"
 
 namespace runnel {
@@ -154,7 +155,6 @@ struct ReadQuery {
 Result<ReadQuery> parse_read_query(const QueryParams& params);
 inline constexpr uint32_t kReadCountMax = 1000;
 inline constexpr uint32_t kReadBytesMax = 1u << 20;  // Per answer (whole batches; at least one record).
-inline constexpr uint32_t kWaitMsMax = 60'000;
 
 // {"records":[{"seq_num","timestamp","headers"|"headers_base64","body"|
 // "body_base64"}…],"tail":N} from a READ answer: the records from the

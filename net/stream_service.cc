@@ -6,6 +6,7 @@
 #include "core/log.h"
 #include "core/shard_gather.h"
 #include "net/wire_convert.h"
+#include "proto/limits.h"
 #include "proto/wire.h"
 
 namespace runnel {
@@ -15,7 +16,6 @@ using wire::Opcode;
 using namespace wire_convert;
 
 constexpr uint32_t kListLimitDefault = 1000;
-constexpr uint32_t kWaitMsMax = 60'000;  // A long-poll read waits at most this long.
 
 // An operation waiting for its store's answer (on the owning shard).
 struct Call {

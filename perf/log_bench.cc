@@ -110,8 +110,13 @@ struct Bench {
       // The copies need room in the active segment: write (trimmed) filler to roll it.
       filler_in_flight = true;
       const uint64_t filler_stream = args.streams > 1 ? 2 : 1'000'000;
-      log->append(filler_stream, payload, args.batch_records, checksum, TimestampMode::kArrival,
-                  Reactor::clock_realtime_ms(), [this, filler_stream](Result<AppendAck> ack) {
+      log->append(LogAppend{.stream_id = filler_stream,
+                            .payload = payload,
+                            .record_count = args.batch_records,
+                            .payload_checksum = checksum,
+                            .timestamping = TimestampMode::kArrival,
+                            .arrival_ms = Reactor::clock_realtime_ms()},
+                  [this, filler_stream](Result<AppendAck> ack) {
                     filler_in_flight = false;
                     if (ack) log->set_floor(filler_stream, ack->end_seq);
                   });
@@ -163,7 +168,12 @@ struct Bench {
   void send(uint64_t sent) {
     uint64_t stream = 1 + (next_stream++ % args.streams);
     in_flight++;
-    log->append(stream, payload, args.batch_records, checksum, TimestampMode::kArrival, sent / 1000,
+    log->append(LogAppend{.stream_id = stream,
+                          .payload = payload,
+                          .record_count = args.batch_records,
+                          .payload_checksum = checksum,
+                          .timestamping = TimestampMode::kArrival,
+                          .arrival_ms = sent / 1000},
                 [this, sent](Result<AppendAck> ack) {
                   in_flight--;
                   if (!ack) {
@@ -182,7 +192,12 @@ struct Bench {
       uint64_t sent = Reactor::clock_us();
       const uint64_t errors_before = errors;
       in_flight++;
-      log->append(stream, payload, args.batch_records, checksum, TimestampMode::kArrival, sent / 1000,
+      log->append(LogAppend{.stream_id = stream,
+                            .payload = payload,
+                            .record_count = args.batch_records,
+                            .payload_checksum = checksum,
+                            .timestamping = TimestampMode::kArrival,
+                            .arrival_ms = sent / 1000},
                   [this, sent](Result<AppendAck> ack) {
                     in_flight--;
                     if (!ack) {

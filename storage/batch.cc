@@ -28,7 +28,8 @@ static_assert(offsetof(BatchHeader, record_count) == 64);
 static_assert(offsetof(BatchHeader, flags) == 68);
 static_assert(offsetof(BatchHeader, reserved) == 70);
 
-constexpr uint16_t kBatchFlagsKnown = kBatchFlagArrivalTimestamps | kBatchFlagLz4 | kBatchFlagRelocated;
+constexpr uint16_t kBatchFlagsKnown =
+    kBatchFlagArrivalTimestamps | kBatchFlagLz4 | kBatchFlagRelocated | kBatchFlagProducer;
 
 uint64_t compute_header_checksum(const BatchHeader& header, uint64_t segment_id) {
   BatchHeader zeroed = header;
@@ -41,6 +42,31 @@ uint64_t compute_header_checksum(const BatchHeader& header, uint64_t segment_id)
 Status malformed(std::string message) { return Status(ErrorCode::kInvalidArgument, std::move(message)); }
 
 }  // namespace
+
+void put_producer_tag(const ProducerTag& tag, char* out) {
+  std::memcpy(out, &tag.id, 8);
+  std::memcpy(out + 8, &tag.seq, 8);
+  const uint64_t check = XXH3_64bits(out, 16);
+  std::memcpy(out + 16, &check, 8);
+}
+
+Status split_producer_tag(const BatchHeader& header, std::string_view stored, ProducerTag* tag,
+                          BatchHeader* rest_header, std::string_view* rest) {
+  RUNNEL_ASSERT((header.flags & kBatchFlagProducer) != 0);
+  if (stored.size() <= kProducerTagBytes || header.payload_bytes <= kProducerTagBytes) {
+    return Status(ErrorCode::kCorrupt, "producer-tagged batch payload is too short for its tag");
+  }
+  uint64_t check;
+  std::memcpy(&check, stored.data() + 16, 8);
+  if (XXH3_64bits(stored.data(), 16) != check) return Status(ErrorCode::kCorrupt, "producer tag checksum mismatch");
+  std::memcpy(&tag->id, stored.data(), 8);
+  std::memcpy(&tag->seq, stored.data() + 8, 8);
+  *rest_header = header;
+  rest_header->flags = static_cast<uint16_t>(header.flags & ~kBatchFlagProducer);
+  rest_header->payload_bytes = static_cast<uint32_t>(header.payload_bytes - kProducerTagBytes);
+  *rest = stored.substr(kProducerTagBytes);
+  return Status::ok();
+}
 
 Status decode_header(std::string_view bytes, BatchHeader* header) {
   RUNNEL_ASSERT(header != nullptr);
@@ -85,17 +111,22 @@ Status verify_header(const BatchHeader& header, uint64_t segment_id, const Batch
     return Status(ErrorCode::kTooLarge,
                   fmt::format("batch has {} records, max {}", header.record_count, limits.records_max));
   }
-  if (header.payload_bytes > limits.payload_bytes_max) {
+  // The records' bytes: the stored payload less a producer tag.
+  uint64_t data_bytes = header.payload_bytes;
+  if ((header.flags & kBatchFlagProducer) != 0) {
+    if (data_bytes <= kProducerTagBytes) return malformed("producer-tagged batch payload is too short for its tag");
+    data_bytes -= kProducerTagBytes;
+  }
+  if (data_bytes > limits.payload_bytes_max) {
     return Status(ErrorCode::kTooLarge,
-                  fmt::format("batch payload is {} bytes, max {}", header.payload_bytes, limits.payload_bytes_max));
+                  fmt::format("batch payload is {} bytes, max {}", data_bytes, limits.payload_bytes_max));
   }
   const bool compressed = (header.flags & kBatchFlagLz4) != 0;
-  if (compressed && header.payload_bytes <= kLz4PrefixBytes) {
-    return malformed(fmt::format("compressed batch payload of {} bytes is too short", header.payload_bytes));
+  if (compressed && data_bytes <= kLz4PrefixBytes) {
+    return malformed(fmt::format("compressed batch payload of {} bytes is too short", data_bytes));
   }
-  if (!compressed && header.payload_bytes < uint64_t{header.record_count} * kRecordBytesMin) {
-    return malformed(
-        fmt::format("batch payload of {} bytes cannot hold {} records", header.payload_bytes, header.record_count));
+  if (!compressed && data_bytes < uint64_t{header.record_count} * kRecordBytesMin) {
+    return malformed(fmt::format("batch payload of {} bytes cannot hold {} records", data_bytes, header.record_count));
   }
   if (header.last_timestamp < header.first_timestamp) {
     return malformed(fmt::format("batch last_timestamp {} is before first_timestamp {}", header.last_timestamp,
@@ -115,6 +146,17 @@ Status verify_header(const BatchHeader& header, uint64_t segment_id, const Batch
 
 Status verify_payload(const BatchHeader& header, std::string_view payload, const BatchLimits& limits,
                       PayloadTimestamps* timestamps) {
+  if ((header.flags & kBatchFlagProducer) != 0) {
+    // The tag has a checksum of its own; the rest is checked as any payload.
+    ProducerTag tag;
+    BatchHeader rest_header;
+    std::string_view rest;
+    if (payload.size() != header.payload_bytes) {
+      return malformed(fmt::format("batch payload is {} bytes, header says {}", payload.size(), header.payload_bytes));
+    }
+    if (Status s = split_producer_tag(header, payload, &tag, &rest_header, &rest); !s) return s;
+    return verify_payload(rest_header, rest, limits, timestamps);
+  }
   if (timestamps != nullptr && (header.flags & kBatchFlagLz4) != 0) return malformed("compressed batch");
   if (payload.size() != header.payload_bytes) {
     return malformed(fmt::format("batch payload is {} bytes, header says {}", payload.size(), header.payload_bytes));

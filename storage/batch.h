@@ -47,6 +47,7 @@ enum BatchFlags : uint16_t {
   kBatchFlagArrivalTimestamps = 1,  // Every record's timestamp is first_timestamp.
   kBatchFlagLz4 = 2,                // The stored payload is lz4-compressed (see compress_payload).
   kBatchFlagRelocated = 4,          // A copy written by compaction (storage/FORMAT.md); never set by clients.
+  kBatchFlagProducer = 8,           // The stored payload starts with a producer tag (see ProducerTag).
 };
 
 struct BatchHeader {
@@ -65,6 +66,25 @@ struct BatchHeader {
 };
 static_assert(sizeof(BatchHeader) == kBatchHeaderBytes, "on-disk batch header layout changed");
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the on-disk format is little-endian");
+
+// An idempotent producer's (id, seq) for one append, kept with its batch on
+// disk so that a restart still knows which appends landed (a retry after it
+// is answered, not written again). Stored as the first kProducerTagBytes of
+// the stored payload of a kBatchFlagProducer batch — u64 id, u64 seq, u64
+// XXH3-64 of those 16 bytes — and never shown to readers.
+struct ProducerTag {
+  uint64_t id = 0;
+  uint64_t seq = 0;
+  bool operator==(const ProducerTag&) const = default;
+};
+inline constexpr size_t kProducerTagBytes = 24;
+// Writes the tag's kProducerTagBytes at `out`.
+void put_producer_tag(const ProducerTag& tag, char* out);
+// For a kBatchFlagProducer batch as stored: its tag, and the rest of the
+// stored payload with a header that describes it (flag cleared, size less
+// the tag). kCorrupt if the tag is cut short or fails its checksum.
+Status split_producer_tag(const BatchHeader& header, std::string_view stored, ProducerTag* tag,
+                          BatchHeader* rest_header, std::string_view* rest);
 
 // Copies the first kBatchHeaderBytes of `bytes` into *header (memcpy, so the
 // bytes need no alignment). Fails with kInvalidArgument if there are fewer.

@@ -20,20 +20,23 @@ constexpr size_t kSparePayloadsMax = 64;
 
 }  // namespace
 
-void ShardLog::append(uint64_t stream_id, std::string_view payload, uint32_t record_count, uint64_t checksum,
-                      TimestampMode mode, uint64_t arrival_ms, std::optional<uint64_t> expected_tail,
-                      AppendCallback done) {
-  if (stream_id == kControlStreamId) {
+void ShardLog::append(const LogAppend& append, AppendCallback done) {
+  if (append.stream_id == kControlStreamId) {
     if (append_errors_ != nullptr) append_errors_->inc();
     return done(Status(ErrorCode::kInvalidArgument, "stream id 0 is reserved"));
   }
-  append_batch(stream_id, payload, record_count, checksum, mode, arrival_ms, expected_tail, {}, std::move(done));
+  append_batch(append, {}, std::move(done));
 }
 
 void ShardLog::append_control(std::string_view bytes, AppendCallback done) {
   std::string payload = control_payload(kControlUser, bytes);
-  append_batch(kControlStreamId, payload, 1, payload_checksum(payload), TimestampMode::kArrival,
-               Reactor::clock_realtime_ms(), std::nullopt, bytes, std::move(done));
+  LogAppend control{.stream_id = kControlStreamId,
+                    .payload = payload,
+                    .record_count = 1,
+                    .payload_checksum = payload_checksum(payload),
+                    .timestamping = TimestampMode::kArrival,
+                    .arrival_ms = Reactor::clock_realtime_ms()};
+  append_batch(control, bytes, std::move(done));
 }
 
 uint64_t ShardLog::assigned_tail(uint64_t stream_id) const {
@@ -41,15 +44,11 @@ uint64_t ShardLog::assigned_tail(uint64_t stream_id) const {
   return it == streams_.end() ? 0 : it->second->next_seq;
 }
 
-void ShardLog::append_batch(uint64_t stream_id, std::string_view payload, uint32_t record_count, uint64_t checksum,
-                            TimestampMode mode, uint64_t arrival_ms, std::optional<uint64_t> expected_tail,
-                            std::string_view control, AppendCallback done) {
+void ShardLog::append_batch(const LogAppend& append, std::string_view control, AppendCallback done) {
   RUNNEL_ASSERT(reactor_ != nullptr);
   // Appends are placed in arrival order: while some wait, newcomers queue behind them.
-  if (waiting_.empty() &&
-      try_append(stream_id, payload, record_count, checksum, mode, arrival_ms, expected_tail, control, done)) {
-    return;
-  }
+  if (waiting_.empty() && try_append(append, control, done)) return;
+  const std::string_view payload = append.payload;
   if (waiting_.size() >= options_.appends_waiting_max ||
       waiting_bytes_ + payload.size() > options_.append_waiting_bytes_max) {
     if (append_errors_ != nullptr) append_errors_->inc();
@@ -65,8 +64,7 @@ void ShardLog::append_batch(uint64_t stream_id, std::string_view payload, uint32
   }
   copy.assign(payload);
   waiting_bytes_ += payload.size();
-  waiting_.push_back({stream_id, std::move(copy), record_count, checksum, mode, arrival_ms, expected_tail,
-                      std::string(control), std::move(done),
+  waiting_.push_back({append, std::move(copy), std::string(control), std::move(done),
                       Reactor::clock_us() + uint64_t{options_.append_wait_ms_max} * 1000});
   if (!wait_timer_->armed()) wait_timer_->arm_at_us(waiting_.front().deadline_us);
 }
@@ -76,8 +74,8 @@ void ShardLog::drain_waiting() {
   draining_ = true;
   while (!waiting_.empty()) {
     WaitingAppend& w = waiting_.front();
-    if (!try_append(w.stream_id, w.payload, w.record_count, w.checksum, w.mode, w.arrival_ms, w.expected_tail,
-                    w.control, w.done)) {
+    w.append.payload = w.payload;
+    if (!try_append(w.append, w.control, w.done)) {
       break;  // Still no room: the rest waits too.
     }
     recycle(std::move(w.payload));
@@ -115,9 +113,10 @@ void ShardLog::recycle(std::string payload) {
   }
 }
 
-bool ShardLog::try_append(uint64_t stream_id, std::string_view payload, uint32_t record_count, uint64_t checksum,
-                          TimestampMode mode, uint64_t arrival_ms, std::optional<uint64_t> expected_tail,
-                          std::string_view control, AppendCallback& done) {
+bool ShardLog::try_append(const LogAppend& append, std::string_view control, AppendCallback& done) {
+  const uint64_t stream_id = append.stream_id;
+  const std::string_view payload = append.payload;
+  const uint32_t record_count = append.record_count;
   auto reject = [&](Status status) {
     if (append_errors_ != nullptr) append_errors_->inc();
     AppendCallback callback = std::move(done);
@@ -129,7 +128,7 @@ bool ShardLog::try_append(uint64_t stream_id, std::string_view payload, uint32_t
   header.stream_id = stream_id;
   header.record_count = record_count;
   header.payload_bytes = static_cast<uint32_t>(payload.size());
-  header.payload_checksum = checksum;
+  header.payload_checksum = append.payload_checksum;
   if (record_count == 0) return reject(Status(ErrorCode::kInvalidArgument, "a batch holds at least one record"));
   if (payload.size() > limits_.payload_bytes_max || record_count > limits_.records_max) {
     return reject(Status(ErrorCode::kTooLarge,
@@ -150,12 +149,12 @@ bool ShardLog::try_append(uint64_t stream_id, std::string_view payload, uint32_t
   StreamState& stream = *state;
   // match_seq_num is decided here, when seq_nums are assigned, so of racing
   // appends (waiting or not) exactly one wins.
-  if (expected_tail && *expected_tail != stream.next_seq) {
+  if (append.expected_tail && *append.expected_tail != stream.next_seq) {
     return reject(Status(ErrorCode::kSeqNumMismatch,
-                         fmt::format("match_seq_num {} is not the tail {}", *expected_tail, stream.next_seq),
+                         fmt::format("match_seq_num {} is not the tail {}", *append.expected_tail, stream.next_seq),
                          stream.next_seq));
   }
-  if (Status s = stamp_batch(&header, timestamps, arrival_ms, stream.last_timestamp, mode); !s) {
+  if (Status s = stamp_batch(&header, timestamps, append.arrival_ms, stream.last_timestamp, append.timestamping); !s) {
     return reject(std::move(s));
   }
   // Per-stream lz4: the stored payload is compressed when that saves space;
@@ -166,7 +165,13 @@ bool ShardLog::try_append(uint64_t stream_id, std::string_view payload, uint32_t
     header.flags = static_cast<uint16_t>(header.flags | kBatchFlagLz4);
     header.payload_bytes = static_cast<uint32_t>(stored.size());
   }
-  const size_t bytes = kBatchHeaderBytes + stored.size();
+  // An idempotent producer's tag goes in front of the stored payload.
+  const size_t tag_bytes = append.producer ? kProducerTagBytes : 0;
+  if (append.producer) {
+    header.flags = static_cast<uint16_t>(header.flags | kBatchFlagProducer);
+    header.payload_bytes = static_cast<uint32_t>(tag_bytes + stored.size());
+  }
+  const size_t bytes = kBatchHeaderBytes + tag_bytes + stored.size();
   WriteBuffer* buffer = current_buffer(bytes);
   if (buffer == nullptr) {
     if (!failure_.is_ok()) return reject(failure_);
@@ -179,13 +184,15 @@ bool ShardLog::try_append(uint64_t stream_id, std::string_view payload, uint32_t
   seal_header(&header, buffer->segment->id);
   char* at = buffer->data.get() + buffer->used;
   std::memcpy(at, &header, kBatchHeaderBytes);
-  std::memcpy(at + kBatchHeaderBytes, stored.data(), stored.size());
+  if (append.producer) put_producer_tag(*append.producer, at + kBatchHeaderBytes);
+  std::memcpy(at + kBatchHeaderBytes + tag_bytes, stored.data(), stored.size());
   WriteBuffer::Pending pending;
   pending.done = std::move(done);
   pending.ack = {header.base_seq, header.base_seq + record_count, header.first_timestamp, header.last_timestamp};
   pending.stream_id = stream_id;
   pending.offset = buffer->offset + buffer->used;
   pending.bytes = bytes;
+  pending.producer = append.producer;
   if (stream_id == kControlStreamId) pending.control = std::string(control);
   if (buffer->pending.empty()) reactor_->hold();  // Until this buffer is durable: shutdown waits.
   buffer->pending.push_back(std::move(pending));
@@ -370,6 +377,11 @@ void ShardLog::complete_flushes() {
       if (SegmentSummary* summary = buffer->segment->summary.get()) {
         summary->tails[p.stream_id] = {p.ack.end_seq, p.ack.last_timestamp, stream.bytes_total};
         summary->batches++;
+        if (p.producer) {
+          summary->note_producer(p.stream_id, p.producer->id,
+                                 {p.producer->seq, p.ack.start_seq, p.ack.end_seq, p.ack.first_timestamp,
+                                  p.ack.last_timestamp});
+        }
       }
       if (appends_ != nullptr) {
         appends_->inc();

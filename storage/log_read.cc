@@ -181,9 +181,19 @@ bool ShardLog::parse_chunk(ReadOp* op, const char* base, uint64_t base_offset, u
       op->in_relocated = relocated;
       BatchHeader out = h;
       out.flags = static_cast<uint16_t>(out.flags & ~kBatchFlagRelocated);
+      std::string_view stored = payload;
+      if ((h.flags & kBatchFlagProducer) != 0) {
+        // The producer tag is the server's own: readers never see it.
+        ProducerTag tag;
+        BatchHeader untagged;
+        if (!split_producer_tag(out, stored, &tag, &untagged, &stored).is_ok()) {
+          return finish_read_false(op, Status(ErrorCode::kCorrupt, "producer tag is corrupt on disk"));
+        }
+        out = untagged;
+      }
       std::string body;
-      if ((h.flags & kBatchFlagLz4) != 0) {
-        auto raw = decompress_payload(h, payload, limits_);
+      if ((out.flags & kBatchFlagLz4) != 0) {
+        auto raw = decompress_payload(out, stored, limits_);
         if (!raw) {
           if (corrupt_batches_ != nullptr) corrupt_batches_->inc();
           return finish_read_false(op, Status(ErrorCode::kCorrupt, "compressed batch: " + raw.status().message()));
@@ -192,7 +202,7 @@ bool ShardLog::parse_chunk(ReadOp* op, const char* base, uint64_t base_offset, u
         out.flags = static_cast<uint16_t>(out.flags & ~kBatchFlagLz4);
         out.payload_bytes = static_cast<uint32_t>(body.size());
       } else {
-        body.assign(payload);
+        body.assign(stored);
       }
       if (op->by_timestamp) {
         if (out.last_timestamp < op->start_timestamp) {

@@ -343,6 +343,20 @@ Status ShardLog::scan_segment(Segment& segment, bool last) {
                 kBatchHeaderBytes + h.payload_bytes);
     segment.summary->tails[h.stream_id] = {stream.next_seq, stream.last_timestamp, stream.bytes_total};
     segment.summary->batches++;
+    if ((h.flags & kBatchFlagProducer) != 0) {
+      // Verified with the batch: the tag's own checksum passed.
+      const char* p = scanner.bytes(f.offset + kBatchHeaderBytes, h.payload_bytes);
+      ProducerTag tag;
+      BatchHeader rest_header;
+      std::string_view rest;
+      if (p != nullptr &&
+          split_producer_tag(h, std::string_view(p, h.payload_bytes), &tag, &rest_header, &rest).is_ok()) {
+        const AppendAck ack{h.base_seq, h.base_seq + h.record_count, h.first_timestamp, h.last_timestamp};
+        segment.summary->note_producer(h.stream_id, tag.id,
+                                       {tag.seq, ack.start_seq, ack.end_seq, ack.first_timestamp, ack.last_timestamp});
+        if (producer_handler_) producer_handler_(h.stream_id, tag, ack);
+      }
+    }
   }
   if (relocating.active) log_unfinished_relocation(segment, relocating.relocation.source);
   segment.durable_end = align_up(cut == UINT64_MAX ? data_end : valid_end);
@@ -518,6 +532,14 @@ bool ShardLog::apply_summary(Segment& segment) {
     slot->bytes_total = tail.bytes_total;
   }
   for (const Relocation& r : summary.relocations) apply_relocation(r, segment.id);
+  if (producer_handler_) {
+    for (const auto& [key, window] : summary.producers) {
+      for (const SegmentSummary::ProducerAppend& p : window) {
+        producer_handler_(key.first, ProducerTag{key.second, p.producer_seq},
+                          AppendAck{p.start_seq, p.end_seq, p.first_timestamp, p.last_timestamp});
+      }
+    }
+  }
   segment.durable_end = summary.durable_end;
   segment.control_records = summary.controls.size();
   segment.holes = summary.holes;

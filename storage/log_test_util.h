@@ -140,8 +140,13 @@ inline Appended append_many(LogHarness& h, int streams, int batches, int per_bat
         payload.add(1000 + next_seq_per_stream[stream], {{"k", "v"}}, record_body(stream, next_seq_per_stream[stream]));
         next_seq_per_stream[stream]++;
       }
-      log.append(stream, payload.bytes(), payload.record_count(), payload_checksum(payload.bytes()),
-                 TimestampMode::kClientPrefer, 5000, [&out, remaining, finish_ptr](Result<AppendAck> ack) {
+      log.append(LogAppend{.stream_id = stream,
+                           .payload = payload.bytes(),
+                           .record_count = payload.record_count(),
+                           .payload_checksum = payload_checksum(payload.bytes()),
+                           .timestamping = TimestampMode::kClientPrefer,
+                           .arrival_ms = 5000},
+                 [&out, remaining, finish_ptr](Result<AppendAck> ack) {
                    if (ack) {
                      out.acks.push_back(*ack);
                    } else {

@@ -8,7 +8,7 @@
 namespace runnel {
 namespace {
 
-constexpr uint32_t kSummaryMagic = 0x34534E52;  // "RNS4"
+constexpr uint32_t kSummaryMagic = 0x35534E52;  // "RNS5" (RNS4 had no producers: such a segment is rescanned)
 
 }  // namespace
 
@@ -59,6 +59,19 @@ std::string encode_segment_summary(uint64_t segment_id, const SegmentSummary& su
         put_le(&out, e.first_timestamp);
         put_le(&out, e.bytes_before);
       }
+    }
+  }
+  put_le<uint64_t>(&out, summary.producers.size());
+  for (const auto& [key, window] : summary.producers) {
+    put_le(&out, key.first);
+    put_le(&out, key.second);
+    put_le<uint64_t>(&out, window.size());
+    for (const SegmentSummary::ProducerAppend& p : window) {
+      put_le(&out, p.producer_seq);
+      put_le(&out, p.start_seq);
+      put_le(&out, p.end_seq);
+      put_le(&out, p.first_timestamp);
+      put_le(&out, p.last_timestamp);
     }
   }
   put_le<uint64_t>(&out, payload_checksum(out));
@@ -130,6 +143,22 @@ bool decode_segment_summary(std::string_view bytes, uint64_t segment_id, Segment
       r.streams.push_back(std::move(st));
     }
     summary->relocations.push_back(std::move(r));
+  }
+  if (!take_le(&in, &count)) return false;
+  for (uint64_t i = 0; i < count; i++) {
+    uint64_t stream_id, producer_id, appends;
+    if (!take_le(&in, &stream_id) || !take_le(&in, &producer_id) || !take_le(&in, &appends)) return false;
+    if (appends == 0 || appends > kProducerWindow) return false;
+    auto [it, fresh] = summary->producers.try_emplace({stream_id, producer_id});
+    if (!fresh) return false;  // Each (stream, producer) once.
+    for (uint64_t n = 0; n < appends; n++) {
+      SegmentSummary::ProducerAppend p;
+      if (!take_le(&in, &p.producer_seq) || !take_le(&in, &p.start_seq) || !take_le(&in, &p.end_seq) ||
+          !take_le(&in, &p.first_timestamp) || !take_le(&in, &p.last_timestamp)) {
+        return false;
+      }
+      it->second.push_back(p);
+    }
   }
   return in.empty();
 }

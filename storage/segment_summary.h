@@ -7,11 +7,15 @@
 // scanned). Byte layout: storage/FORMAT.md, "Segment summaries".
 
 #include <cstdint>
+#include <deque>
+#include <map>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
+
+#include "proto/limits.h"
 
 namespace runnel {
 
@@ -24,6 +28,7 @@ struct Relocation {
     uint64_t offset;
     uint64_t first_timestamp;
     uint64_t bytes_before;
+    bool operator==(const Entry&) const = default;
   };
   struct Stream {
     uint64_t stream_id = 0;
@@ -31,9 +36,11 @@ struct Relocation {
     uint64_t end_seq = 0;         // One past the highest seq_num copied.
     uint64_t last_timestamp = 0;  // Of the record before end_seq.
     uint64_t bytes_end = 0;       // The stream's byte count after the highest copy.
+    bool operator==(const Stream&) const = default;
   };
   uint64_t source = 0;
   std::vector<Stream> streams;
+  bool operator==(const Relocation&) const = default;
 };
 
 // A segment's summary, saved as NNNN.sum once the segment is complete: the
@@ -46,6 +53,7 @@ struct SegmentSummary {
     uint64_t next_seq;
     uint64_t last_timestamp;
     uint64_t bytes_total;
+    bool operator==(const Tail&) const = default;
   };
   struct Entry {
     uint64_t stream_id;
@@ -53,6 +61,7 @@ struct SegmentSummary {
     uint64_t offset;
     uint64_t first_timestamp;
     uint64_t bytes_before;
+    bool operator==(const Entry&) const = default;
   };
   uint64_t batches = 0;
   uint64_t durable_end = 0;
@@ -64,6 +73,25 @@ struct SegmentSummary {
   std::vector<std::pair<uint64_t, uint64_t>> holes;
   // Compactions committed in this segment (their copies are in it).
   std::vector<Relocation> relocations;
+  // Idempotent producers' appends in this segment: per (stream, producer id)
+  // the last kProducerWindow, oldest first — what recovery hands back so a
+  // retry after a restart is answered, not written again.
+  struct ProducerAppend {
+    uint64_t producer_seq;
+    uint64_t start_seq;
+    uint64_t end_seq;
+    uint64_t first_timestamp;
+    uint64_t last_timestamp;
+    bool operator==(const ProducerAppend&) const = default;
+  };
+  std::map<std::pair<uint64_t, uint64_t>, std::deque<ProducerAppend>> producers;
+
+  void note_producer(uint64_t stream_id, uint64_t producer_id, const ProducerAppend& append) {
+    auto& window = producers[{stream_id, producer_id}];
+    window.push_back(append);
+    if (window.size() > kProducerWindow) window.pop_front();
+  }
+  bool operator==(const SegmentSummary&) const = default;
 };
 
 // The summary file's bytes (checksum included).

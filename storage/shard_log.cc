@@ -29,7 +29,7 @@ ShardLog::ShardLog(Reactor* reactor, FileIo& io, const LogOptions& options)
   RUNNEL_ASSERT(options_.flushes_in_flight_max >= 1);
   RUNNEL_ASSERT(options_.write_buffers >= options_.flushes_in_flight_max + 1);
   // A buffer must hold the largest batch plus padding.
-  const size_t largest_batch = kBatchHeaderBytes + limits_.payload_bytes_max;
+  const size_t largest_batch = kBatchHeaderBytes + kProducerTagBytes + limits_.payload_bytes_max;
   const size_t capacity = align_up(std::max<size_t>(options_.flush_bytes_max, largest_batch + kBlock));
   RUNNEL_ASSERT(capacity <= options_.segment_bytes);
   zero_window_bytes_ = std::max<uint64_t>(kZeroWindowFloorBytes, uint64_t{options_.write_buffers} * capacity);
@@ -86,9 +86,10 @@ ShardLog::~ShardLog() {
 }
 
 Result<std::unique_ptr<ShardLog>> ShardLog::open(Reactor* reactor, FileIo& io, const LogOptions& options,
-                                                ControlHandler control_handler) {
+                                                ControlHandler control_handler, ProducerHandler producer_handler) {
   std::unique_ptr<ShardLog> log(new ShardLog(reactor, io, options));
   log->control_handler_ = std::move(control_handler);
+  log->producer_handler_ = std::move(producer_handler);
   if (Status s = log->recover(); !s) return s;
   return log;
 }

@@ -68,6 +68,19 @@ struct LogOptions {
   BatchLimits limits;
 };
 
+// One append as the log takes it: a batch of one stream's records, with
+// what decides its seq_nums and timestamps.
+struct LogAppend {
+  uint64_t stream_id = 0;            // Non-zero (0 is the log's own control stream).
+  std::string_view payload{};        // Records as encoded by PayloadBuilder; copied by append().
+  uint32_t record_count = 0;
+  uint64_t payload_checksum = 0;     // The client's XXH3-64 of `payload`, verified.
+  TimestampMode timestamping = TimestampMode::kClientPrefer;
+  uint64_t arrival_ms = 0;           // Server clock when the append arrived.
+  std::optional<uint64_t> expected_tail{};  // match_seq_num: fail unless the tail is exactly this.
+  std::optional<ProducerTag> producer{};    // Idempotent producer: kept with the batch on disk.
+};
+
 struct AppendAck {
   uint64_t start_seq = 0;  // First seq_num of the batch.
   uint64_t end_seq = 0;    // One past the last (exclusive).
@@ -113,12 +126,18 @@ class ShardLog {
   // append_control() record and the segment holding it. An error is
   // logged; replay goes on.
   using ControlHandler = std::function<Status(std::string_view bytes, uint64_t segment_id)>;
+  // Receives, during recovery and in log order, every durable append made
+  // with a producer tag and its ack (relocated copies excepted), so the
+  // owner can rebuild its idempotent-producer memory. Per stream and
+  // producer, at least the last kProducerWindow of them are handed back.
+  using ProducerHandler = std::function<void(uint64_t stream_id, const ProducerTag& tag, const AppendAck& ack)>;
 
   // Opens the log in options.dir, creating it if needed, and recovers it.
   // Blocking: call at startup, before the shard serves. `reactor` may be null
   // for offline tools that only recover and read synchronously (not yet used).
   static Result<std::unique_ptr<ShardLog>> open(Reactor* reactor, FileIo& io, const LogOptions& options,
-                                                ControlHandler control_handler = nullptr);
+                                                ControlHandler control_handler = nullptr,
+                                                ProducerHandler producer_handler = nullptr);
 
   // Writes an opaque control record (e.g. a catalog mutation) into the log,
   // durably and in order with appends; recovery hands it back to the
@@ -128,8 +147,8 @@ class ShardLog {
   ShardLog(const ShardLog&) = delete;
   ShardLog& operator=(const ShardLog&) = delete;
 
-  // Appends one batch for `stream_id` (non-zero). The payload is verified
-  // against `payload_checksum` and copied; `done` runs once it is durable, or
+  // Appends one batch. The payload is verified against its checksum and
+  // copied; `done` runs once it is durable, or
   // with an error (kInvalidArgument, kCorrupt, kOverloaded, kNoSpace, kIoError).
   // An append refused up front (bad batch, failed log, too many waiting)
   // calls `done` before append() returns; every other outcome comes later.
@@ -137,13 +156,9 @@ class ShardLog {
   // to append_wait_ms_max for one (at most appends_waiting_max wait); then
   // kOverloaded. With `expected_tail` (match_seq_num), the append fails with
   // kSeqNumMismatch (detail() = the tail) unless the stream's tail is exactly
-  // that when its seq_nums are assigned.
-  void append(uint64_t stream_id, std::string_view payload, uint32_t record_count, uint64_t payload_checksum,
-              TimestampMode mode, uint64_t arrival_ms, std::optional<uint64_t> expected_tail, AppendCallback done);
-  void append(uint64_t stream_id, std::string_view payload, uint32_t record_count, uint64_t payload_checksum,
-              TimestampMode mode, uint64_t arrival_ms, AppendCallback done) {
-    append(stream_id, payload, record_count, payload_checksum, mode, arrival_ms, std::nullopt, std::move(done));
-  }
+  // that when its seq_nums are assigned. A producer tag is stored with the
+  // batch (never shown to readers) and handed back by recovery.
+  void append(const LogAppend& append, AppendCallback done);
 
   // Reads durable batches of `stream_id` from `start_seq`, up to about
   // max_records / max_bytes (whole batches; at least one if any exists).
@@ -270,27 +285,19 @@ class ShardLog {
   friend struct ShardLogTestPeer;
 
   ShardLog(Reactor* reactor, FileIo& io, const LogOptions& options);
-  void append_batch(uint64_t stream_id, std::string_view payload, uint32_t record_count, uint64_t checksum,
-                    TimestampMode mode, uint64_t arrival_ms, std::optional<uint64_t> expected_tail,
-                    std::string_view control, AppendCallback done);
+  // `control`: a control record's own bytes (stream 0), for the segment summary.
+  void append_batch(const LogAppend& append, std::string_view control, AppendCallback done);
   // Places the append, or answers it with an error (both consume `done`:
   // true); false when no write buffer is free yet (`done` untouched).
-  bool try_append(uint64_t stream_id, std::string_view payload, uint32_t record_count, uint64_t checksum,
-                  TimestampMode mode, uint64_t arrival_ms, std::optional<uint64_t> expected_tail,
-                  std::string_view control, AppendCallback& done);
+  bool try_append(const LogAppend& append, std::string_view control, AppendCallback& done);
   void drain_waiting();
   void expire_waiting();
   void recycle(std::string payload);  // A waiting append's bytes, back for reuse.
 
   // An append waiting for a write buffer (overload only; bounded).
   struct WaitingAppend {
-    uint64_t stream_id;
-    std::string payload;
-    uint32_t record_count;
-    uint64_t checksum;
-    TimestampMode mode;
-    uint64_t arrival_ms;
-    std::optional<uint64_t> expected_tail;
+    LogAppend append;     // Its payload view is re-pointed at `payload` before each try.
+    std::string payload;  // The append's own copy of the bytes.
     std::string control;
     AppendCallback done;
     uint64_t deadline_us;
@@ -355,6 +362,7 @@ class ShardLog {
   FileIo& io_;
   LogOptions options_;
   ControlHandler control_handler_;
+  ProducerHandler producer_handler_;
   BatchLimits limits_;
   uint64_t zero_window_bytes_;
 

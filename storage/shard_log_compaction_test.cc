@@ -41,8 +41,13 @@ void append_to(LogHarness& h, uint64_t stream, int batches, int per_batch, uint6
         payload.add(1000 + seq, {{"k", "v"}}, record_body(stream, seq));
         seq++;
       }
-      log.append(stream, payload.bytes(), payload.record_count(), payload_checksum(payload.bytes()),
-                 TimestampMode::kClientPrefer, 5000, [&a, finish](Result<AppendAck> ack) {
+      log.append(LogAppend{.stream_id = stream,
+                           .payload = payload.bytes(),
+                           .record_count = payload.record_count(),
+                           .payload_checksum = payload_checksum(payload.bytes()),
+                           .timestamping = TimestampMode::kClientPrefer,
+                           .arrival_ms = 5000},
+                 [&a, finish](Result<AppendAck> ack) {
                    if (!ack) a.errors.push_back(ack.status());
                    finish();
                  });
@@ -64,8 +69,13 @@ void fill(LogHarness& h, uint64_t* next_seq, int batches) {
         payload.add(1000 + seqs[kFast], {}, record_body(kFast, seqs[kFast]));
         seqs[kFast]++;
       }
-      log.append(kFast, payload.bytes(), payload.record_count(), payload_checksum(payload.bytes()),
-                 TimestampMode::kClientPrefer, 5000, [&errors, remaining, finish](Result<AppendAck> ack) {
+      log.append(LogAppend{.stream_id = kFast,
+                           .payload = payload.bytes(),
+                           .record_count = payload.record_count(),
+                           .payload_checksum = payload_checksum(payload.bytes()),
+                           .timestamping = TimestampMode::kClientPrefer,
+                           .arrival_ms = 5000},
+                 [&errors, remaining, finish](Result<AppendAck> ack) {
                    if (!ack) errors.push_back(ack.status());
                    if (--*remaining == 0) (*finish)();
                  });
@@ -358,8 +368,13 @@ TEST(Compaction, SurvivesPowerLossAtAnyPoint) {
         void next() {
           PayloadBuilder payload;
           payload.add(1000 + seq, {}, record_body(kSlow, seq));
-          log->append(kSlow, payload.bytes(), 1, payload_checksum(payload.bytes()), TimestampMode::kClientPrefer,
-                      5000, [this](Result<AppendAck> ack) {
+          log->append(LogAppend{.stream_id = kSlow,
+                                .payload = payload.bytes(),
+                                .record_count = 1,
+                                .payload_checksum = payload_checksum(payload.bytes()),
+                                .timestamping = TimestampMode::kClientPrefer,
+                                .arrival_ms = 5000},
+                      [this](Result<AppendAck> ack) {
                         if (acks_left <= 0) return;
                         if (ack) seq++;
                         if (--acks_left == 0) {

@@ -74,8 +74,13 @@ std::map<uint64_t, uint64_t> append_until_power_loss(LogHarness& h, SimDisk& dis
         }
         next_seq[stream] += count;
         in_flight++;
-        log->append(stream, payload.bytes(), count, payload_checksum(payload.bytes()), TimestampMode::kClientPrefer,
-                    1000, [this, stream, count](Result<AppendAck> ack) {
+        log->append(LogAppend{.stream_id = stream,
+                              .payload = payload.bytes(),
+                              .record_count = count,
+                              .payload_checksum = payload_checksum(payload.bytes()),
+                              .timestamping = TimestampMode::kClientPrefer,
+                              .arrival_ms = 1000},
+                    [this, stream, count](Result<AppendAck> ack) {
                       in_flight--;
                       if (crashed) return;
                       if (!ack && ack.status().code() == ErrorCode::kOverloaded) {

@@ -54,6 +54,7 @@ struct ShardLog::WriteBuffer {
     uint64_t bytes = 0;
     std::string control;  // Control records only: the bytes, for the segment summary.
     bool internal = false;  // Written by the log for itself (compaction): no stream state to update.
+    std::optional<ProducerTag> producer;  // An idempotent producer's append: noted in the segment summary.
   };
 
   log_internal::AlignedBytes data;

@@ -295,7 +295,12 @@ TEST(ShardLog, RejectsABatchWhoseChecksumDoesNotMatch) {
   h.call([&](ShardLog& log, std::function<void()> finish) {
     PayloadBuilder payload;
     payload.add(1, "hello");
-    log.append(1, payload.bytes(), 1, payload_checksum(payload.bytes()) ^ 1, TimestampMode::kClientPrefer, 1,
+    log.append(LogAppend{.stream_id = 1,
+                         .payload = payload.bytes(),
+                         .record_count = 1,
+                         .payload_checksum = payload_checksum(payload.bytes()) ^ 1,
+                         .timestamping = TimestampMode::kClientPrefer,
+                         .arrival_ms = 1},
                [&result, finish](Result<AppendAck> ack) {
                  result = ack ? Status() : ack.status();
                  finish();

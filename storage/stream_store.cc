@@ -1,5 +1,7 @@
 #include "storage/stream_store.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "core/log.h"
@@ -18,9 +20,12 @@ Result<std::unique_ptr<StreamStore>> StreamStore::open(Reactor* reactor, FileIo&
   store->reactor_ = reactor;
   store->bucket_home_ = bucket_home;
   StreamStore* self = store.get();
-  auto log = ShardLog::open(reactor, io, options, [self](std::string_view bytes, uint64_t segment_id) {
-    return self->replay(bytes, segment_id);
-  });
+  auto log = ShardLog::open(
+      reactor, io, options,
+      [self](std::string_view bytes, uint64_t segment_id) { return self->replay(bytes, segment_id); },
+      [self](uint64_t stream_id, const ProducerTag& tag, const AppendAck& ack) {
+        self->replay_producer(stream_id, tag, ack);
+      });
   if (!log) return log.status();
   store->log_ = std::move(*log);
   store->replay_shadow_.reset();  // A snapshot without its end was cut short: the records before it rule.
@@ -38,7 +43,30 @@ Result<std::unique_ptr<StreamStore>> StreamStore::open(Reactor* reactor, FileIo&
   for (uint64_t id : store->log_->stream_ids()) {
     if (store->catalog_.find(id) == nullptr) store->log_->set_floor(id, UINT64_MAX);  // Deleted.
   }
+  std::erase_if(store->producers_, [&](const auto& entry) { return store->catalog_.find(entry.first) == nullptr; });
   return store;
+}
+
+void StreamStore::replay_producer(uint64_t stream_id, const ProducerTag& tag, const AppendAck& ack) {
+  auto& producers = producers_[stream_id];
+  ProducerState& state = producers[tag.id];
+  state.last_used = ++producer_clock_;
+  auto& recent = state.recent;
+  // In log order a producer's seqs rise; keep the window sorted regardless.
+  auto at = std::find_if(recent.begin(), recent.end(), [&](const ProducerEntry& e) { return e.seq >= tag.seq; });
+  if (at != recent.end() && at->seq == tag.seq) return;
+  ProducerEntry entry;
+  entry.seq = tag.seq;
+  entry.answered = true;
+  entry.answer = ack;
+  recent.insert(at, std::move(entry));
+  while (recent.size() > kProducerWindow) recent.pop_front();
+  if (producers.size() > kProducersPerStreamMax) {
+    auto oldest = std::min_element(producers.begin(), producers.end(), [](const auto& a, const auto& b) {
+      return a.second.last_used < b.second.last_used;
+    });
+    producers.erase(oldest);
+  }
 }
 
 Status StreamStore::replay(std::string_view bytes, uint64_t segment_id) {
@@ -363,8 +391,19 @@ void StreamStore::append_to(const StreamInfo& stream, const AppendRequest& reque
   if (request.producer) return append_as_producer(stream, request, std::move(done));
   // match_seq_num is decided by the log when it assigns seq_nums, in arrival
   // order: an earlier append that is still waiting for a buffer counts.
-  log_->append(stream.id, request.payload, request.record_count, request.payload_checksum, stream.config.timestamping,
-               request.arrival_ms, request.match_seq_num, std::move(done));
+  log_->append(log_append_of(stream, request), std::move(done));
+}
+
+LogAppend StreamStore::log_append_of(const StreamInfo& stream, const AppendRequest& request) {
+  LogAppend append{.stream_id = stream.id,
+                   .payload = request.payload,
+                   .record_count = request.record_count,
+                   .payload_checksum = request.payload_checksum,
+                   .timestamping = stream.config.timestamping,
+                   .arrival_ms = request.arrival_ms,
+                   .expected_tail = request.match_seq_num};
+  if (request.producer) append.producer = ProducerTag{request.producer->id, request.producer->seq};
+  return append;
 }
 
 void StreamStore::append_as_producer(const StreamInfo& stream, const AppendRequest& request, AppendCallback done) {
@@ -414,12 +453,11 @@ void StreamStore::append_as_producer(const StreamInfo& stream, const AppendReque
     AppendCallback done;
   };
   auto* pending = new Pending{this, stream_id, producer, std::move(done)};
-  log_->append(stream_id, request.payload, request.record_count, request.payload_checksum,
-               stream.config.timestamping, request.arrival_ms, request.match_seq_num, [pending](Result<AppendAck> r) {
-                 std::unique_ptr<Pending> p(pending);
-                 p->store->producer_answered(p->stream_id, p->producer, r);
-                 p->done(std::move(r));
-               });
+  log_->append(log_append_of(stream, request), [pending](Result<AppendAck> r) {
+    std::unique_ptr<Pending> p(pending);
+    p->store->producer_answered(p->stream_id, p->producer, r);
+    p->done(std::move(r));
+  });
 }
 
 void StreamStore::forget_producers(uint64_t stream_id) {

@@ -34,6 +34,7 @@
 #include <utility>
 #include <vector>
 
+#include "proto/limits.h"
 #include "storage/catalog.h"
 #include "storage/shard_log.h"
 
@@ -119,8 +120,9 @@ class StreamStore {
   // remembers per stream the last kProducerWindow sequence numbers of each of
   // its kProducersPerStreamMax most recent producers: a retry of one of them
   // is answered as the first attempt was (once it is answered), a seq_num
-  // older than that window is kSeqNumMismatch. In memory only: a restart
-  // forgets (PROTOCOL.md says what that means for retries). A missing
+  // older than that window is kSeqNumMismatch. The producer's tag is kept
+  // with the batch in the log, so the memory survives a restart (crash or
+  // not): a retry after it is answered, not written again. A missing
   // stream in a bucket with create_stream_on_append is created first.
   void append(std::string_view bucket, std::string_view name, const AppendRequest& request, AppendCallback done);
 
@@ -224,8 +226,6 @@ class StreamStore {
   Status replay(std::string_view bytes, uint64_t segment_id);
 
   // Idempotent producers, per stream id (only streams that have had one).
-  static constexpr size_t kProducerWindow = 32;
-  static constexpr size_t kProducersPerStreamMax = 256;
   struct ProducerEntry {
     uint64_t seq = 0;
     bool answered = false;
@@ -241,6 +241,9 @@ class StreamStore {
   void append_as_producer(const StreamInfo& stream, const AppendRequest& request, AppendCallback done);
   void producer_answered(uint64_t stream_id, AppendRequest::Producer producer, const Result<AppendAck>& r);
   void forget_producers(uint64_t stream_id);  // The stream was deleted.
+  // Recovery: an append the log holds with its producer tag (ShardLog::ProducerHandler).
+  void replay_producer(uint64_t stream_id, const ProducerTag& tag, const AppendAck& ack);
+  static LogAppend log_append_of(const StreamInfo& stream, const AppendRequest& request);
 
   std::unique_ptr<Timer> retention_timer_;
   uint64_t retention_interval_ms_ = 0;

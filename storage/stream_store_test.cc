@@ -708,6 +708,88 @@ TEST(StreamStore, IdempotentProducersAreNeverWrittenTwice) {
 }
 
 
+// Fills `segments` segments of small_options' 4 MiB with another stream's
+// records, so what was appended before sits in complete, summarized segments.
+void roll_segments(StoreHarness& h, const std::string& name, int segments) {
+  PayloadBuilder big;
+  big.add(0, std::string(150'000, 'f'));
+  for (int i = 0; i < segments * 28; i++) {
+    h.call([&](StreamStore& store, std::function<void()> finish) {
+      AppendRequest req;
+      req.payload = big.bytes();
+      req.record_count = 1;
+      req.payload_checksum = payload_checksum(big.bytes());
+      store.append("orders", name, req, [finish](Result<AppendAck> ack) {
+        ASSERT_TRUE(ack.is_ok()) << ack.status().to_string();
+        finish();
+      });
+    });
+  }
+}
+
+// The producer's tag is kept with its batch, so a retry after a restart —
+// of an append in a summarized segment or in the scanned last one — gets
+// the first answer and writes nothing.
+TEST(StreamStore, IdempotentProducersAreRememberedAcrossRestarts) {
+  std::string dir = temp_dir();
+  std::vector<AppendAck> first;
+  {
+    StoreHarness h(small_options(dir));
+    ASSERT_NE(h.log(), nullptr);
+    ASSERT_TRUE(create_bucket(h, "orders").is_ok());
+    ASSERT_TRUE(create(h, "orders", "once").is_ok());
+    ASSERT_TRUE(create(h, "orders", "filler").is_ok());
+    ASSERT_TRUE(create(h, "orders", "doomed").is_ok());
+    for (uint64_t seq = 1; seq <= 3; seq++) first.push_back(*produce(h, "once", 7, seq)[0]);
+    ASSERT_TRUE(produce(h, "doomed", 7, 1)[0].is_ok());
+    roll_segments(h, "filler", 2);  // Seqs 1-3 are now in a summarized segment...
+    first.push_back(*produce(h, "once", 7, 4)[0]);  // ...and seq 4 in the last, scanned one.
+    ASSERT_TRUE(run_op(h, [](StreamStore& s, StreamStore::InfoCallback cb) {
+                  s.delete_stream("orders", "doomed", std::move(cb));
+                }).is_ok());
+    ASSERT_GE(h.log()->log().segment_count(), 3u);
+  }
+  StoreHarness h(small_options(dir));
+  ASSERT_NE(h.log(), nullptr);
+  EXPECT_GE(h.log()->log().recovery_report().segments_from_summary, 1u);
+  for (uint64_t seq = 1; seq <= 4; seq++) {
+    auto retry = produce(h, "once", 7, seq);
+    ASSERT_TRUE(retry[0].is_ok()) << "seq " << seq << ": " << retry[0].status().to_string();
+    EXPECT_EQ(retry[0]->start_seq, first[seq - 1].start_seq) << "seq " << seq;
+    EXPECT_EQ(retry[0]->end_seq, first[seq - 1].end_seq) << "seq " << seq;
+    EXPECT_EQ(retry[0]->last_timestamp, first[seq - 1].last_timestamp) << "seq " << seq;
+  }
+  EXPECT_EQ(h.log()->tail("orders", "once")->next_seq, 4u) << "no retry was written again";
+  // Readers never see the tag: the records and the client's checksums are as sent.
+  auto r = read(h, "orders", "once", ReadStart::seq_num(0));
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  ASSERT_EQ(r->batches.size(), 4u);
+  for (uint64_t i = 0; i < 4; i++) {
+    const StoredBatch& b = r->batches[i];
+    EXPECT_EQ(b.header.flags & kBatchFlagProducer, 0);
+    EXPECT_EQ(payload_checksum(b.payload), b.header.payload_checksum);
+    RecordIterator it(b.payload, 1, BatchLimits{});
+    RecordView rec;
+    ASSERT_TRUE(it.next(&rec));
+    EXPECT_EQ(rec.body, "from producer 7 seq " + std::to_string(i + 1));
+  }
+  // The window goes on where it was: a new seq is written, an older one refused.
+  auto next = produce(h, "once", 7, 5);
+  ASSERT_TRUE(next[0].is_ok());
+  EXPECT_EQ(next[0]->start_seq, 4u);
+  auto stale = produce(h, "once", 7, 0);
+  ASSERT_FALSE(stale[0].is_ok());
+  EXPECT_EQ(stale[0].status().code(), ErrorCode::kSeqNumMismatch);
+  // A stream deleted before the restart and created again starts afresh.
+  ASSERT_TRUE(create(h, "orders", "doomed").is_ok());
+  auto fresh = produce(h, "doomed", 7, 1);
+  ASSERT_TRUE(fresh[0].is_ok());
+  EXPECT_EQ(fresh[0]->start_seq, 0u);
+  EXPECT_EQ(h.log()->tail("orders", "doomed")->next_seq, 1u);
+  std::filesystem::remove_all(dir);
+}
+
+
 // ---- Buckets ----
 
 Result<BucketInfo> reconfigure_bucket(StoreHarness& h, const std::string& name, const BucketConfig& config) {

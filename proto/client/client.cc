@@ -16,6 +16,7 @@
 #include <unordered_map>
 
 #include "proto/client/convert.h"
+#include "proto/limits.h"
 #include "proto/records.h"
 #include "proto/wire.h"
 
@@ -49,6 +50,11 @@ struct Request {
   uint32_t wire_id = 0;
   std::function<void(Status, std::string_view body)> done;
 };
+
+// A resent append is answered from the server's memory only while it is in
+// the server's window: never have more in flight than the window holds.
+static_assert(kIdempotentAppendsInFlight <= kProducerWindow,
+              "the client's idempotent appends in flight must fit the server's producer window");
 
 // A stream's idempotent appends: at most kIdempotentAppendsInFlight at once,
 // all in flight on one connection so they reach the server in the order

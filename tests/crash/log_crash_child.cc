@@ -63,8 +63,13 @@ struct Appender {
     PayloadBuilder payload;
     const std::string body(4096, 'b');
     for (int i = 0; i < 11; i++) payload.add(0, body);  // ~45 KiB: the checked streams are ~1/3 of the log.
-    log->append(kBulkStream, payload.bytes(), 11, payload_checksum(payload.bytes()), TimestampMode::kArrival,
-                crash_timestamp(1, 0), [this](Result<AppendAck> ack) {
+    log->append(LogAppend{.stream_id = kBulkStream,
+                          .payload = payload.bytes(),
+                          .record_count = 11,
+                          .payload_checksum = payload_checksum(payload.bytes()),
+                          .timestamping = TimestampMode::kArrival,
+                          .arrival_ms = crash_timestamp(1, 0)},
+                [this](Result<AppendAck> ack) {
                   if (ack) log->set_floor(kBulkStream, ack->end_seq > kBulkKeep ? ack->end_seq - kBulkKeep : 0);
                   Reactor::current().post([this] { append_bulk(); });
                 });
@@ -87,8 +92,13 @@ struct Appender {
       payload.add(crash_timestamp(stream, seq), crash_body(stream, seq));
     }
     next_seq[stream] += count;
-    log->append(stream, payload.bytes(), count, payload_checksum(payload.bytes()), TimestampMode::kClientPrefer,
-                crash_timestamp(stream, 0), [this, stream, count](Result<AppendAck> ack) {
+    log->append(LogAppend{.stream_id = stream,
+                          .payload = payload.bytes(),
+                          .record_count = count,
+                          .payload_checksum = payload_checksum(payload.bytes()),
+                          .timestamping = TimestampMode::kClientPrefer,
+                          .arrival_ms = crash_timestamp(stream, 0)},
+                [this, stream, count](Result<AppendAck> ack) {
                   if (!ack && ack.status().code() == ErrorCode::kOverloaded) {
                     // Refused up front (e.g. the next segment is still being
                     // prepared): nothing was assigned; try the same seq_nums again.

@@ -696,6 +696,49 @@ TEST(BinaryProtocol, ARetriedProducerAppendIsNotWrittenTwice) {
   EXPECT_EQ(again.answer_as<TailAnswer>(again.send(Opcode::kCheckTail, StreamName{"orders", "once"})).tail, 1u);
 }
 
+// The first try is acknowledged, the server is killed before the producer
+// sees the ack, the retry goes to the restarted server: it lands once, and
+// the retry's answer is the first try's ack.
+TEST(BinaryProtocol, AProducerRetryAfterARestartLandsOnce) {
+  TempDir dir;
+  PayloadBuilder payload;
+  payload.add(0, "once, across a restart");
+  Append a = append_of(payload, "orders", "restarted");
+  a.options = Append::kHasProducer;
+  a.producer_id = 4242;
+  a.producer_seq = 17;
+  AppendAck first;
+  for (int signal : {SIGKILL, SIGTERM}) {
+    {
+      auto server = start_server(dir);
+      ASSERT_NE(server, nullptr);
+      WireClient c(server->binary().port);
+      c.hello();
+      if (signal == SIGKILL) {
+        create_bucket(c, "orders");
+        create_stream(c, "restarted");
+        first = c.answer_as<AppendAck>(c.send(Opcode::kAppend, a));
+        EXPECT_EQ(first.start_seq, 0u);
+      } else {
+        // The retry after a crash, then a clean stop, then the retry again.
+        AppendAck retry = c.answer_as<AppendAck>(c.send(Opcode::kAppend, a));
+        EXPECT_EQ(retry.start_seq, first.start_seq);
+        EXPECT_EQ(retry.end_seq, first.end_seq);
+        EXPECT_EQ(retry.end_timestamp, first.end_timestamp);
+      }
+      ASSERT_TRUE(server->stop(signal).has_value());
+    }
+  }
+  auto server = start_server(dir);
+  ASSERT_NE(server, nullptr);
+  WireClient c(server->binary().port);
+  c.hello();
+  AppendAck retry = c.answer_as<AppendAck>(c.send(Opcode::kAppend, a));
+  EXPECT_EQ(retry.start_seq, first.start_seq);
+  EXPECT_EQ(read_all(c, "restarted"), std::vector<std::string>{"once, across a restart"});
+  EXPECT_EQ(c.answer_as<TailAnswer>(c.send(Opcode::kCheckTail, StreamName{"orders", "restarted"})).tail, 1u);
+}
+
 TEST(BinaryProtocol, AcknowledgedAppendsSurviveARestart) {
   TempDir dir;
   {
