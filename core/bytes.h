@@ -39,4 +39,12 @@ T load_le(const void* p) {
   return v;
 }
 
+// Writes `v` at `p`, over bytes already there (no bounds check: the caller
+// knows the size), e.g. a length patched in once what it counts is known.
+template <typename T>
+void store_le(void* p, T v) {
+  static_assert(std::is_integral_v<T> || std::is_enum_v<T>);
+  std::memcpy(p, &v, sizeof(T));
+}
+
 }  // namespace runnel

@@ -10,32 +10,16 @@
 #include <variant>
 
 #include "core/assert.h"
+#include "core/error_codes.h"
 
 namespace runnel {
 
-// Stable error codes. The numbers are part of the wire protocol
-// (proto/PROTOCOL.md) and the admin API: never renumber, only append.
+// Stable error codes, from the one table in core/error_codes.h (which the
+// client library's enum comes from too).
 enum class ErrorCode : uint16_t {
-  kOk = 0,
-  kInternal = 1,
-  kInvalidArgument = 2,
-  kNotFound = 3,
-  kAlreadyExists = 4,
-  kOverloaded = 5,
-  kUnavailable = 6,
-  kShuttingDown = 7,
-  kIoError = 8,
-  kNoSpace = 9,
-  kUnsupported = 10,
-  kTooLarge = 11,
-  kTimeout = 12,
-  kCorrupt = 13,  // Stored or received bytes fail a checksum or are not what they claim to be.
-  kSeqNumMismatch = 14,        // match_seq_num is not the tail; detail() is the tail.
-  kFencingTokenMismatch = 15,  // The stream is fenced with another token.
-  kOutOfRange = 16,            // A read starts beyond the tail; detail() is the tail.
-  kStreamSealed = 17,          // The stream is sealed: read-only forever.
-  kUnauthenticated = 18,       // Missing or invalid access token.
-  kPermissionDenied = 19,      // The token does not allow this.
+#define RUNNEL_ERROR_CODE_ENUMERATOR(name, number, text) name = number,
+  RUNNEL_ERROR_CODES(RUNNEL_ERROR_CODE_ENUMERATOR)
+#undef RUNNEL_ERROR_CODE_ENUMERATOR
 };
 
 // The lower-case name used in logs and JSON error bodies ("invalid_argument").

@@ -2,36 +2,9 @@
 
 #include <fmt/format.h>
 
+#include "core/text.h"
+
 namespace runnel {
-namespace {
-
-// Length of the valid UTF-8 sequence starting at s[i], or 0 if invalid.
-size_t utf8_sequence_length(std::string_view s, size_t i) {
-  auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  unsigned char c = byte(i);
-  size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-  if (n == 0 || i + n > s.size()) return 0;
-  for (size_t k = 1; k < n; k++) {
-    if ((byte(i + k) & 0xC0) != 0x80) return 0;
-  }
-  if (n == 2 && c < 0xC2) return 0;                                // Overlong.
-  if (n == 3 && c == 0xE0 && byte(i + 1) < 0xA0) return 0;         // Overlong.
-  if (n == 3 && c == 0xED && byte(i + 1) >= 0xA0) return 0;        // Surrogate.
-  if (n == 4 && c == 0xF0 && byte(i + 1) < 0x90) return 0;         // Overlong.
-  if (n == 4 && (c > 0xF4 || (c == 0xF4 && byte(i + 1) >= 0x90))) return 0;  // > U+10FFFF.
-  return n;
-}
-
-}  // namespace
-
-bool valid_utf8(std::string_view text) {
-  for (size_t i = 0; i < text.size();) {
-    const size_t n = utf8_sequence_length(text, i);
-    if (n == 0) return false;
-    i += n;
-  }
-  return true;
-}
 
 std::string json_quote(std::string_view text) {
   std::string out;
@@ -52,7 +25,7 @@ std::string json_quote(std::string_view text) {
       i++;
       continue;
     }
-    size_t n = utf8_sequence_length(text, i);
+    size_t n = utf8_sequence_bytes(text.substr(i));
     if (n == 0) {
       out += "\xEF\xBF\xBD";
       i++;

@@ -99,20 +99,5 @@ TEST(JsonQuote, EscapesAQuoteThatFollowsATruncatedSequence) {
   EXPECT_EQ(json_quote("\xC3\""), quoted(kReplacement + "\\\""));
 }
 
-TEST(ValidUtf8, AcceptsAsciiAndMultiByteText) {
-  EXPECT_TRUE(valid_utf8(""));
-  EXPECT_TRUE(valid_utf8("plain"));
-  EXPECT_TRUE(valid_utf8("\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80"));
-}
-
-TEST(ValidUtf8, RefusesStrayOverlongTruncatedAndSurrogateSequences) {
-  EXPECT_FALSE(valid_utf8("\xFF"));
-  EXPECT_FALSE(valid_utf8("a\x80"));
-  EXPECT_FALSE(valid_utf8("\xC0\xAF"));      // Overlong '/'.
-  EXPECT_FALSE(valid_utf8("\xE2\x82"));      // Truncated.
-  EXPECT_FALSE(valid_utf8("\xED\xA0\x80"));  // Surrogate.
-  EXPECT_FALSE(valid_utf8("\xF4\x90\x80\x80"));  // Above U+10FFFF.
-}
-
 }  // namespace
 }  // namespace runnel

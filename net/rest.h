@@ -86,11 +86,6 @@ using QueryParams = std::vector<std::pair<std::string, std::string>>;
 // skipped. invalid_argument on bad percent-encoding.
 Result<QueryParams> parse_query(std::string_view query);
 
-// Standard base64 with padding; decoding also takes it unpadded and refuses
-// anything outside the alphabet.
-std::string base64_encode(std::string_view bytes);
-bool base64_decode(std::string_view text, std::string* out);
-
 // --- Errors ----------------------------------------------------------------
 
 // The HTTP status for a protocol error code (table in net/README.md).

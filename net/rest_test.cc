@@ -1,10 +1,13 @@
-// The REST API's pure parts: routes, percent-encoding, query strings,
-// base64, the error mapping, and JSON <-> protocol conversions. Invalid
-// input as often as valid. The API end to end is tests/integration/rest_test.cc.
+// The REST API's pure parts: routes, percent-encoding, query strings, the
+// error mapping, and JSON <-> protocol conversions (base64 is core/text.h's,
+// tested in core/text_test.cc). Invalid input as often as valid. The API end
+// to end is tests/integration/rest_test.cc.
 
 #include "net/rest.h"
 
 #include <gtest/gtest.h>
+
+#include "core/text.h"
 
 namespace runnel::rest {
 namespace {
@@ -140,37 +143,6 @@ TEST(RestRoute, AllowsTheDocumentedMethods) {
   EXPECT_FALSE(method_allowed(Resource::kSeal, "GET"));
   EXPECT_FALSE(method_allowed(Resource::kShards, "GE"));
   EXPECT_EQ(allowed_methods(Resource::kStream), "GET, HEAD, PATCH, DELETE");
-}
-
-// --- base64 --------------------------------------------------------------------
-
-TEST(RestBase64, EncodesTheRfc4648Vectors) {
-  EXPECT_EQ(base64_encode(""), "");
-  EXPECT_EQ(base64_encode("f"), "Zg==");
-  EXPECT_EQ(base64_encode("fo"), "Zm8=");
-  EXPECT_EQ(base64_encode("foo"), "Zm9v");
-  EXPECT_EQ(base64_encode("foobar"), "Zm9vYmFy");
-}
-
-TEST(RestBase64, DecodesPaddedAndUnpaddedAndRoundTripsBytes) {
-  std::string out;
-  ASSERT_TRUE(base64_decode("Zm8=", &out));
-  EXPECT_EQ(out, "fo");
-  ASSERT_TRUE(base64_decode("Zm8", &out));
-  EXPECT_EQ(out, "fo");
-  std::string all;
-  for (int c = 0; c < 256; c++) all.push_back(static_cast<char>(c));
-  ASSERT_TRUE(base64_decode(base64_encode(all), &out));
-  EXPECT_EQ(out, all);
-}
-
-TEST(RestBase64, RefusesWhatIsNotBase64) {
-  std::string out;
-  EXPECT_FALSE(base64_decode("Zm9v!", &out));
-  EXPECT_FALSE(base64_decode("Z", &out));      // One character cannot hold a byte.
-  EXPECT_FALSE(base64_decode("Zm=v", &out));   // Padding inside.
-  EXPECT_FALSE(base64_decode("Zm8==", &out));  // Padding on a group that is not whole.
-  EXPECT_FALSE(base64_decode("Z===", &out));
 }
 
 // --- errors --------------------------------------------------------------------

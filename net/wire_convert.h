@@ -2,10 +2,10 @@
 // Conversions between the storage engine's types and the binary protocol's
 // messages, and answer frames, for the request handlers in net/ (internal).
 
-#include <cstring>
 #include <string>
 #include <vector>
 
+#include "core/bytes.h"
 #include "proto/wire.h"
 #include "storage/stream_store.h"
 
@@ -148,7 +148,7 @@ inline std::vector<std::string> read_answer_pieces(wire::Opcode opcode, uint16_t
   if (pieces.back().empty()) pieces.pop_back();
   RUNNEL_ASSERT(frame_bytes <= UINT32_MAX);
   const auto length = static_cast<uint32_t>(frame_bytes);
-  std::memcpy(pieces.front().data(), &length, 4);  // The frame header starts with the frame's length.
+  store_le(pieces.front().data(), length);  // The frame header starts with the frame's length.
   return pieces;
 }
 

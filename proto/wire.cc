@@ -72,15 +72,6 @@ void Writer::bytes(std::string_view b) {
   out_->append(b);
 }
 
-bool Reader::raw(void* p, size_t n) {
-  if (!ok_ || in_.size() < n) return ok_ = false;
-  std::memcpy(p, in_.data(), n);
-  in_.remove_prefix(n);
-  return true;
-}
-
-bool Reader::u8(uint8_t* v) { return raw(v, 1); }
-
 bool Reader::boolean(bool* v) {
   uint8_t b = 0;
   if (!u8(&b) || b > 1) return ok_ = false;
@@ -124,7 +115,7 @@ void finish_frame(std::string* out, size_t frame_start) {
   const size_t n = out->size() - frame_start;
   RUNNEL_ASSERT(n <= UINT32_MAX);
   const uint32_t frame_bytes = static_cast<uint32_t>(n);
-  std::memcpy(out->data() + frame_start, &frame_bytes, 4);
+  store_le(out->data() + frame_start, frame_bytes);
 }
 
 void append_error_frame(std::string* out, uint16_t opcode, uint32_t request_id, const Status& status,

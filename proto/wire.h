@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/bytes.h"
 #include "core/status.h"
 
 namespace runnel::wire {
@@ -81,27 +82,26 @@ uint32_t owner_shard(std::string_view bucket, std::string_view stream, uint32_t 
 class Writer {
  public:
   explicit Writer(std::string* out) : out_(out) {}
-  void u8(uint8_t v) { out_->push_back(static_cast<char>(v)); }
-  void u16(uint16_t v) { raw(&v, 2); }
-  void u32(uint32_t v) { raw(&v, 4); }
-  void u64(uint64_t v) { raw(&v, 8); }
+  void u8(uint8_t v) { put_le(out_, v); }
+  void u16(uint16_t v) { put_le(out_, v); }
+  void u32(uint32_t v) { put_le(out_, v); }
+  void u64(uint64_t v) { put_le(out_, v); }
   void boolean(bool v) { u8(v ? 1 : 0); }
   void str(std::string_view s);    // Asserts s.size() <= kStrBytesMax (names are validated before).
   void bytes(std::string_view b);  // u32 length.
   std::string* out() { return out_; }
 
  private:
-  void raw(const void* p, size_t n) { out_->append(static_cast<const char*>(p), n); }
   std::string* out_;
 };
 
 class Reader {
  public:
   explicit Reader(std::string_view in) : in_(in) {}
-  bool u8(uint8_t* v);
-  bool u16(uint16_t* v) { return raw(v, 2); }
-  bool u32(uint32_t* v) { return raw(v, 4); }
-  bool u64(uint64_t* v) { return raw(v, 8); }
+  bool u8(uint8_t* v) { return fixed(v); }
+  bool u16(uint16_t* v) { return fixed(v); }
+  bool u32(uint32_t* v) { return fixed(v); }
+  bool u64(uint64_t* v) { return fixed(v); }
   bool boolean(bool* v);
   bool str(std::string_view* s);
   bool bytes(std::string_view* b);
@@ -112,7 +112,13 @@ class Reader {
   bool ok() const { return ok_; }
 
  private:
-  bool raw(void* p, size_t n);
+  // Every fixed-width integer goes through core/bytes.h; a failed read
+  // consumes nothing and fails every read after it.
+  template <typename T>
+  bool fixed(T* v) {
+    if (!ok_ || !take_le(&in_, v)) return ok_ = false;
+    return true;
+  }
   std::string_view in_;
   bool ok_ = true;
 };

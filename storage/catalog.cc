@@ -3,10 +3,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cstring>
 #include <limits>
 
 #include "core/assert.h"
+#include "core/bytes.h"
+#include "core/text.h"
 
 namespace runnel {
 
@@ -58,41 +59,6 @@ bool is_known_op(uint8_t op) {
 
 bool is_lower_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
 
-// Length of the well-formed UTF-8 sequence at the front of `s`, or 0 if it is
-// not one (RFC 3629: no overlong forms, no surrogates, nothing above
-// U+10FFFF, no truncated sequence).
-size_t utf8_sequence_bytes(std::string_view s) {
-  RUNNEL_ASSERT(!s.empty());
-  const auto b0 = static_cast<uint8_t>(s[0]);
-  if (b0 < 0x80) return 1;
-  size_t n = 0;
-  // The allowed range of the second byte depends on the first; this is where
-  // overlong forms, surrogates and values above U+10FFFF are excluded.
-  uint8_t lo = 0x80;
-  uint8_t hi = 0xBF;
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    n = 2;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    n = 3;
-    if (b0 == 0xE0) lo = 0xA0;  // Below is overlong.
-    if (b0 == 0xED) hi = 0x9F;  // Above is a surrogate (U+D800..U+DFFF).
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    n = 4;
-    if (b0 == 0xF0) lo = 0x90;  // Below is overlong.
-    if (b0 == 0xF4) hi = 0x8F;  // Above is past U+10FFFF.
-  } else {
-    return 0;  // A continuation byte, an overlong lead (C0, C1), or F5..FF.
-  }
-  if (s.size() < n) return 0;
-  const auto b1 = static_cast<uint8_t>(s[1]);
-  if (b1 < lo || b1 > hi) return 0;
-  for (size_t i = 2; i < n; i++) {
-    const auto b = static_cast<uint8_t>(s[i]);
-    if (b < 0x80 || b > 0xBF) return 0;
-  }
-  return n;
-}
-
 Status invalid(std::string message) { return Status(ErrorCode::kInvalidArgument, std::move(message)); }
 Status corrupt(std::string message) {
   return Status(ErrorCode::kCorrupt, "catalog mutation: " + std::move(message));
@@ -130,13 +96,14 @@ struct NameKey {
   }
 };
 
-// Appends little-endian fixed-width integers and u16-length-prefixed strings.
+// Appends little-endian fixed-width integers (core/bytes.h) and
+// u16-length-prefixed strings.
 class Writer {
  public:
   explicit Writer(std::string* out) : out_(out) {}
-  void u8(uint8_t v) { out_->push_back(static_cast<char>(v)); }
-  void u16(uint16_t v) { raw(&v, sizeof(v)); }
-  void u64(uint64_t v) { raw(&v, sizeof(v)); }
+  void u8(uint8_t v) { put_le(out_, v); }
+  void u16(uint16_t v) { put_le(out_, v); }
+  void u64(uint64_t v) { put_le(out_, v); }
   void str(std::string_view s) {
     // Callers pass a mutation that check() accepted; a longer string would
     // be written with a wrapped length and decode as something else.
@@ -146,12 +113,6 @@ class Writer {
   }
 
  private:
-  void raw(const void* p, size_t n) {
-    char bytes[8];
-    RUNNEL_ASSERT(n <= sizeof(bytes));
-    std::memcpy(bytes, p, n);
-    out_->append(bytes, n);
-  }
   std::string* out_;
 };
 
@@ -160,9 +121,9 @@ class Writer {
 class Reader {
  public:
   explicit Reader(std::string_view in) : in_(in) {}
-  bool u8(uint8_t* v) { return raw(v, sizeof(*v)); }
-  bool u16(uint16_t* v) { return raw(v, sizeof(*v)); }
-  bool u64(uint64_t* v) { return raw(v, sizeof(*v)); }
+  bool u8(uint8_t* v) { return take_le(&in_, v); }
+  bool u16(uint16_t* v) { return take_le(&in_, v); }
+  bool u64(uint64_t* v) { return take_le(&in_, v); }
   bool boolean(bool* v, bool* valid) {
     uint8_t b = 0;
     if (!u8(&b)) return false;
@@ -185,12 +146,6 @@ class Reader {
   size_t left() const { return in_.size(); }
 
  private:
-  bool raw(void* p, size_t n) {
-    if (in_.size() < n) return false;
-    std::memcpy(p, in_.data(), n);
-    in_.remove_prefix(n);
-    return true;
-  }
   std::string_view in_;
 };
 
@@ -290,10 +245,8 @@ Status validate_stream_name(std::string_view name) {
     return invalid(fmt::format("stream name must be {} to {} bytes", kStreamNameBytesMin, kStreamNameBytesMax));
   }
   if (name.find('\0') != std::string_view::npos) return invalid("stream name must not contain NUL");
-  for (size_t i = 0; i < name.size();) {
-    const size_t n = utf8_sequence_bytes(name.substr(i));
-    if (n == 0) return invalid(fmt::format("stream name must be valid UTF-8 (bad byte at offset {})", i));
-    i += n;
+  if (const size_t good = utf8_valid_prefix_bytes(name); good != name.size()) {
+    return invalid(fmt::format("stream name must be valid UTF-8 (bad byte at offset {})", good));
   }
   return Status::ok();
 }

@@ -1,7 +1,5 @@
 #include "storage/segment_summary.h"
 
-#include <cstring>
-
 #include "core/bytes.h"
 #include "storage/batch.h"
 
@@ -80,8 +78,7 @@ std::string encode_segment_summary(uint64_t segment_id, const SegmentSummary& su
 
 bool decode_segment_summary(std::string_view bytes, uint64_t segment_id, SegmentSummary* summary) {
   if (bytes.size() < 8) return false;
-  uint64_t checksum;
-  std::memcpy(&checksum, bytes.data() + bytes.size() - 8, 8);
+  const auto checksum = load_le<uint64_t>(bytes.data() + bytes.size() - 8);
   std::string_view in = bytes.substr(0, bytes.size() - 8);
   if (payload_checksum(in) != checksum) return false;
   uint32_t magic;

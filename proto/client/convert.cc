@@ -7,16 +7,16 @@
 
 namespace runnel::client {
 
-// The public codes are the protocol's: the same numbers as the server's.
-static_assert(static_cast<uint16_t>(ErrorCode::kPermissionDenied) ==
-              static_cast<uint16_t>(runnel::ErrorCode::kPermissionDenied));
-static_assert(static_cast<uint16_t>(ErrorCode::kSeqNumMismatch) ==
-              static_cast<uint16_t>(runnel::ErrorCode::kSeqNumMismatch));
-static_assert(static_cast<uint16_t>(ErrorCode::kUnavailable) == static_cast<uint16_t>(runnel::ErrorCode::kUnavailable));
-
+// The public codes and the server's come from one table (core/error_codes.h).
 const char* error_code_name(ErrorCode code) {
-  // runnel::error_code_name returns views of string literals.
-  return runnel::error_code_name(static_cast<runnel::ErrorCode>(code)).data();
+  switch (code) {
+#define RUNNEL_ERROR_CODE_CASE(name, number, text) \
+  case ErrorCode::name:                            \
+    return text;
+    RUNNEL_ERROR_CODES(RUNNEL_ERROR_CODE_CASE)
+#undef RUNNEL_ERROR_CODE_CASE
+  }
+  return "unknown";
 }
 
 std::string Status::to_string() const {

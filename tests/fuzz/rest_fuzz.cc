@@ -1,7 +1,7 @@
 // Fuzzes what the admin REST API (net/rest.h) parses of untrusted bytes
 // beyond llhttp: request paths, query strings, JSON bodies (appends,
-// configs), text/plain appends and base64. Nothing may crash or throw;
-// errors are invalid_argument or not_found; and what is accepted
+// configs), text/plain appends and base64 (core/text.h). Nothing may crash
+// or throw; errors are invalid_argument or not_found; and what is accepted
 // round-trips: an append's records, rendered back as JSON the way a read
 // answers them, hold the same bodies and headers; percent-encoding and
 // base64 decode to what was encoded.
@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "core/assert.h"
+#include "core/text.h"
 #include "net/rest.h"
 
 namespace {

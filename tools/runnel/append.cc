@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "core/text.h"
 #include "tools/runnel/commands.h"
 #include "tools/runnel/output.h"
 
@@ -159,9 +160,7 @@ Status parse_json_record(const std::string& line, uint64_t line_number, AppendRe
       if (key == "body") {
         out->body = std::move(*text);
       } else {
-        auto bytes = base64_decode(*text);
-        if (!bytes) return bad("\"body_base64\" is not base64");
-        out->body = std::move(*bytes);
+        if (!base64_decode(*text, &out->body)) return bad("\"body_base64\" is not base64");
       }
     } else if (key == "headers" || key == "headers_base64") {
       if (!out->headers.empty()) return bad("give \"headers\" or \"headers_base64\", not both");
@@ -173,10 +172,11 @@ Status parse_json_record(const std::string& line, uint64_t line_number, AppendRe
         }
         client::Header h{.name = pair[0].get<std::string>(), .value = pair[1].get<std::string>()};
         if (b64) {
-          auto name = base64_decode(h.name);
-          auto value = base64_decode(h.value);
-          if (!name || !value) return bad("\"headers_base64\" holds something that is not base64");
-          h = {.name = std::move(*name), .value = std::move(*value)};
+          client::Header decoded;
+          if (!base64_decode(h.name, &decoded.name) || !base64_decode(h.value, &decoded.value)) {
+            return bad("\"headers_base64\" holds something that is not base64");
+          }
+          h = std::move(decoded);
         }
         out->headers.push_back(std::move(h));
       }

@@ -2,9 +2,10 @@
 
 #include <fmt/format.h>
 
-#include <array>
 #include <cerrno>
 #include <cstring>
+
+#include "core/text.h"
 
 namespace runnel::cli {
 
@@ -110,108 +111,6 @@ void Out::flush() {
 bool Out::broken_pipe() { return g_broken_pipe; }
 std::optional<std::string> Out::write_error() { return g_write_error; }
 
-bool is_utf8(std::string_view s) {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  const size_t n = s.size();
-  size_t i = 0;
-  while (i < n) {
-    const unsigned char c = p[i];
-    if (c < 0x80) {
-      i++;
-      continue;
-    }
-    size_t len = 0;
-    uint32_t cp = 0;
-    if (c >= 0xC2 && c <= 0xDF) {
-      len = 2;
-      cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      len = 3;
-      cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      len = 4;
-      cp = c & 0x07;
-    } else {
-      return false;  // Continuation byte, overlong lead (C0, C1) or beyond U+10FFFF.
-    }
-    if (i + len > n) return false;
-    for (size_t k = 1; k < len; k++) {
-      if ((p[i + k] & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (p[i + k] & 0x3F);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF))) return false;  // Overlong.
-    if (cp >= 0xD800 && cp <= 0xDFFF) return false;                                               // Surrogates.
-    i += len;
-  }
-  return true;
-}
-
-namespace {
-constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-}
-
-std::string base64_encode(std::string_view bytes) {
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
-  size_t i = 0;
-  for (; i + 3 <= bytes.size(); i += 3) {
-    const uint32_t v = (uint32_t{p[i]} << 16) | (uint32_t{p[i + 1]} << 8) | p[i + 2];
-    out += kB64[v >> 18];
-    out += kB64[(v >> 12) & 63];
-    out += kB64[(v >> 6) & 63];
-    out += kB64[v & 63];
-  }
-  const size_t rest = bytes.size() - i;
-  if (rest == 1) {
-    const uint32_t v = uint32_t{p[i]} << 16;
-    out += kB64[v >> 18];
-    out += kB64[(v >> 12) & 63];
-    out += "==";
-  } else if (rest == 2) {
-    const uint32_t v = (uint32_t{p[i]} << 16) | (uint32_t{p[i + 1]} << 8);
-    out += kB64[v >> 18];
-    out += kB64[(v >> 12) & 63];
-    out += kB64[(v >> 6) & 63];
-    out += '=';
-  }
-  return out;
-}
-
-std::optional<std::string> base64_decode(std::string_view text) {
-  static const std::array<int8_t, 256> table = [] {
-    std::array<int8_t, 256> t{};
-    t.fill(-1);
-    for (int i = 0; i < 64; i++) t[static_cast<unsigned char>(kB64[i])] = static_cast<int8_t>(i);
-    return t;
-  }();
-  if (text.size() % 4 != 0) return std::nullopt;
-  std::string out;
-  out.reserve(text.size() / 4 * 3);
-  for (size_t i = 0; i < text.size(); i += 4) {
-    const bool last = i + 4 == text.size();
-    int v[4];
-    int pad = 0;
-    for (int k = 0; k < 4; k++) {
-      const char c = text[i + static_cast<size_t>(k)];
-      if (c == '=' && last && k >= 2) {
-        v[k] = 0;
-        pad++;
-        continue;
-      }
-      if (pad > 0) return std::nullopt;  // Data after padding.
-      v[k] = table[static_cast<unsigned char>(c)];
-      if (v[k] < 0) return std::nullopt;
-    }
-    const uint32_t bits = (static_cast<uint32_t>(v[0]) << 18) | (static_cast<uint32_t>(v[1]) << 12) |
-                          (static_cast<uint32_t>(v[2]) << 6) | static_cast<uint32_t>(v[3]);
-    out += static_cast<char>(bits >> 16);
-    if (pad < 2) out += static_cast<char>((bits >> 8) & 0xFF);
-    if (pad < 1) out += static_cast<char>(bits & 0xFF);
-  }
-  return out;
-}
-
 const char* timestamping_name(client::Timestamping t) {
   switch (t) {
     case client::Timestamping::kClientPrefer:
@@ -272,7 +171,7 @@ ordered_json to_json(const client::Record& r) {
   j["timestamp"] = r.timestamp;
   bool headers_utf8 = true;
   for (const client::Header& h : r.headers) {
-    if (!is_utf8(h.name) || !is_utf8(h.value)) {
+    if (!valid_utf8(h.name) || !valid_utf8(h.value)) {
       headers_utf8 = false;
       break;
     }
@@ -286,7 +185,7 @@ ordered_json to_json(const client::Record& r) {
     }
   }
   j[headers_utf8 ? "headers" : "headers_base64"] = std::move(headers);
-  if (is_utf8(r.body)) {
+  if (valid_utf8(r.body)) {
     j["body"] = r.body;
   } else {
     j["body_base64"] = base64_encode(r.body);

@@ -1,7 +1,7 @@
 #pragma once
 // How the runnel CLI prints: JSON objects (one per line) for --json, plain
-// text otherwise; the exit status for each error class; base64 and UTF-8
-// checks for record bodies and headers.
+// text otherwise; the exit status for each error class. UTF-8 checks and
+// base64 for record bodies and headers are core/text.h's.
 
 #include <cstdint>
 #include <cstdio>
@@ -46,11 +46,6 @@ class Out {
   static bool broken_pipe();
   static std::optional<std::string> write_error();
 };
-
-bool is_utf8(std::string_view bytes);
-std::string base64_encode(std::string_view bytes);
-// nullopt if `text` is not padded standard base64.
-std::optional<std::string> base64_decode(std::string_view text);
 
 const char* timestamping_name(client::Timestamping t);
 std::optional<client::Timestamping> parse_timestamping(std::string_view name);

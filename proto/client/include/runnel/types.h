@@ -1,7 +1,8 @@
 #pragma once
 // librunnel's values: what the client library's calls take and return.
-// Self-contained (standard library only) so an application needs nothing of
-// the server's source tree. The shapes follow docs/REFERENCE.md and
+// Self-contained (the standard library and runnel/error_codes.h, the
+// protocol's error-code table) so an application needs nothing of the
+// server's source tree. The shapes follow docs/REFERENCE.md and
 // proto/PROTOCOL.md; every string is owned.
 
 #include <cstdint>
@@ -10,6 +11,8 @@
 #include <utility>
 #include <variant>
 #include <vector>
+
+#include "runnel/error_codes.h"
 
 // What the shared library exports: the public API, nothing else.
 #define RUNNEL_API __attribute__((visibility("default")))
@@ -22,26 +25,9 @@ namespace runnel::client {
 // effect is unknown is kUnavailable; a call on a closed client is
 // kShuttingDown.
 enum class ErrorCode : uint16_t {
-  kOk = 0,
-  kInternal = 1,
-  kInvalidArgument = 2,
-  kNotFound = 3,
-  kAlreadyExists = 4,
-  kOverloaded = 5,
-  kUnavailable = 6,
-  kShuttingDown = 7,
-  kIoError = 8,
-  kNoSpace = 9,
-  kUnsupported = 10,
-  kTooLarge = 11,
-  kTimeout = 12,
-  kCorrupt = 13,
-  kSeqNumMismatch = 14,
-  kFencingTokenMismatch = 15,
-  kOutOfRange = 16,
-  kStreamSealed = 17,
-  kUnauthenticated = 18,
-  kPermissionDenied = 19,
+#define RUNNEL_ERROR_CODE_ENUMERATOR(name, number, text) name = number,
+  RUNNEL_ERROR_CODES(RUNNEL_ERROR_CODE_ENUMERATOR)
+#undef RUNNEL_ERROR_CODE_ENUMERATOR
 };
 // "seq_num_mismatch", the name PROTOCOL.md and the CLI use.
 RUNNEL_API const char* error_code_name(ErrorCode code);
