@@ -262,19 +262,46 @@ TEST(Reactor, StopRunsHooksAndWaitsForHoldsToBeReleased) {
   EXPECT_EQ(released.load(), 2);
 }
 
+// A hold that is never released: the stop hooks run, the loop gives up when
+// the shutdown timeout passes (saying so, with what it left behind), the
+// shard is joined, and the work that was to release the hold is abandoned.
 TEST(Reactor, StopGivesUpAfterTheShutdownTimeout) {
   ShardSetOptions o = options_for(1);
   o.shutdown_timeout_ms = 50;
   ShardSet shards(o);
-  ASSERT_TRUE(shards
-                  .start([&](Reactor& r) {
-                    r.hold();  // Never released.
-                    return Status::ok();
-                  })
-                  .is_ok());
+  std::atomic<int> hooks_run{0};
+  std::atomic<bool> released{false};
+  std::atomic<bool> fini_ran{false};
+  std::unique_ptr<Timer> release_later;
+  ::testing::internal::CaptureStderr();
+  const Status started = shards.start(
+      [&](Reactor& r) {
+        r.hold();  // Released only by a timer far past the shutdown timeout.
+        release_later = std::make_unique<Timer>(r, [&] {
+          released = true;
+          r.release();
+        });
+        r.on_stop([&] {
+          hooks_run++;
+          release_later->arm_after_us(3'600'000'000);  // An hour.
+        });
+        return Status::ok();
+      },
+      [&](Reactor&) {
+        fini_ran = true;
+        EXPECT_TRUE(release_later->armed()) << "the loop left before the hold's work was due";
+        release_later.reset();  // Armed: cancel it on the shard thread, before the reactor goes.
+      });
+  if (!started.is_ok()) (void)::testing::internal::GetCapturedStderr();
+  ASSERT_TRUE(started.is_ok()) << started.to_string();
   shards.request_stop();
   shards.join();
-  SUCCEED();
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(hooks_run.load(), 1);
+  EXPECT_TRUE(fini_ran.load()) << "the shard thread did not finish";
+  EXPECT_FALSE(released.load()) << "the hold was released: the test did not exercise the timeout";
+  EXPECT_NE(log.find("shutdown timeout after 50 ms with 1 holds"), std::string::npos) << log;
+  EXPECT_NE(log.find("leaving anyway"), std::string::npos) << log;
 }
 
 TEST(Reactor, ExternalTasksRunOnTheShardThread) {

@@ -10,6 +10,8 @@
 #include <deque>
 #include <random>
 
+#include "core/test_seed.h"
+
 namespace runnel::wire {
 namespace {
 
@@ -39,11 +41,6 @@ T roundtrip(const T& m) {
   T longer;
   EXPECT_FALSE(decode_body(body + "x", &longer)) << "a trailing byte must be refused";
   return back;
-}
-
-uint64_t seed() {
-  if (const char* s = std::getenv("RUNNEL_WIRE_SEED")) return std::strtoull(s, nullptr, 10);
-  return std::random_device{}();
 }
 
 struct Random {
@@ -165,8 +162,8 @@ TEST(Wire, HostileCountsAreRefusedBeforeAllocating) {
 }
 
 TEST(Wire, EveryMessageRoundTripsWithRandomFields) {
-  const uint64_t s = seed();
-  SCOPED_TRACE("RUNNEL_WIRE_SEED=" + std::to_string(s));
+  const uint64_t s = test_seed();
+  SCOPED_TRACE(seed_trace(s));
   Random g{std::mt19937_64(s), {}};
   for (int i = 0; i < 30; i++) {
     roundtrip(g.config());

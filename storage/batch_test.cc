@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/test_seed.h"
+
 namespace runnel {
 namespace {
 
@@ -693,7 +695,9 @@ namespace runnel {
 namespace {
 
 TEST(Batch, StampingFromVerifiedTimestampsMatchesStampingByDecoding) {
-  std::mt19937_64 rng(12345);
+  const uint64_t seed = test_seed();
+  SCOPED_TRACE(seed_trace(seed));
+  std::mt19937_64 rng(seed);
   const BatchLimits limits;
   for (int round = 0; round < 500; round++) {
     PayloadBuilder payload;

@@ -10,6 +10,7 @@
 #include <functional>
 #include <random>
 
+#include "core/test_seed.h"
 #include "storage/log_test_util.h"
 #include "storage/sim_file_io.h"
 
@@ -306,20 +307,13 @@ TEST(Compaction, LeavesSegmentsWithMuchLiveDataAlone) {
 // Power loss at random moments while a compaction runs alongside appends:
 // after every restart each acknowledged record is there exactly once, in
 // order, whether the compaction had committed or not; and compaction then
-// finishes the job. Seeded; RUNNEL_FAULT_SEED=N replays one.
+// finishes the job. Seeded; RUNNEL_SEED=N replays one (core/test_seed.h).
 TEST(Compaction, SurvivesPowerLossAtAnyPoint) {
-  std::vector<uint64_t> seeds;
-  if (const char* one = std::getenv("RUNNEL_FAULT_SEED")) {
-    seeds.push_back(std::strtoull(one, nullptr, 10));
-  } else {
-    std::random_device rd;
-    const uint64_t base = (uint64_t{rd()} << 32) | rd();
-    for (uint64_t i = 0; i < 12; i++) seeds.push_back(base + i);
-  }
+  const std::vector<uint64_t> seeds = test_seeds(12);
   uint64_t unfinished_seen = 0;
   uint64_t committed_seen = 0;
   for (uint64_t seed : seeds) {
-    SCOPED_TRACE("RUNNEL_FAULT_SEED=" + std::to_string(seed));
+    SCOPED_TRACE(seed_trace(seed));
     std::mt19937_64 rng(seed);
     SimDisk disk;
     LogOptions o = options("/data/shard-0");

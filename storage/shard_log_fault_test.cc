@@ -1,6 +1,6 @@
 // ShardLog against the simulated disk: power loss at random moments, device
 // faults, full disks. Every randomized test runs from seeds and prints the
-// seed that failed (RUNNEL_FAULT_SEED=N runs just that one).
+// seed that failed (RUNNEL_SEED=N runs just that one; core/test_seed.h).
 
 #include <gtest/gtest.h>
 
@@ -9,6 +9,7 @@
 #include <random>
 #include <set>
 
+#include "core/test_seed.h"
 #include "storage/log_test_util.h"
 #include "storage/sim_file_io.h"
 
@@ -16,15 +17,6 @@ namespace runnel {
 namespace {
 
 const std::string kDir = "/data/shard-0";
-
-std::vector<uint64_t> seeds(uint64_t count) {
-  if (const char* one = std::getenv("RUNNEL_FAULT_SEED")) return {std::strtoull(one, nullptr, 10)};
-  std::vector<uint64_t> out;
-  std::random_device rd;
-  const uint64_t base = (uint64_t{rd()} << 32) | rd();
-  for (uint64_t i = 0; i < count; i++) out.push_back(base + i);
-  return out;
-}
 
 LogOptions sim_options(bool dsync) {
   LogOptions o = small_options(kDir);
@@ -131,7 +123,7 @@ void expect_only_true_records(LogHarness& h, uint64_t stream, uint64_t* returned
 }
 
 void power_loss_round(uint64_t seed, bool dsync) {
-  SCOPED_TRACE("RUNNEL_FAULT_SEED=" + std::to_string(seed) + (dsync ? " (dsync)" : " (fdatasync)"));
+  SCOPED_TRACE(seed_trace(seed) + (dsync ? " (dsync)" : " (fdatasync)"));
   std::mt19937_64 rng(seed);
   SimDisk disk;
   constexpr int kStreams = 3;
@@ -159,7 +151,7 @@ void power_loss_round(uint64_t seed, bool dsync) {
 }
 
 TEST(ShardLogFaults, PowerLossKeepsEveryAcknowledgedRecordWithDsync) {
-  for (uint64_t seed : seeds(12)) power_loss_round(seed, true);
+  for (uint64_t seed : test_seeds(12)) power_loss_round(seed, true);
 }
 
 // Regression (a seed CI drew): a torn tail's region stayed a hole after the
@@ -171,14 +163,14 @@ TEST(ShardLogFaults, RecordsWrittenOverATornTailStayReadable) {
 }
 
 TEST(ShardLogFaults, PowerLossKeepsEveryAcknowledgedRecordWithFdatasync) {
-  for (uint64_t seed : seeds(12)) power_loss_round(seed, false);
+  for (uint64_t seed : test_seeds(12)) power_loss_round(seed, false);
 }
 
 // A device that lies about flushes can lose acknowledged data; the log must
 // still never return a record that is not exactly what was written.
 TEST(ShardLogFaults, TornWritesAreNeverReturnedAsData) {
-  for (uint64_t seed : seeds(8)) {
-    SCOPED_TRACE("RUNNEL_FAULT_SEED=" + std::to_string(seed));
+  for (uint64_t seed : test_seeds(8)) {
+    SCOPED_TRACE(seed_trace(seed));
     SimDisk disk;
     SimFaults faults;
     faults.torn_write = 0.3;
@@ -197,8 +189,8 @@ TEST(ShardLogFaults, TornWritesAreNeverReturnedAsData) {
 }
 
 TEST(ShardLogFaults, FailedWriteTurnsTheLogReadOnlyUntilRestart) {
-  for (uint64_t seed : seeds(3)) {
-    SCOPED_TRACE("RUNNEL_FAULT_SEED=" + std::to_string(seed));
+  for (uint64_t seed : test_seeds(3)) {
+    SCOPED_TRACE(seed_trace(seed));
     SimDisk disk;
     uint64_t next[3] = {};
     {
@@ -313,8 +305,8 @@ TEST(ShardLogFaults, FullDiskKeepsTheLogReadableAndWritableOnceSpaceReturns) {
 }
 
 TEST(ShardLogFaults, BitFlipsOnReadAreNeverReturnedAsData) {
-  for (uint64_t seed : seeds(4)) {
-    SCOPED_TRACE("RUNNEL_FAULT_SEED=" + std::to_string(seed));
+  for (uint64_t seed : test_seeds(4)) {
+    SCOPED_TRACE(seed_trace(seed));
     SimDisk disk;
     SimFileIo* io = nullptr;
     auto h = start_process(disk, sim_options(true), seed, {}, &io);

@@ -3,7 +3,7 @@
 // or compacted (a slow stream's few records pin old segments) and the
 // catalog snapshotted. After every crash the catalog must be
 // whole and every acknowledged record that retention did not drop must be
-// there, intact. Seeded; RUNNEL_FAULT_SEED=N replays one.
+// there, intact. Seeded; RUNNEL_SEED=N replays one (core/test_seed.h).
 
 #include <gtest/gtest.h>
 
@@ -13,6 +13,7 @@
 
 #include <unistd.h>
 
+#include "core/test_seed.h"
 #include "storage/log_test_util.h"
 #include "storage/sim_file_io.h"
 #include "storage/stream_store.h"
@@ -21,15 +22,6 @@ namespace runnel {
 namespace {
 
 using StoreHarness = ShardHarness<StreamStore>;
-
-std::vector<uint64_t> seeds(uint64_t count) {
-  if (const char* one = std::getenv("RUNNEL_FAULT_SEED")) return {std::strtoull(one, nullptr, 10)};
-  std::random_device rd;
-  const uint64_t base = (uint64_t{rd()} << 32) | rd();
-  std::vector<uint64_t> out;
-  for (uint64_t i = 0; i < count; i++) out.push_back(base + i);
-  return out;
-}
 
 LogOptions options() {
   LogOptions o = small_options("/data/shard-0");
@@ -183,8 +175,8 @@ void settle(StoreHarness& h, uint64_t now_ms) {
 }
 
 TEST(StreamStoreFaults, CatalogAndRetainedRecordsSurvivePowerLossAmidReclamation) {
-  for (uint64_t seed : seeds(6)) {
-    SCOPED_TRACE("RUNNEL_FAULT_SEED=" + std::to_string(seed));
+  for (uint64_t seed : test_seeds(6)) {
+    SCOPED_TRACE(seed_trace(seed));
     std::mt19937_64 rng(seed);
     SimDisk disk;
     {

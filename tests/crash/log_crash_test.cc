@@ -4,7 +4,8 @@
 // that nothing corrupt is returned. Repeated many times on one data dir.
 //
 //   RUNNEL_CRASH_ITERATIONS  kills per test (default 200; more for a long run)
-//   RUNNEL_CRASH_SEED        replay a failing run (the seed is printed)
+//   RUNNEL_SEED              replay a failing run's choices (the seed is printed;
+//                            core/test_seed.h); the kills still land by the clock
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -21,6 +22,8 @@
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include "core/test_seed.h"
 
 namespace {
 
@@ -86,11 +89,9 @@ int wait_exit(pid_t pid, Clock::time_point deadline) {
 TEST(LogCrash, EveryAcknowledgedRecordSurvivesSigkill) {
   const char* iterations_env = std::getenv("RUNNEL_CRASH_ITERATIONS");
   const int iterations = iterations_env != nullptr ? std::atoi(iterations_env) : 200;
-  const char* seed_env = std::getenv("RUNNEL_CRASH_SEED");
-  const uint64_t seed = seed_env != nullptr ? std::strtoull(seed_env, nullptr, 10) : std::random_device{}();
-  std::printf("crash test: %d kills, seed %llu (RUNNEL_CRASH_SEED=%llu replays)\n", iterations,
-              static_cast<unsigned long long>(seed), static_cast<unsigned long long>(seed));
-  SCOPED_TRACE("RUNNEL_CRASH_SEED=" + std::to_string(seed));
+  const uint64_t seed = runnel::test_seed();
+  std::printf("crash test: %d kills, seed %llu\n", iterations, static_cast<unsigned long long>(seed));
+  SCOPED_TRACE(runnel::seed_trace(seed));
   std::mt19937_64 rng(seed);
   const std::string dir = "/tmp/runnel-crash-" + std::to_string(::getpid());
   std::filesystem::remove_all(dir);
