@@ -14,6 +14,8 @@
 #include <toml++/toml.h>
 #include <variant>
 
+#include "core/text.h"
+
 namespace runnel {
 namespace {
 
@@ -77,6 +79,14 @@ constexpr std::array kKeys = {
             "Largest binary protocol frame, in bytes (a full batch must fit)"),
     u32_key("server.requests_in_flight_max", {}, &Config::requests_in_flight_max, 1, 1000000,
             "Requests a connection may have in flight before the server stops reading from it"),
+    u32_key("server.subscriptions_max", {}, &Config::subscriptions_max, 1, 1000000,
+            "Subscriptions one connection may have open; another is refused (overloaded)"),
+    u32_key("server.batch_records_max", {}, &Config::batch_records_max, 1, 1000,
+            "Most records in one appended batch; a larger append is refused (too_large)"),
+    u32_key("server.batch_bytes_max", {}, &Config::batch_bytes_max, 64, 1114112,
+            "Most bytes of encoded records (lengths and headers included) in one appended batch"),
+    u32_key("server.record_bytes_max", {}, &Config::record_bytes_max, 16, 1048576,
+            "Most bytes of one encoded record in an append"),
     u32_key("server.heartbeat_ms", {}, &Config::heartbeat_ms, 100, 3600000,
             "A silent connection is pinged after this long and closed after three times it, in milliseconds"),
     host_port_key("admin.listen", "--admin-listen", &Config::admin_listen,
@@ -97,6 +107,9 @@ constexpr std::array kKeys = {
              "Messages each shard-to-shard queue holds"),
     u32_key("reactor.shutdown_timeout_ms", {}, &Config::reactor_shutdown_timeout_ms, 1, 600000,
             "Longest wait for in-flight work to drain at shutdown, in milliseconds"),
+    u32_key("reactor.message_backlog_max", {}, &Config::reactor_message_backlog_max, 1, 16777216,
+            "Messages a shard may hold waiting for other shards' full queues before it refuses new requests "
+            "(overloaded)"),
     u32_key("storage.segment_mib", {}, &Config::storage_segment_mib, 4, 4095,
             "Size of each preallocated segment file, in MiB"),
     u32_key("storage.flush_bytes_max", {}, &Config::storage_flush_bytes_max, 2097152, 67108864,
@@ -178,43 +191,6 @@ std::string env_name(const KeyDef& def) {
 // Text helpers.
 // ---------------------------------------------------------------------------
 
-// Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. This
-// is what TOML and JSON accept, so a path that passes prints in both.
-bool is_valid_utf8(std::string_view s) {
-  static constexpr uint32_t kMinForLength[] = {0, 0, 0x80, 0x800, 0x10000};
-  size_t i = 0;
-  while (i < s.size()) {
-    auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    size_t length = 0;
-    uint32_t cp = 0;
-    if ((c & 0xE0) == 0xC0) {
-      length = 2;
-      cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      length = 3;
-      cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      length = 4;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (s.size() - i < length) return false;
-    for (size_t j = 1; j < length; ++j) {
-      auto cc = static_cast<unsigned char>(s[i + j]);
-      if ((cc & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    if (cp < kMinForLength[length] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-    i += length;
-  }
-  return true;
-}
-
 // Appends `text` as a TOML basic string body. TOML forbids raw control
 // characters (DEL included) there, so those are escaped. With
 // `escape_high_bytes`, bytes >= 0x80 become \xNN: not TOML, but it keeps an
@@ -253,7 +229,7 @@ std::string toml_quoted(std::string_view text) {
 // `text` quoted for an error message: escaped, and cut at a character boundary
 // to kShownBytesMax bytes.
 std::string shown(std::string_view text) {
-  const bool valid = is_valid_utf8(text);
+  const bool valid = valid_utf8(text);
   std::string_view head = text;
   if (head.size() > kShownBytesMax) {
     size_t cut = kShownBytesMax;
@@ -407,7 +383,7 @@ Status set_text(Config* config, const KeyDef& def, std::string_view text, std::s
       return value_error(def, shown(text), origin, "a path must not contain a NUL byte");
     }
     // Config is printed as TOML and JSON, which carry only Unicode text.
-    if (!is_valid_utf8(text)) return value_error(def, shown(text), origin, "a path must be valid UTF-8");
+    if (!valid_utf8(text)) return value_error(def, shown(text), origin, "a path must be valid UTF-8");
     config->*path_member = std::string(text);
   }
   return Status::ok();

@@ -45,6 +45,10 @@ struct Config {
   uint32_t connections_max = 10000;          // server.connections_max (per shard)
   uint32_t frame_bytes_max = 2u << 20;       // server.frame_bytes_max
   uint32_t requests_in_flight_max = 1024;    // server.requests_in_flight_max (per connection)
+  uint32_t subscriptions_max = 1024;         // server.subscriptions_max (per connection)
+  uint32_t batch_records_max = 1000;         // server.batch_records_max (at most proto/limits.h's)
+  uint32_t batch_bytes_max = 1114112;        // server.batch_bytes_max (encoded records; at most proto/limits.h's)
+  uint32_t record_bytes_max = 1048576;       // server.record_bytes_max (at most proto/limits.h's)
   uint32_t heartbeat_ms = 5000;              // server.heartbeat_ms
 
   // --- [admin]: the HTTP admin port ---
@@ -59,6 +63,7 @@ struct Config {
   uint32_t reactor_ring_entries = 1024;           // reactor.ring_entries (SQ size, power of two)
   uint32_t reactor_message_queue_capacity = 4096; // reactor.message_queue_capacity (per shard pair)
   uint32_t reactor_shutdown_timeout_ms = 5'000;   // reactor.shutdown_timeout_ms (drain bound)
+  uint32_t reactor_message_backlog_max = 65'536;  // reactor.message_backlog_max (per shard)
 
   // --- [storage] ---
   uint32_t storage_segment_mib = 256;             // storage.segment_mib

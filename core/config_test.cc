@@ -32,6 +32,10 @@ listen = "0.0.0.0:9000"
 connections_max = 3
 frame_bytes_max = 65536
 requests_in_flight_max = 2
+subscriptions_max = 5
+batch_records_max = 10
+batch_bytes_max = 4096
+record_bytes_max = 512
 heartbeat_ms = 100
 
 [admin]
@@ -46,6 +50,7 @@ idle_timeout_ms = 86400000
 ring_entries = 8
 message_queue_capacity = 1048576
 shutdown_timeout_ms = 600000
+message_backlog_max = 7
 
 [storage]
 segment_mib = 64
@@ -354,6 +359,10 @@ TEST(Config, ApplyTomlSetsKeysInSections) {
   EXPECT_EQ(config.connections_max, 3u);
   EXPECT_EQ(config.frame_bytes_max, 65536u);
   EXPECT_EQ(config.requests_in_flight_max, 2u);
+  EXPECT_EQ(config.subscriptions_max, 5u);
+  EXPECT_EQ(config.batch_records_max, 10u);
+  EXPECT_EQ(config.batch_bytes_max, 4096u);
+  EXPECT_EQ(config.record_bytes_max, 512u);
   EXPECT_EQ(config.heartbeat_ms, 100u);
   EXPECT_EQ(config.admin_header_bytes_max, 2048u);
   EXPECT_EQ(config.admin_body_bytes_max, 0u);
@@ -362,6 +371,7 @@ TEST(Config, ApplyTomlSetsKeysInSections) {
   EXPECT_EQ(config.reactor_ring_entries, 8u);
   EXPECT_EQ(config.reactor_message_queue_capacity, 1048576u);
   EXPECT_EQ(config.reactor_shutdown_timeout_ms, 600000u);
+  EXPECT_EQ(config.reactor_message_backlog_max, 7u);
   EXPECT_EQ(config.storage_segment_mib, 64u);
   EXPECT_EQ(config.storage_flush_bytes_max, 8388608u);
   EXPECT_EQ(config.storage_flushes_in_flight_max, 8u);
@@ -892,6 +902,10 @@ TEST(Config, ConfigKeysAreUniqueAndInDocumentationOrder) {
                                             "server.connections_max",
                                             "server.frame_bytes_max",
                                             "server.requests_in_flight_max",
+                                            "server.subscriptions_max",
+                                            "server.batch_records_max",
+                                            "server.batch_bytes_max",
+                                            "server.record_bytes_max",
                                             "server.heartbeat_ms",
                                             "admin.listen",
                                             "admin.connections_max",
@@ -902,6 +916,7 @@ TEST(Config, ConfigKeysAreUniqueAndInDocumentationOrder) {
                                             "reactor.ring_entries",
                                             "reactor.message_queue_capacity",
                                             "reactor.shutdown_timeout_ms",
+                                            "reactor.message_backlog_max",
                                             "storage.segment_mib",
                                             "storage.flush_bytes_max",
                                             "storage.flushes_in_flight_max",

@@ -304,6 +304,13 @@ void Reactor::send(int target, Task task) {
   wake(target);
 }
 
+Status Reactor::admit_cross_shard() const {
+  if (backlog_count_ < options_.message_backlog_max) return Status::ok();
+  return Status(ErrorCode::kOverloaded,
+                fmt::format("shard {} has {} messages waiting for other shards (reactor.message_backlog_max); retry later",
+                            options_.shard, backlog_count_));
+}
+
 void Reactor::wake(int target) {
   auto& state = mesh_->states[static_cast<size_t>(target)];
   // Pairs with the fence in wait_for_events(): either the target sees our

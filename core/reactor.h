@@ -85,6 +85,9 @@ struct ReactorOptions {
   int shard = 0;
   uint32_t ring_entries = 1024;
   uint32_t shutdown_timeout_ms = 5000;
+  // Messages this shard may hold parked (their target's queue full) before
+  // admit_cross_shard() turns new requests away.
+  uint32_t message_backlog_max = 65536;
 };
 
 class Reactor {
@@ -130,6 +133,12 @@ class Reactor {
   // callers that must push back on producers check backlog_size() first.
   void send(int target, Task task);
   size_t backlog_size() const { return backlog_count_; }
+  // Admission control at the edge: a request that would send messages to
+  // other shards asks first. kOverloaded once message_backlog_max messages
+  // are parked here (the shards it talks to are behind); the request is
+  // refused, nothing is dropped. Answers and pushes already under way still
+  // park, so the backlog stays bounded by the requests admitted.
+  Status admit_cross_shard() const;
 
   // --- lifecycle ---
   // Stop hooks run once, on this thread, when a stop is requested.

@@ -103,6 +103,7 @@ void ShardSet::shard_main(int shard, const std::function<Status(Reactor&)>& init
   reactor_options.shard = shard;
   reactor_options.ring_entries = options_.ring_entries;
   reactor_options.shutdown_timeout_ms = options_.shutdown_timeout_ms;
+  reactor_options.message_backlog_max = options_.message_backlog_max;
   auto created = Reactor::create(reactor_options, mesh_.get());
 
   bool go = false;

@@ -19,6 +19,7 @@ struct ShardSetOptions {
   uint32_t ring_entries = 1024;
   uint32_t message_queue_capacity = 4096;
   uint32_t shutdown_timeout_ms = 5000;
+  uint32_t message_backlog_max = 65536;  // Per shard: see ReactorOptions.
   bool pin_threads = true;
 };
 

@@ -351,7 +351,21 @@ bool BinaryConnection::handle_subscription_frame(uint16_t opcode, uint32_t reque
                                  Status(ErrorCode::kAlreadyExists, "a subscription with this id is active"));
         return true;
       }
+      if (subscriptions_.size() >= limits_.subscriptions_max) {
+        wire::append_error_frame(
+            &out_.pending(), opcode, request_id,
+            Status(ErrorCode::kOverloaded, fmt::format("this connection has {} subscriptions open, the most allowed "
+                                                       "(server.subscriptions_max); end one first",
+                                                       subscriptions_.size())));
+        return true;
+      }
       const uint32_t owner = wire::owner_shard(m.bucket, m.stream, shards);
+      if (static_cast<int>(owner) != reactor_.shard()) {
+        if (Status busy = reactor_.admit_cross_shard(); !busy) {
+          wire::append_error_frame(&out_.pending(), opcode, request_id, busy);
+          return true;
+        }
+      }
       subscriptions_[request_id] = owner;
       subscriptions::start(reactor_, service.stores(), owner, request_id, body, push_target(), limits_.heartbeat_ms);
       return true;

@@ -42,6 +42,7 @@ namespace runnel {
 struct BinaryLimits {
   uint32_t max_frame_bytes = 2u << 20;
   uint32_t requests_in_flight_max = 1024;
+  uint32_t subscriptions_max = 1024;  // Open at once per connection; one more is refused (kOverloaded).
   uint64_t output_bytes_max = 64ull << 20;
   uint32_t heartbeat_ms = 5000;
 };

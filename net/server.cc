@@ -12,8 +12,16 @@
 #include <memory>
 
 #include "core/log.h"
+#include "proto/limits.h"
 
 namespace runnel {
+
+// The config keys' defaults and upper bounds (core/config.cc, which cannot
+// see proto/) are the wire's absolute maxima.
+static_assert(Config{}.batch_records_max == kBatchRecordsMax);
+static_assert(Config{}.batch_bytes_max == kBatchBytesMax);
+static_assert(Config{}.record_bytes_max == kRecordBytesMax);
+
 namespace {
 
 constexpr int kListenBacklog = 1024;
@@ -62,6 +70,7 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config) {
   options.ring_entries = config.reactor_ring_entries;
   options.message_queue_capacity = config.reactor_message_queue_capacity;
   options.shutdown_timeout_ms = config.reactor_shutdown_timeout_ms;
+  options.message_backlog_max = config.reactor_message_backlog_max;
   server->shards_ = std::make_unique<ShardSet>(options);
   server->shard_services_.resize(static_cast<size_t>(shards));
 
@@ -76,6 +85,7 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config) {
   binary_options.connections_max = config.connections_max;
   binary_options.limits.max_frame_bytes = config.frame_bytes_max;
   binary_options.limits.requests_in_flight_max = config.requests_in_flight_max;
+  binary_options.limits.subscriptions_max = config.subscriptions_max;
   binary_options.limits.heartbeat_ms = config.heartbeat_ms;
   binary_options.server_version = RUNNEL_VERSION;
   server->stores_.resize(static_cast<size_t>(shards), nullptr);
@@ -96,6 +106,9 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config) {
         log_options.write_buffers = config.storage_write_buffers;
         log_options.cache_bytes = uint64_t{config.storage_cache_mib} << 20;
         log_options.compact_live_percent = config.storage_compact_live_percent;
+        log_options.append_limits.records_max = config.batch_records_max;
+        log_options.append_limits.payload_bytes_max = config.batch_bytes_max;
+        log_options.append_limits.record_bytes_max = config.record_bytes_max;
         // Shard 0's log holds the buckets; the other shards get a replica (below).
         auto store = StreamStore::open(&reactor, *services.io, log_options, shard == BucketRegistry::kHomeShard);
         if (!store) {

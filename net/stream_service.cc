@@ -224,6 +224,10 @@ Status StreamService::handle(uint16_t opcode, uint32_t request_id, std::string_v
   // Another shard's stream: checked here (a bad frame closes the connection
   // here), then the owner decodes its own copy and answers by message.
   if (!decodes(opcode, body)) return malformed(opcode);
+  if (Status busy = reactor_.admit_cross_shard(); !busy) {
+    reply(error_frame(opcode, request_id, busy));
+    return Status::ok();
+  }
   auto* remote = new Remote{opcode, request_id, reactor_.shard(), std::string(body), std::move(reply), {}};
   reactor_.hold();  // Shutdown waits for the answer.
   const std::vector<StreamStore*>* stores = stores_;
@@ -411,6 +415,7 @@ bool StreamService::handle_bucket(uint16_t opcode, uint32_t request_id, std::str
 }
 
 void StreamService::mutate_bucket(uint16_t opcode, uint32_t request_id, std::string_view body, Reply reply) {
+  if (Status busy = reactor_.admit_cross_shard(); !busy) return reply(error_frame(opcode, request_id, busy));
   BucketRegistry::Op op = BucketRegistry::Op::kDelete;
   std::string_view name;
   BucketConfig config;
@@ -467,6 +472,7 @@ void StreamService::list_streams(uint32_t request_id, std::string_view body, Rep
   if (local_store().find_bucket(m.bucket) == nullptr) {
     return reply(error_frame(opcode, request_id, Status(ErrorCode::kNotFound, fmt::format("no bucket '{}'", m.bucket))));
   }
+  if (Status busy = reactor_.admit_cross_shard(); !busy) return reply(error_frame(opcode, request_id, busy));
   const uint32_t limit = m.limit == 0 ? kListLimitDefault : std::min(m.limit, kListLimitDefault);
   // Each shard lists its own streams (one more than the limit, to tell
   // whether there are more); the answers are merged by name here.

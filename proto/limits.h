@@ -16,6 +16,14 @@ namespace runnel {
 inline constexpr size_t kProducerWindow = 32;
 inline constexpr size_t kProducersPerStreamMax = 256;
 
+// Batches: the most the wire and the log accept. A server's configuration
+// may lower them (server.batch_records_max, server.batch_bytes_max,
+// server.record_bytes_max) for new appends; what is already stored is
+// always read back under these, so lowering a limit never hides old data.
+inline constexpr uint32_t kBatchRecordsMax = 1000;
+inline constexpr uint32_t kBatchBytesMax = 1024 * 1024 + 64 * 1024;  // 1 MiB of records plus encoding overhead.
+inline constexpr uint32_t kRecordBytesMax = 1024 * 1024;
+
 // A long-poll read (binary READ or REST GET records) waits at most this long.
 inline constexpr uint32_t kWaitMsMax = 60'000;
 

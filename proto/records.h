@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "proto/limits.h"
 
 namespace runnel {
 
@@ -27,10 +28,11 @@ namespace runnel {
 inline constexpr uint64_t kRecordBytesMin = 4;
 
 // Limits checked wherever a batch enters (wire, disk).
+// The defaults are the absolute maxima (proto/limits.h).
 struct BatchLimits {
-  uint32_t records_max = 1000;
-  uint32_t payload_bytes_max = 1024 * 1024 + 64 * 1024;  // 1 MiB of records plus encoding overhead.
-  uint32_t record_bytes_max = 1024 * 1024;
+  uint32_t records_max = kBatchRecordsMax;
+  uint32_t payload_bytes_max = kBatchBytesMax;
+  uint32_t record_bytes_max = kRecordBytesMax;
   uint32_t headers_per_record_max = 64;
 };
 

@@ -130,13 +130,17 @@ bool ShardLog::try_append(const LogAppend& append, std::string_view control, App
   header.payload_bytes = static_cast<uint32_t>(payload.size());
   header.payload_checksum = append.payload_checksum;
   if (record_count == 0) return reject(Status(ErrorCode::kInvalidArgument, "a batch holds at least one record"));
-  if (payload.size() > limits_.payload_bytes_max || record_count > limits_.records_max) {
+  // A new append meets the configured limits (server.batch_*); stored
+  // batches are only ever checked against the absolute ones (limits_).
+  if (payload.size() > append_limits_.payload_bytes_max || record_count > append_limits_.records_max) {
     return reject(Status(ErrorCode::kTooLarge,
-                         fmt::format("batch of {} records, {} bytes: over the limits of {} records, {} bytes",
-                                     record_count, payload.size(), limits_.records_max, limits_.payload_bytes_max)));
+                         fmt::format("batch of {} records, {} bytes: over the limits of {} records, {} bytes "
+                                     "(server.batch_records_max, server.batch_bytes_max)",
+                                     record_count, payload.size(), append_limits_.records_max,
+                                     append_limits_.payload_bytes_max)));
   }
   PayloadTimestamps timestamps;  // Gathered by the one pass that verifies the records.
-  if (Status s = verify_payload(header, payload, limits_, &timestamps); !s) return reject(std::move(s));
+  if (Status s = verify_payload(header, payload, append_limits_, &timestamps); !s) return reject(std::move(s));
 
   // Control batches have no stream state: they all carry base_seq 0.
   StreamState control_state;

@@ -24,7 +24,14 @@ constexpr uint64_t kZeroWindowFloorBytes = 32ull << 20;
 }  // namespace
 
 ShardLog::ShardLog(Reactor* reactor, FileIo& io, const LogOptions& options)
-    : reactor_(reactor), io_(io), options_(options), limits_(options.limits), cache_(options.cache_bytes) {
+    : reactor_(reactor), io_(io), options_(options), limits_(options.limits), append_limits_(options.append_limits),
+      cache_(options.cache_bytes) {
+  // New appends are held to both: never more than what stored batches may be.
+  append_limits_.records_max = std::min(append_limits_.records_max, limits_.records_max);
+  append_limits_.payload_bytes_max = std::min(append_limits_.payload_bytes_max, limits_.payload_bytes_max);
+  append_limits_.record_bytes_max = std::min(append_limits_.record_bytes_max, limits_.record_bytes_max);
+  append_limits_.headers_per_record_max =
+      std::min(append_limits_.headers_per_record_max, limits_.headers_per_record_max);
   RUNNEL_ASSERT(options_.segment_bytes % kBlock == 0);
   RUNNEL_ASSERT(options_.flushes_in_flight_max >= 1);
   RUNNEL_ASSERT(options_.write_buffers >= options_.flushes_in_flight_max + 1);

@@ -65,7 +65,11 @@ struct LogOptions {
   // Compaction: a complete segment whose live data is at most this share of
   // it gets that data copied forward so the segment can be deleted (0: never).
   uint32_t compact_live_percent = 25;
+  // What stored batches are checked against (recovery, reads, compaction)
+  // and what buffers are sized for: the absolute maxima, always.
   BatchLimits limits;
+  // What a new append may be (configuration); never more than `limits`.
+  BatchLimits append_limits;
 };
 
 // One append as the log takes it: a batch of one stream's records, with
@@ -364,6 +368,7 @@ class ShardLog {
   ControlHandler control_handler_;
   ProducerHandler producer_handler_;
   BatchLimits limits_;
+  BatchLimits append_limits_;
   uint64_t zero_window_bytes_;
 
   std::map<uint64_t, std::unique_ptr<Segment>> segments_;

@@ -148,11 +148,12 @@ class WireClient {
   std::vector<Frame> pushes_;
 };
 
-std::unique_ptr<RunneldProcess> start_server(const TempDir& dir, int shards = 2) {
+std::unique_ptr<RunneldProcess> start_server(const TempDir& dir, int shards = 2,
+                                             std::vector<std::string> environment = {}) {
   std::string error;
   auto p = RunneldProcess::start({"--data-dir", dir.path() + "/data", "--listen", "127.0.0.1:0", "--admin-listen",
                                   "127.0.0.1:0", "--shards", std::to_string(shards)},
-                                 {}, &error);
+                                 environment, &error);
   EXPECT_NE(p, nullptr) << error;
   return p;
 }
@@ -638,6 +639,97 @@ TEST(BinaryProtocol, ASubscriberSeesEveryRecordOnceInOrderWithinItsCredit) {
     break;
   }
   expect_clean_stop(*server);
+}
+
+// server.subscriptions_max bounds what one connection may hold open: one
+// more is refused with overloaded (the connection and its other
+// subscriptions carry on), and ending one makes room.
+TEST(BinaryProtocol, SubscriptionsPerConnectionAreBounded) {
+  TempDir dir;
+  auto server = start_server(dir, 2, {"RUNNEL_SERVER_SUBSCRIPTIONS_MAX=3"});
+  ASSERT_NE(server, nullptr);
+  WireClient c(server->binary().port);
+  c.hello();
+  create_bucket(c, "orders");
+  std::vector<uint32_t> ids;
+  for (int s = 0; s < 3; s++) {
+    const std::string name = "feed" + std::to_string(s);
+    create_stream(c, name);
+    ids.push_back(c.send(Opcode::kSubscribe, Subscribe{"orders", name, Start{Start::kSeqNum, 0}, 1 << 20, 1000}));
+    c.answer_as<TailAnswer>(ids.back());
+  }
+  create_stream(c, "feed3");
+  Frame refused = c.answer(c.send(Opcode::kSubscribe, Subscribe{"orders", "feed3", Start{}, 1 << 20, 1000}));
+  ErrorBody why;
+  ASSERT_NE(refused.header.flags & kFlagError, 0);
+  ASSERT_TRUE(decode_body(refused.body, &why));
+  EXPECT_EQ(why.code, static_cast<uint16_t>(ErrorCode::kOverloaded));
+  EXPECT_NE(why.message.find("server.subscriptions_max"), std::string_view::npos) << why.message;
+  // The connection still serves, and its subscriptions still push.
+  PayloadBuilder payload;
+  payload.add(0, "still here");
+  c.answer_as<AppendAck>(c.send(Opcode::kAppend, append_of(payload, "orders", "feed0")));
+  std::optional<Frame> pushed;
+  for (int tries = 0; tries < 10 && !pushed; tries++) {
+    auto f = c.next_push(ids[0]);
+    ASSERT_TRUE(f.has_value());
+    ReadAnswer data;
+    ASSERT_TRUE(decode_body(f->body, &data));
+    if (!data.batches.empty()) pushed = std::move(f);
+  }
+  EXPECT_TRUE(pushed.has_value()) << "the first subscription got no records";
+  // Ending one makes room for another.
+  c.answer(c.send(Opcode::kUnsubscribe, Unsubscribe{ids[1]}));
+  c.answer_as<TailAnswer>(c.send(Opcode::kSubscribe, Subscribe{"orders", "feed3", Start{}, 1 << 20, 1000}));
+}
+
+// The batch limits come from the config: an append over them is refused
+// with too_large naming the key, one within them lands, and lowering a limit
+// after larger batches were stored never hides them from readers.
+TEST(BinaryProtocol, BatchLimitsComeFromTheConfigAndNeverHideStoredBatches) {
+  TempDir dir;
+  auto batch_of = [](int records, size_t body_bytes) {
+    PayloadBuilder payload;
+    for (int r = 0; r < records; r++) payload.add(0, std::string(body_bytes, static_cast<char>('a' + r % 26)));
+    return payload;
+  };
+  {
+    auto server = start_server(dir);  // The default limits: 1000 records.
+    ASSERT_NE(server, nullptr);
+    WireClient c(server->binary().port);
+    c.hello();
+    create_bucket(c, "orders");
+    create_stream(c, "wide");
+    PayloadBuilder wide = batch_of(100, 10);
+    c.answer_as<AppendAck>(c.send(Opcode::kAppend, append_of(wide, "orders", "wide")));
+    ASSERT_TRUE(server->stop(SIGTERM).has_value());
+  }
+  auto server = start_server(dir, 2,
+                             {"RUNNEL_SERVER_BATCH_RECORDS_MAX=10", "RUNNEL_SERVER_BATCH_BYTES_MAX=4096",
+                              "RUNNEL_SERVER_RECORD_BYTES_MAX=1024"});
+  ASSERT_NE(server, nullptr);
+  WireClient c(server->binary().port);
+  c.hello();
+  auto refusal = [&](const PayloadBuilder& payload) {
+    Frame f = c.answer(c.send(Opcode::kAppend, append_of(payload, "orders", "wide")));
+    ErrorBody e;
+    EXPECT_NE(f.header.flags & kFlagError, 0) << "the append was expected to be refused";
+    EXPECT_TRUE(decode_body(f.body, &e));
+    return std::make_pair(e.code, std::string(e.message));
+  };
+  auto [code, message] = refusal(batch_of(11, 10));
+  EXPECT_EQ(code, static_cast<uint16_t>(ErrorCode::kTooLarge));
+  EXPECT_NE(message.find("server.batch_records_max"), std::string::npos) << message;
+  std::tie(code, message) = refusal(batch_of(5, 1000));  // 5 KB: over batch_bytes_max.
+  EXPECT_EQ(code, static_cast<uint16_t>(ErrorCode::kTooLarge)) << message;
+  std::tie(code, message) = refusal(batch_of(1, 2000));  // One record over record_bytes_max.
+  EXPECT_EQ(code, static_cast<uint16_t>(ErrorCode::kTooLarge)) << message;
+  PayloadBuilder fits = batch_of(10, 10);
+  AppendAck ack = c.answer_as<AppendAck>(c.send(Opcode::kAppend, append_of(fits, "orders", "wide")));
+  EXPECT_EQ(ack.start_seq, 100u);
+  EXPECT_EQ(ack.end_seq, 110u);
+  // The 100-record batch stored under the old limits reads back whole.
+  EXPECT_EQ(read_all(c, "wide").size(), 110u);
 }
 
 TEST(BinaryProtocol, LargeBatchesTravelWholeBothWays) {
