@@ -524,6 +524,9 @@ Json to_json(const wire::StreamInfo& info) {
   j["fenced"] = info.fenced;
   j["trim_seq"] = info.trim_seq;
   j["tail"] = info.tail;
+  // Over the last minute, as stored (lz4 streams count compressed bytes).
+  j["append_rate"] = Json{{"records_per_s", static_cast<double>(info.appended_records_last_minute) / 60.0},
+                          {"bytes_per_s", static_cast<double>(info.appended_bytes_last_minute) / 60.0}};
   return j;
 }
 

@@ -31,6 +31,13 @@ struct Call {
   void fail(const Status& status) { answer(error_frame(opcode, request_id, status)); }
 };
 
+// A stream as the protocol shows it, from its owning shard: catalog state,
+// tail and the last minute's appends.
+wire::StreamInfo describe(const StreamStore& store, const StreamInfo& info) {
+  const auto tail = store.tail(info.bucket, info.name);
+  return to_wire(info, tail ? tail->next_seq : 0, store.log().appended_last_minute(info.id));
+}
+
 // The answer to a stream mutation: the stream's new state (DELETE: nothing).
 StreamStore::InfoCallback info_answer(Call* call) {
   return [call](Result<StreamInfo> r) {
@@ -38,8 +45,7 @@ StreamStore::InfoCallback info_answer(Call* call) {
     if (call->opcode == static_cast<uint16_t>(Opcode::kDeleteStream)) {
       return call->answer(empty_answer(call->opcode, call->request_id));
     }
-    const auto tail = call->store->tail(r->bucket, r->name);
-    call->answer(answer_frame(call->opcode, call->request_id, to_wire(*r, tail ? tail->next_seq : 0)));
+    call->answer(answer_frame(call->opcode, call->request_id, describe(*call->store, *r)));
   };
 }
 
@@ -272,7 +278,7 @@ void run(StreamStore& store, Call* call, std::string_view body, bool* malformed)
       if (info == nullptr) {
         return call->fail(Status(ErrorCode::kNotFound, fmt::format("no stream '{}' in bucket '{}'", m.stream, m.bucket)));
       }
-      return call->answer(answer_frame(opcode, request_id, to_wire(*info, store.tail(m.bucket, m.stream)->next_seq)));
+      return call->answer(answer_frame(opcode, request_id, describe(store, *info)));
     }
     case Opcode::kReconfigureStream: {
       wire::ReconfigureStream m;
@@ -490,7 +496,7 @@ void StreamService::list_streams(uint32_t request_id, std::string_view body, Rep
         std::vector<wire::StreamInfo> out;
         for (const StreamInfo* info :
              store.catalog().list(query->bucket, query->prefix, query->start_after, query->limit + 1)) {
-          out.push_back(to_wire(*info, store.tail(info->bucket, info->name)->next_seq));
+          out.push_back(describe(store, *info));
         }
         return out;
       },

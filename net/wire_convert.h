@@ -35,7 +35,7 @@ inline wire::StreamConfig to_wire(const StreamConfig& c) {
   return out;
 }
 
-inline wire::StreamInfo to_wire(const StreamInfo& info, uint64_t tail) {
+inline wire::StreamInfo to_wire(const StreamInfo& info, uint64_t tail, AppendRate::PerMinute appended = {}) {
   wire::StreamInfo out;
   out.bucket = info.bucket;
   out.name = info.name;
@@ -45,6 +45,8 @@ inline wire::StreamInfo to_wire(const StreamInfo& info, uint64_t tail) {
   out.fenced = !info.fencing_token.empty();
   out.trim_seq = info.trim_seq;
   out.tail = tail;
+  out.appended_records_last_minute = appended.records;
+  out.appended_bytes_last_minute = appended.bytes;
   return out;
 }
 

@@ -157,11 +157,14 @@ void encode(Writer& w, const StreamInfo& m) {
   w.boolean(m.fenced);
   w.u64(m.trim_seq);
   w.u64(m.tail);
+  w.u64(m.appended_records_last_minute);
+  w.u64(m.appended_bytes_last_minute);
 }
 bool decode(Reader& r, StreamInfo* m) {
   std::string_view bucket, name;
   if (!r.str(&bucket) || !r.str(&name) || !decode(r, &m->config) || !r.u64(&m->created_ms) ||
-      !r.boolean(&m->sealed) || !r.boolean(&m->fenced) || !r.u64(&m->trim_seq) || !r.u64(&m->tail)) {
+      !r.boolean(&m->sealed) || !r.boolean(&m->fenced) || !r.u64(&m->trim_seq) || !r.u64(&m->tail) ||
+      !r.u64(&m->appended_records_last_minute) || !r.u64(&m->appended_bytes_last_minute)) {
     return false;
   }
   m->bucket.assign(bucket);
@@ -400,7 +403,7 @@ namespace {
 
 // The smallest encoded StreamInfo / BucketInfo (empty names).
 constexpr size_t kStreamConfigBytes = 1 + 8 + 8 + 8 + 1;
-constexpr size_t kStreamInfoMinBytes = 2 + 2 + kStreamConfigBytes + 8 + 1 + 1 + 8 + 8;
+constexpr size_t kStreamInfoMinBytes = 2 + 2 + kStreamConfigBytes + 8 + 1 + 1 + 8 + 8 + 8 + 8;
 constexpr size_t kBucketInfoMinBytes = 2 + kStreamConfigBytes + 1 + 1 + 8;
 
 template <typename T>

@@ -147,6 +147,9 @@ struct StreamInfo {
   bool fenced = false;
   uint64_t trim_seq = 0;
   uint64_t tail = 0;
+  // Appended over the last minute (consumer-lag views): records and stored bytes.
+  uint64_t appended_records_last_minute = 0;
+  uint64_t appended_bytes_last_minute = 0;
   bool operator==(const StreamInfo&) const = default;
 };
 

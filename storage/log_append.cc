@@ -387,6 +387,8 @@ void ShardLog::complete_flushes() {
                                   p.ack.last_timestamp});
         }
       }
+      if (!stream.rate) stream.rate = std::make_unique<AppendRate>();
+      stream.rate->record(now / 1000, p.ack.end_seq - p.ack.start_seq, p.bytes);
       if (appends_ != nullptr) {
         appends_->inc();
         records_appended_->inc(p.ack.end_seq - p.ack.start_seq);

@@ -103,6 +103,12 @@ Result<std::unique_ptr<ShardLog>> ShardLog::open(Reactor* reactor, FileIo& io, c
 
 uint64_t ShardLog::active_segment_id() const { return active_->id; }
 
+AppendRate::PerMinute ShardLog::appended_last_minute(uint64_t stream_id) const {
+  auto it = streams_.find(stream_id);
+  if (it == streams_.end() || !it->second->rate) return {};
+  return it->second->rate->last_minute(Reactor::clock_us() / 1000);
+}
+
 uint64_t ShardLog::stored_bytes(uint64_t stream_id) const {
   auto it = streams_.find(stream_id);
   return it == streams_.end() ? 0 : it->second->bytes_total;

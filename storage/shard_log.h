@@ -38,6 +38,7 @@
 #include "core/metrics.h"
 #include "core/reactor.h"
 #include "core/status.h"
+#include "storage/append_rate.h"
 #include "storage/batch.h"
 #include "storage/file_io.h"
 #include "storage/recent_cache.h"
@@ -231,6 +232,8 @@ class ShardLog {
   void set_compression(uint64_t stream_id, bool lz4);
   // Bytes the stream's durable batches take in the log (headers included, compressed size).
   uint64_t stored_bytes(uint64_t stream_id) const;
+  // Records and bytes (as stored) acknowledged over the last minute.
+  AppendRate::PerMinute appended_last_minute(uint64_t stream_id) const;
   struct ReclaimReport {
     uint64_t segments_deleted = 0;
     uint64_t bytes_freed = 0;

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "storage/append_rate.h"
 #include "storage/log_internal.h"
 #include "storage/segment_summary.h"
 #include "storage/shard_log.h"
@@ -97,6 +98,7 @@ struct ShardLog::StreamState {
   uint64_t bytes_since_index = 0;
   uint64_t log_position_at_index = 0;
   std::vector<IndexEntry> index;
+  std::unique_ptr<AppendRate> rate;  // Once appended to since the shard started.
 
   // The first index entry that starts after `seq`; the one before it (if
   // any) is where a read of `seq` starts scanning.

@@ -152,6 +152,7 @@ class StreamStore {
   void enforce_retention(uint64_t now_ms);
   const StreamCatalog& catalog() const { return catalog_; }
   ShardLog& log() { return *log_; }
+  const ShardLog& log() const { return *log_; }
   ~StreamStore();
 
  private:

@@ -39,7 +39,9 @@ BucketConfig from_wire(const wire::BucketConfig& c) {
   return BucketConfig{from_wire(c.default_stream_config), c.create_stream_on_append, c.create_stream_on_read};
 }
 StreamInfo from_wire(const wire::StreamInfo& s) {
-  return StreamInfo{s.bucket, s.name, from_wire(s.config), s.created_ms, s.sealed, s.fenced, s.trim_seq, s.tail};
+  return StreamInfo{s.bucket,   s.name, from_wire(s.config),           s.created_ms,
+                    s.sealed,   s.fenced, s.trim_seq, s.tail, s.appended_records_last_minute,
+                    s.appended_bytes_last_minute};
 }
 BucketInfo from_wire(const wire::BucketInfo& b) { return BucketInfo{b.name, from_wire(b.config), b.created_ms}; }
 

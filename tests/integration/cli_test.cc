@@ -436,6 +436,11 @@ TEST_F(CliTest, StreamCommands) {
   EXPECT_EQ(sealed["sealed"], true);
   EXPECT_EQ(sealed["tail"], 6);
   EXPECT_EQ(sealed["trim_seq"], 2);
+  // Six records appended in the last minute: at least 0.1 records/s; none for strm/y.
+  EXPECT_GE(sealed["append_rate"]["records_per_s"].get<double>(), 6.0 / 60.0 - 1e-9) << sealed.dump();
+  EXPECT_GT(sealed["append_rate"]["bytes_per_s"].get<double>(), 0.0) << sealed.dump();
+  EXPECT_NE(ok({"stream", "get", "strm/y"}).find("append_rate: 0.0 records/s, 0.0 bytes/s (last minute)"),
+            std::string::npos);
   EXPECT_EQ(json::parse(ok({"--json", "stream", "seal", "strm/y"}))["sealed"], true);
 
   // tail.

@@ -450,6 +450,13 @@ TEST_F(RestTest, ConsumerLagAndShardStatisticsAreVisible) {
   ASSERT_NO_FATAL_FAILURE(create_stream("orders", R"("other")"));
   const std::string path = "/v1/buckets/orders/streams/lag%2F1";
   for (int i = 0; i < 10; i++) append_json(path, R"({"records":[{"body":"0123456789"}]})");
+  // The last minute's append rate: 10 records in it; a stream with none shows 0.
+  Json rate = json_of(http("GET", path))["append_rate"];
+  EXPECT_GE(rate["records_per_s"].get<double>(), 10.0 / 60.0 - 1e-9) << rate.dump();
+  EXPECT_GE(rate["bytes_per_s"].get<double>(), 10.0 * (72 + 12) / 60.0 - 1e-9) << rate.dump();
+  Json idle = json_of(http("GET", "/v1/buckets/orders/streams/other"))["append_rate"];
+  EXPECT_EQ(idle["records_per_s"].get<double>(), 0.0) << idle.dump();
+  EXPECT_EQ(idle["bytes_per_s"].get<double>(), 0.0) << idle.dump();
 
   client::ClientOptions options;
   options.port = static_cast<uint16_t>(server_->binary().port);

@@ -150,6 +150,8 @@ ordered_json to_json(const client::StreamInfo& s) {
   j["fenced"] = s.fenced;
   j["trim_seq"] = s.trim_seq;
   j["tail"] = s.tail;
+  j["append_rate"] = ordered_json{{"records_per_s", static_cast<double>(s.appended_records_last_minute) / 60.0},
+                                  {"bytes_per_s", static_cast<double>(s.appended_bytes_last_minute) / 60.0}};
   return j;
 }
 
@@ -212,7 +214,10 @@ std::string describe(const client::StreamInfo& s) {
   out += fmt::format("sealed: {}\n", s.sealed);
   out += fmt::format("fenced: {}\n", s.fenced);
   out += fmt::format("trim_seq: {}\n", s.trim_seq);
-  out += fmt::format("tail: {}", s.tail);
+  out += fmt::format("tail: {}\n", s.tail);
+  out += fmt::format("append_rate: {:.1f} records/s, {:.1f} bytes/s (last minute)",
+                     static_cast<double>(s.appended_records_last_minute) / 60.0,
+                     static_cast<double>(s.appended_bytes_last_minute) / 60.0);
   return out;
 }
 

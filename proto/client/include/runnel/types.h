@@ -94,6 +94,10 @@ struct StreamInfo {
   bool fenced = false;
   uint64_t trim_seq = 0;  // Records below it are gone.
   uint64_t tail = 0;      // The next seq_num to be assigned.
+  // Appended over the last minute (records, and bytes as stored): divide by
+  // 60 for the per-second rates.
+  uint64_t appended_records_last_minute = 0;
+  uint64_t appended_bytes_last_minute = 0;
 };
 
 struct BucketConfig {
