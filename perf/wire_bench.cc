@@ -6,7 +6,9 @@
 // this 2-core machine it competes with the server for CPU.
 //
 //   wire_bench --port P [--streams 4] [--record-bytes 1024] [--batch-records 100]
-//              [--window 32] [--seconds 5]
+//              [--window 32] [--seconds 5] [--producer 1]
+// --producer 1: every append carries a producer id (one per stream) and a
+// rising producer_seq, as librunnel's appends do.
 
 #include <fmt/format.h>
 #include <netinet/in.h>
@@ -36,6 +38,7 @@ struct Args {
   int batch_records = 100;
   int window = 32;
   double seconds = 5;
+  bool producer = false;
 };
 
 class Connection {
@@ -100,6 +103,7 @@ int run(int argc, char** argv) {
     else if (k == "--batch-records") a.batch_records = std::stoi(v);
     else if (k == "--window") a.window = std::stoi(v);
     else if (k == "--seconds") a.seconds = std::stod(v);
+    else if (k == "--producer") a.producer = v != "0";
     else {
       fmt::print(stderr, "unknown argument {}\n", k);
       return 2;
@@ -144,6 +148,7 @@ int run(int argc, char** argv) {
   const std::string record(static_cast<size_t>(a.record_bytes), 'x');
   for (int r = 0; r < a.batch_records; r++) builder.add(0, record);
   std::vector<std::string> frames;  // One ready frame per stream; the request id is patched in.
+  std::vector<wire::Append> appends;
   for (const std::string& name : names) {
     wire::Append m;
     m.bucket = "bench";
@@ -151,9 +156,14 @@ int run(int argc, char** argv) {
     m.record_count = builder.record_count();
     m.payload_checksum = payload_checksum(builder.bytes());
     m.payload = builder.bytes();
+    if (a.producer) {
+      m.options = wire::Append::kHasProducer;
+      m.producer_id = (static_cast<uint64_t>(::getpid()) << 16) + appends.size() + 1;
+    }
     std::string f;
     wire::append_frame(&f, wire::Opcode::kAppend, 0, 0, m);
     frames.push_back(std::move(f));
+    appends.push_back(m);
   }
   std::map<uint32_t, Clock::time_point> sent;
   std::vector<uint32_t> latencies_us;
@@ -165,7 +175,13 @@ int run(int argc, char** argv) {
     const bool sending = Clock::now() < deadline;
     std::string burst;  // Fill the window in one send.
     while (sending && static_cast<int>(sent.size()) < a.window) {
-      std::string& f = frames[turn++ % frames.size()];
+      const size_t stream = turn++ % frames.size();
+      std::string& f = frames[stream];
+      if (a.producer) {  // A new producer_seq: encoded afresh (the client's cost, not the server's).
+        appends[stream].producer_seq++;
+        f.clear();
+        wire::append_frame(&f, wire::Opcode::kAppend, 0, 0, appends[stream]);
+      }
       const uint32_t id = next_id++;
       std::memcpy(f.data() + 8, &id, 4);
       burst.append(f);

@@ -1,8 +1,23 @@
 #pragma once
-// RecentCache: the last `capacity` bytes of flushed log data, in one ring of
-// memory, so tailing readers and subscribers are served without a disk read.
-// ShardLog fills it when a flush is durable (whole flushes, in log order) and
-// looks chunks up by (segment, file offset). Owned by one shard's ShardLog.
+// RecentCache: the newest flushes of the log, in one ring of `capacity` bytes
+// (rounded up to whole blocks), so tailing readers and subscribers are served
+// without a disk read. ShardLog fills it when a flush is durable (whole
+// flushes, in log order) and looks chunks up by (segment, file offset). Owned
+// by one shard's ShardLog.
+//
+// It does not keep the last `capacity` bytes. Each flush is stored whole and
+// contiguous: one that does not fit before the ring's end starts again at the
+// front, leaving the end unused (a gap shorter than that flush), and every
+// chunk its bytes overwrite, even in part, is evicted whole. What is
+// guaranteed after an insert:
+//   - the newest flush is kept, if it is at most `capacity` (a longer one is
+//     not cached at all, and evicts nothing);
+//   - an older flush is kept while it, every flush after it, and the largest
+//     of those later flushes together fit in `capacity`; so every flush lying
+//     wholly within the newest capacity/2 bytes flushed is kept.
+// That can be as little as the newest flush alone: with a capacity of 10
+// blocks, flushes of 1, 5 and 5 blocks leave only the last (and flushes of 9
+// and 2 blocks only the 2).
 
 #include <cstddef>
 #include <cstdint>
