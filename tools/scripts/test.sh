@@ -8,7 +8,12 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 
-step() { printf '\n=== %s ===\n' "$*"; }
+# Each step says how long the one before it took (CI must stay well inside its budget).
+step_started=$SECONDS
+step() {
+  printf '\n=== %s === (previous step: %d s, total %d s)\n' "$*" $((SECONDS - step_started)) "$SECONDS"
+  step_started=$SECONDS
+}
 
 step "install dependencies"
 tools/scripts/setup.sh
