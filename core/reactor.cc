@@ -224,6 +224,15 @@ Reactor& Reactor::current() {
   return *t_current_reactor;
 }
 
+bool Reactor::is_current() const { return t_current_reactor == this; }
+
+void Reactor::bind_to_this_thread() {
+  RUNNEL_ASSERT(t_current_reactor == nullptr || t_current_reactor == this);
+  t_current_reactor = this;
+}
+
+void Reactor::unbind_this_thread() { t_current_reactor = nullptr; }
+
 int Reactor::shard_count() const { return mesh_->shard_count(); }
 
 uint64_t Reactor::clock_us() {
@@ -478,6 +487,7 @@ void Reactor::begin_stop() {
 
 void Reactor::run() {
   set_this_shard_id(options_.shard);
+  Reactor* const bound_before = t_current_reactor;
   t_current_reactor = this;
   auto& state = mesh_->states[static_cast<size_t>(options_.shard)];
   bool declared_drained = false;
@@ -525,7 +535,7 @@ void Reactor::run() {
   exiting_ = true;
   // Hand the SQEs we prepared (final sends, wake-ups) to the kernel.
   submit();
-  t_current_reactor = nullptr;
+  t_current_reactor = bound_before;
   log_debug("reactor loop exited");
 }
 

@@ -102,6 +102,14 @@ class Reactor {
   // The reactor of the calling shard thread. Asserts on non-shard threads.
   // Messages use it to reach the reactor they run on.
   static Reactor& current();
+  // Whether the calling thread is this reactor's shard: what objects owned
+  // by a shard assert at their entry points.
+  bool is_current() const;
+  // Makes this the calling thread's current reactor, or none. ShardSet binds
+  // a shard's thread for its whole life (init, run, fini), so objects made
+  // at startup know their shard; run() binds for its own span otherwise.
+  void bind_to_this_thread();
+  static void unbind_this_thread();
 
   int shard() const { return options_.shard; }
   int shard_count() const;

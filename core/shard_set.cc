@@ -122,6 +122,7 @@ void ShardSet::shard_main(int shard, const std::function<Status(Reactor&)>& init
   }
 
   Reactor* reactor = reactors_[static_cast<size_t>(shard)].get();
+  if (reactor != nullptr) reactor->bind_to_this_thread();  // For init, run and fini alike.
   Status init_status = go ? init(*reactor) : Status::ok();
   {
     std::unique_lock<std::mutex> lock(startup_->mutex);
@@ -138,6 +139,7 @@ void ShardSet::shard_main(int shard, const std::function<Status(Reactor&)>& init
     reactor->close_ring();
     if (fini) fini(*reactor);
   }
+  Reactor::unbind_this_thread();
   uint64_t one = 1;
   [[maybe_unused]] ssize_t n = ::write(exit_fd_, &one, sizeof(one));
 }

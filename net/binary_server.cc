@@ -338,7 +338,7 @@ bool BinaryConnection::handle_frame(const char* frame, uint32_t frame_bytes) {
 
 bool BinaryConnection::handle_subscription_frame(uint16_t opcode, uint32_t request_id, std::string_view body) {
   StreamService& service = server_.service_;
-  const auto shards = static_cast<uint32_t>(service.stores()->size());
+  const auto shards = static_cast<uint32_t>(service.stores()->shard_count());
   switch (static_cast<Opcode>(opcode)) {
     case Opcode::kSubscribe: {
       wire::Subscribe m;

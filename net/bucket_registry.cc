@@ -9,11 +9,12 @@
 
 namespace runnel {
 
-BucketRegistry::BucketRegistry(const std::vector<StreamStore*>* stores) : stores_(stores) {}
+BucketRegistry::BucketRegistry(const Sharded<StreamStore>* stores) : stores_(stores) {}
 
 StreamStore& BucketRegistry::home() const {
   RUNNEL_ASSERT(Reactor::current().shard() == kHomeShard);
-  StreamStore* store = (*stores_)[kHomeShard];
+  RUNNEL_ASSERT(Reactor::current().shard() == kHomeShard);
+  StreamStore* store = &stores_->local();
   RUNNEL_ASSERT(store->bucket_home());
   return *store;
 }
@@ -62,11 +63,11 @@ void BucketRegistry::finish(Request* request, Result<BucketInfo> result) {
 
 void BucketRegistry::broadcast(const CatalogMutation& mutation, bool unmark, std::function<void()> then) {
   auto shared = std::make_shared<const CatalogMutation>(mutation);
-  const std::vector<StreamStore*>* stores = stores_;
+  const Sharded<StreamStore>* stores = stores_;
   gather_from_shards<int>(
       Reactor::current(),
       [shared, unmark, stores](Reactor& there) {
-        StreamStore& store = *(*stores)[static_cast<size_t>(there.shard())];
+        StreamStore& store = stores->local();
         if (!store.bucket_home()) {
           // Replicas follow the home; one that cannot is a bug, logged loudly.
           if (Status s = store.apply_bucket_replica(*shared); !s) {
@@ -82,11 +83,11 @@ void BucketRegistry::broadcast(const CatalogMutation& mutation, bool unmark, std
 
 void BucketRegistry::unmark_everywhere(const std::string& name, std::function<void()> then) {
   auto shared = std::make_shared<const std::string>(name);
-  const std::vector<StreamStore*>* stores = stores_;
+  const Sharded<StreamStore>* stores = stores_;
   gather_from_shards<int>(
       Reactor::current(),
-      [shared, stores](Reactor& there) {
-        (*stores)[static_cast<size_t>(there.shard())]->unmark_bucket_deleting(*shared);
+      [shared, stores](Reactor&) {
+        stores->local().unmark_bucket_deleting(*shared);
         return 0;
       },
       [then = std::move(then)](std::vector<int>) { then(); });
@@ -100,11 +101,11 @@ void BucketRegistry::delete_bucket(Request* request) {
   // Mark first, then count: a stream create that comes after the mark on
   // its shard fails, one before it is counted (created or in flight).
   auto name = std::make_shared<const std::string>(request->name);
-  const std::vector<StreamStore*>* stores = stores_;
+  const Sharded<StreamStore>* stores = stores_;
   gather_from_shards<int>(
       Reactor::current(),
-      [name, stores](Reactor& there) {
-        return (*stores)[static_cast<size_t>(there.shard())]->mark_bucket_deleting(*name) ? 1 : 0;
+      [name, stores](Reactor&) {
+        return stores->local().mark_bucket_deleting(*name) ? 1 : 0;
       },
       [this, request](std::vector<int> holding) {
         int shards_holding = 0;
@@ -133,11 +134,11 @@ void BucketRegistry::replicate_all(std::function<void()> then) {
   for (const BucketInfo* b : home().catalog().list_buckets("", "", SIZE_MAX)) table.push_back(*b);
   log_info("{} buckets recovered; copying them to every shard", table.size());
   auto shared = std::make_shared<const std::vector<BucketInfo>>(std::move(table));
-  const std::vector<StreamStore*>* stores = stores_;
+  const Sharded<StreamStore>* stores = stores_;
   gather_from_shards<int>(
       Reactor::current(),
-      [shared, stores](Reactor& there) {
-        StreamStore& store = *(*stores)[static_cast<size_t>(there.shard())];
+      [shared, stores](Reactor&) {
+        StreamStore& store = stores->local();
         if (!store.bucket_home()) store.replace_buckets(*shared);
         return 0;
       },

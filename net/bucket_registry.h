@@ -29,6 +29,7 @@
 
 #include "core/inline_function.h"
 #include "core/reactor.h"
+#include "core/sharded.h"
 #include "storage/stream_store.h"
 
 namespace runnel {
@@ -43,7 +44,7 @@ class BucketRegistry {
   static constexpr int kHomeShard = 0;
 
   // `stores[s]` is shard s's store, used only on shard s.
-  explicit BucketRegistry(const std::vector<StreamStore*>* stores);
+  explicit BucketRegistry(const Sharded<StreamStore>* stores);
   BucketRegistry(const BucketRegistry&) = delete;
   BucketRegistry& operator=(const BucketRegistry&) = delete;
 
@@ -70,7 +71,7 @@ class BucketRegistry {
   void delete_bucket(Request* request);
   StreamStore& home() const;
 
-  const std::vector<StreamStore*>* stores_;
+  const Sharded<StreamStore>* stores_;
   std::deque<std::unique_ptr<Request>> queue_;
   bool running_ = false;
 };

@@ -306,7 +306,7 @@ class HttpServerTest : public ::testing::Test {
   }
 
   NodeInfo node_;
-  std::vector<StreamStore*> no_stores_;  // The REST API is never ready here.
+  Sharded<StreamStore> no_stores_{0};  // The REST API is never ready here.
   uint16_t port_ = 0;
   std::atomic<int> slow_requests_started_{0};
   // Per shard, each element touched only by its shard (and by this thread

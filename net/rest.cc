@@ -951,7 +951,7 @@ struct StreamDetails {
 
 struct DetailsHop {
   Exchange* ex;
-  const std::vector<StreamStore*>* stores;
+  const Sharded<StreamStore>* stores;
   int origin;
   uint32_t owner;
   wire::StreamInfo info;
@@ -998,7 +998,7 @@ void get_stream(Exchange* ex) {
          e->reactor.hold();  // Shutdown waits for the answer.
          e->reactor.send(static_cast<int>(hop->owner), [hop] {
            Reactor& there = Reactor::current();
-           StreamStore& store = *(*hop->stores)[static_cast<size_t>(there.shard())];
+           StreamStore& store = hop->stores->local();
            StreamDetails& d = hop->details;
            if (const StreamInfo* stream = store.catalog().find(hop->info.bucket, hop->info.name)) {
              auto tail = store.tail(hop->info.bucket, hop->info.name);
@@ -1125,10 +1125,10 @@ constexpr std::pair<const char*, const char*> kShardCounters[] = {
     {"reads", "runnel_log_reads_total"},
 };
 
-ShardStats shard_stats(Reactor& there, const std::vector<StreamStore*>* stores, uint32_t streams_listed) {
+ShardStats shard_stats(Reactor& there, const Sharded<StreamStore>* stores, uint32_t streams_listed) {
   ShardStats stats;
   stats.shard = there.shard();
-  StreamStore& store = *(*stores)[static_cast<size_t>(there.shard())];
+  StreamStore& store = stores->local();
   // Linear in the shard's streams: an admin request, not the data path.
   for (const StreamInfo* info : store.catalog().all()) {
     const uint64_t bytes = store.log().stored_bytes(info->id);
@@ -1162,7 +1162,7 @@ void shards(Exchange* ex, const QueryParams& params) {
     if (Status s = parse_u64(**streams, "streams", &n); !s) return fail(ex, s);
     listed = static_cast<uint32_t>(std::min<uint64_t>(n, kShardStreamsListedMax));
   }
-  const std::vector<StreamStore*>* stores = ex->streams.stores();
+  const Sharded<StreamStore>* stores = ex->streams.stores();
   gather_from_shards<ShardStats>(
       ex->reactor, [stores, listed](Reactor& there) { return shard_stats(there, stores, listed); },
       [ex](std::vector<ShardStats> all) {

@@ -88,8 +88,8 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config) {
   binary_options.limits.subscriptions_max = config.subscriptions_max;
   binary_options.limits.heartbeat_ms = config.heartbeat_ms;
   binary_options.server_version = RUNNEL_VERSION;
-  server->stores_.resize(static_cast<size_t>(shards), nullptr);
-  server->buckets_ = std::make_unique<BucketRegistry>(&server->stores_);
+  server->stores_ = std::make_unique<Sharded<StreamStore>>(static_cast<size_t>(shards));
+  server->buckets_ = std::make_unique<BucketRegistry>(server->stores_.get());
 
   Server* s = server.get();
   Status started = s->shards_->start(
@@ -110,7 +110,7 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config) {
         log_options.append_limits.payload_bytes_max = config.batch_bytes_max;
         log_options.append_limits.record_bytes_max = config.record_bytes_max;
         // Shard 0's log holds the buckets; the other shards get a replica (below).
-        auto store = StreamStore::open(&reactor, *services.io, log_options, shard == BucketRegistry::kHomeShard);
+        auto store = StreamStore::open(reactor, *services.io, log_options, shard == BucketRegistry::kHomeShard);
         if (!store) {
           return Status(store.status().code(), fmt::format("shard {} log: {}", shard, store.status().message()));
         }
@@ -119,8 +119,8 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config) {
         reactor.metrics().gauge_callback("runnel_buckets", "Buckets in this shard's copy of the bucket table.",
                                          [opened] { return static_cast<double>(opened->catalog().bucket_count()); });
         services.store->start_retention(config.storage_retention_interval_ms);
-        s->stores_[shard] = services.store.get();
-        services.streams = std::make_unique<StreamService>(reactor, &s->stores_, s->buckets_.get());
+        s->stores_->install(services.store.get());
+        services.streams = std::make_unique<StreamService>(reactor, s->stores_.get(), s->buckets_.get());
         // The admin port serves /health at once; its REST API waits for ready.
         services.admin = std::make_unique<HttpServer>(reactor, std::move(s->admin_listeners_[shard]), admin_options,
                                                       make_admin_handler(reactor, s->node_, *services.streams));
@@ -136,6 +136,7 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config) {
         services.binary.reset();
         services.streams.reset();
         services.admin.reset();
+        if (services.store) s->stores_->uninstall();
         services.store.reset();
         services.io.reset();
       });

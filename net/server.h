@@ -65,7 +65,7 @@ class Server {
     std::unique_ptr<BinaryServer> binary;
   };
   std::vector<ShardServices> shard_services_;
-  std::vector<StreamStore*> stores_;  // stores_[s] is used only on shard s.
+  std::unique_ptr<Sharded<StreamStore>> stores_;  // Each shard's store, reached only from its shard.
   std::unique_ptr<BucketRegistry> buckets_;  // Used only on shard 0; outlives the shards.
 };
 

@@ -203,7 +203,7 @@ struct StreamService::Remote {
   std::string answer;
 };
 
-StreamService::StreamService(Reactor& reactor, const std::vector<StreamStore*>* stores, BucketRegistry* buckets)
+StreamService::StreamService(Reactor& reactor, const Sharded<StreamStore>* stores, BucketRegistry* buckets)
     : reactor_(reactor), stores_(stores), buckets_(buckets) {}
 
 Status StreamService::handle(uint16_t opcode, uint32_t request_id, std::string_view body, Reply reply) {
@@ -221,10 +221,10 @@ Status StreamService::handle(uint16_t opcode, uint32_t request_id, std::string_v
                                                              wire::opcode_name(opcode)))));
     return Status::ok();
   }
-  const uint32_t owner = wire::owner_shard(bucket, stream, static_cast<uint32_t>(stores_->size()));
+  const uint32_t owner = wire::owner_shard(bucket, stream, static_cast<uint32_t>(stores_->shard_count()));
   if (static_cast<int>(owner) == reactor_.shard()) {
     // This shard's stream: decoded once, as it runs.
-    if (execute(*(*stores_)[owner], opcode, request_id, body, std::move(reply))) return Status::ok();
+    if (execute(stores_->local(), opcode, request_id, body, std::move(reply))) return Status::ok();
     return malformed(opcode);
   }
   // Another shard's stream: checked here (a bad frame closes the connection
@@ -236,10 +236,9 @@ Status StreamService::handle(uint16_t opcode, uint32_t request_id, std::string_v
   }
   auto* remote = new Remote{opcode, request_id, reactor_.shard(), std::string(body), std::move(reply), {}};
   reactor_.hold();  // Shutdown waits for the answer.
-  const std::vector<StreamStore*>* stores = stores_;
+  const Sharded<StreamStore>* stores = stores_;
   reactor_.send(static_cast<int>(owner), [remote, stores] {
-    Reactor& there = Reactor::current();
-    execute(*(*stores)[static_cast<size_t>(there.shard())], remote->opcode, remote->request_id, remote->body,
+    execute(stores->local(), remote->opcode, remote->request_id, remote->body,
             [remote](std::string frame) {
               remote->answer = std::move(frame);
               Reactor::current().send(remote->origin, [remote] {
@@ -487,12 +486,12 @@ void StreamService::list_streams(uint32_t request_id, std::string_view body, Rep
     uint32_t limit;
   };
   auto query = std::make_shared<Query>(Query{std::string(m.bucket), std::string(m.prefix), std::string(m.start_after), limit});
-  const std::vector<StreamStore*>* stores = stores_;
+  const Sharded<StreamStore>* stores = stores_;
   auto* pending = new Reply(std::move(reply));
   gather_from_shards<std::vector<wire::StreamInfo>>(
       reactor_,
-      [query, stores](Reactor& there) {
-        StreamStore& store = *(*stores)[static_cast<size_t>(there.shard())];
+      [query, stores](Reactor&) {
+        StreamStore& store = stores->local();
         std::vector<wire::StreamInfo> out;
         for (const StreamInfo* info :
              store.catalog().list(query->bucket, query->prefix, query->start_after, query->limit + 1)) {

@@ -23,6 +23,7 @@
 
 #include "core/inline_function.h"
 #include "core/reactor.h"
+#include "core/sharded.h"
 #include "net/bucket_registry.h"
 #include "storage/stream_store.h"
 
@@ -35,7 +36,7 @@ class StreamService {
 
   // `stores[s]` is shard s's store, used only on shard s; `buckets` lives on
   // shard 0 and is used only there.
-  StreamService(Reactor& reactor, const std::vector<StreamStore*>* stores, BucketRegistry* buckets);
+  StreamService(Reactor& reactor, const Sharded<StreamStore>* stores, BucketRegistry* buckets);
 
   // Serves one request frame's body (valid for the duration of the call);
   // `reply` gets the answer frame, now or later. A body that does not decode
@@ -44,7 +45,7 @@ class StreamService {
   Status handle(uint16_t opcode, uint32_t request_id, std::string_view body, Reply reply);
 
   // Every shard's store (each used only on its own shard), for subscriptions.
-  const std::vector<StreamStore*>* stores() const { return stores_; }
+  const Sharded<StreamStore>* stores() const { return stores_; }
 
  private:
   struct Remote;
@@ -55,10 +56,10 @@ class StreamService {
   // Bucket requests (false: not a bucket opcode). The body decoded already.
   bool handle_bucket(uint16_t opcode, uint32_t request_id, std::string_view body, Reply& reply);
   void mutate_bucket(uint16_t opcode, uint32_t request_id, std::string_view body, Reply reply);
-  StreamStore& local_store() const { return *(*stores_)[static_cast<size_t>(reactor_.shard())]; }
+  StreamStore& local_store() const { return stores_->local(); }
 
   Reactor& reactor_;
-  const std::vector<StreamStore*>* stores_;
+  const Sharded<StreamStore>* stores_;
   BucketRegistry* buckets_;
 };
 

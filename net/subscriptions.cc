@@ -73,7 +73,7 @@ thread_local std::map<Key, Subscription*> live;
 // A SUBSCRIBE on its way to the owning shard, and there, until its stream
 // exists (create_stream_on_read may have to create it first).
 struct PendingStart {
-  const std::vector<StreamStore*>* stores;
+  const Sharded<StreamStore>* stores;
   uint32_t id;
   std::string body;
   PushTarget target;
@@ -321,11 +321,11 @@ void on_owner(Reactor& here, uint32_t owner, Fn fn) {
 
 }  // namespace
 
-void start(Reactor& here, const std::vector<StreamStore*>* stores, uint32_t owner, uint32_t id,
+void start(Reactor& here, const Sharded<StreamStore>* stores, uint32_t owner, uint32_t id,
            std::string_view body, const PushTarget& target, uint32_t default_heartbeat_ms) {
   auto* request = new PendingStart{stores, id, std::string(body), target, default_heartbeat_ms, false};
   on_owner(here, owner, [request] {
-    StreamStore& store = *(*request->stores)[static_cast<size_t>(Reactor::current().shard())];
+    StreamStore& store = request->stores->local();
     wire::Subscribe m;
     (void)wire::decode_body(request->body, &m);
     // A missing stream in a bucket with create_stream_on_read is created

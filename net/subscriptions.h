@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/reactor.h"
+#include "core/sharded.h"
 #include "core/status.h"
 #include "storage/stream_store.h"
 
@@ -37,7 +38,7 @@ namespace subscriptions {
 // On the connection's shard. Starts subscription `id` (the SUBSCRIBE request
 // id) on `owner`; its answer and every later frame go to `target`.
 // `body` is a SUBSCRIBE body that decoded.
-void start(Reactor& here, const std::vector<StreamStore*>* stores, uint32_t owner, uint32_t id,
+void start(Reactor& here, const Sharded<StreamStore>* stores, uint32_t owner, uint32_t id,
            std::string_view body, const PushTarget& target, uint32_t default_heartbeat_ms);
 // Adds credit / ends one subscription / ends every subscription of a connection.
 void credit(Reactor& here, uint32_t owner, const PushTarget& target, uint32_t id, uint32_t bytes);

@@ -239,7 +239,7 @@ int read_back(const Args& a, const LogOptions& o) {
   Status started = shards.start(
       [&](Reactor& r) {
         io = std::make_unique<UringFileIo>(&r);
-        auto opened = ShardLog::open(&r, *io, o);
+        auto opened = ShardLog::open(r, *io, o);
         if (!opened) return opened.status();
         log = std::move(*opened);
         t0 = Reactor::clock_us();
@@ -313,7 +313,7 @@ int run(int argc, char** argv) {
       [&](Reactor& r) {
         io = std::make_unique<UringFileIo>(&r);
         uint64_t t0 = Reactor::clock_us();
-        auto opened = ShardLog::open(&r, *io, o);
+        auto opened = ShardLog::open(r, *io, o);
         if (!opened) return opened.status();
         log = std::move(*opened);
         if (a.recover) {

@@ -98,7 +98,7 @@ int run(int argc, char** argv) {
   Status started = shards.start(
       [&](Reactor& r) {
         io = std::make_unique<UringFileIo>(&r);
-        auto opened = StreamStore::open(&r, *io, o);
+        auto opened = StreamStore::open(r, *io, o);
         if (!opened) return opened.status();
         store = std::move(*opened);
         before = resident_bytes();

@@ -21,6 +21,7 @@ constexpr size_t kSparePayloadsMax = 64;
 }  // namespace
 
 void ShardLog::append(const LogAppend& append, AppendCallback done) {
+  assert_on_owner();
   if (append.stream_id == kControlStreamId) {
     if (append_errors_ != nullptr) append_errors_->inc();
     return done(Status(ErrorCode::kInvalidArgument, "stream id 0 is reserved"));
@@ -29,6 +30,7 @@ void ShardLog::append(const LogAppend& append, AppendCallback done) {
 }
 
 void ShardLog::append_control(std::string_view bytes, AppendCallback done) {
+  assert_on_owner();
   std::string payload = control_payload(kControlUser, bytes);
   LogAppend control{.stream_id = kControlStreamId,
                     .payload = payload,
@@ -45,7 +47,6 @@ uint64_t ShardLog::assigned_tail(uint64_t stream_id) const {
 }
 
 void ShardLog::append_batch(const LogAppend& append, std::string_view control, AppendCallback done) {
-  RUNNEL_ASSERT(reactor_ != nullptr);
   // Appends are placed in arrival order: while some wait, newcomers queue behind them.
   if (waiting_.empty() && try_append(append, control, done)) return;
   const std::string_view payload = append.payload;
@@ -56,7 +57,7 @@ void ShardLog::append_batch(const LogAppend& append, std::string_view control, A
   }
   // Overload path only: the waiting append keeps its own copy of the bytes,
   // in a recycled string so a sustained overload does not churn the allocator.
-  if (waiting_.empty()) reactor_->hold();  // Shutdown waits for waiting appends too.
+  if (waiting_.empty()) reactor_.hold();  // Shutdown waits for waiting appends too.
   std::string copy;
   if (!spare_payloads_.empty()) {
     copy = std::move(spare_payloads_.back());
@@ -84,7 +85,7 @@ void ShardLog::drain_waiting() {
   draining_ = false;
   if (waiting_.empty()) {
     wait_timer_->cancel();
-    reactor_->release();
+    reactor_.release();
   } else if (!wait_timer_->armed()) {
     wait_timer_->arm_at_us(waiting_.front().deadline_us);
   }
@@ -97,7 +98,7 @@ void ShardLog::expire_waiting() {
     waiting_.pop_front();
     recycle(std::move(w.payload));
     // Release before answering: the answer may append again and wait anew.
-    if (waiting_.empty()) reactor_->release();
+    if (waiting_.empty()) reactor_.release();
     if (append_errors_ != nullptr) append_errors_->inc();
     w.done(Status(ErrorCode::kOverloaded,
                   fmt::format("waited {} ms for log write buffers; retry later", options_.append_wait_ms_max)));
@@ -198,7 +199,7 @@ bool ShardLog::try_append(const LogAppend& append, std::string_view control, App
   pending.bytes = bytes;
   pending.producer = append.producer;
   if (stream_id == kControlStreamId) pending.control = std::string(control);
-  if (buffer->pending.empty()) reactor_->hold();  // Until this buffer is durable: shutdown waits.
+  if (buffer->pending.empty()) reactor_.hold();  // Until this buffer is durable: shutdown waits.
   buffer->pending.push_back(std::move(pending));
   buffer->used += bytes;
   stream.next_seq += record_count;
@@ -226,7 +227,7 @@ bool ShardLog::place_internal(BatchHeader header, std::string_view stored, Appen
   pending.internal = true;
   *segment_id = buffer->segment->id;
   *offset = pending.offset;
-  if (buffer->pending.empty()) reactor_->hold();
+  if (buffer->pending.empty()) reactor_.hold();
   buffer->pending.push_back(std::move(pending));
   buffer->used += bytes;
   maybe_flush();
@@ -406,7 +407,7 @@ void ShardLog::complete_flushes() {
     for (WriteBuffer* b : sealed_) still_writing |= b->segment == segment;
     if (filling_ != nullptr) still_writing |= filling_->segment == segment;
     if (!still_writing) write_summary(*segment);
-    if (held) reactor_->release();
+    if (held) reactor_.release();
   }
   // Readers waiting for new records of these streams: they may read now.
   std::sort(tails_moved_.begin(), tails_moved_.end());
@@ -434,7 +435,7 @@ void ShardLog::fail(Status status) {
       if (append_errors_ != nullptr) append_errors_->inc();
       p.done(status);
     }
-    if (!buffer->pending.empty()) reactor_->release();
+    if (!buffer->pending.empty()) reactor_.release();
     buffer->pending.clear();
   };
   for (WriteBuffer* buffer : sealed_) fail_buffer(buffer);
@@ -444,7 +445,7 @@ void ShardLog::fail(Status status) {
     waiting.swap(waiting_);
     waiting_bytes_ = 0;
     wait_timer_->cancel();
-    reactor_->release();
+    reactor_.release();
     for (WaitingAppend& w : waiting) {
       if (append_errors_ != nullptr) append_errors_->inc();
       w.done(status);

@@ -98,8 +98,9 @@ void ShardLog::apply_relocation(const Relocation& relocation, uint64_t dest_segm
 }
 
 ShardLog::CompactStart ShardLog::compact() {
-  if (compaction_ || reactor_ == nullptr || !failure_.is_ok() || options_.compact_live_percent == 0 ||
-      reactor_->stopping()) {
+  assert_on_owner();
+  if (compaction_ || !failure_.is_ok() || options_.compact_live_percent == 0 ||
+      reactor_.stopping()) {
     return CompactStart::kNothingToDo;
   }
   // Live bytes of each complete segment that may be compacted.
@@ -166,7 +167,7 @@ ShardLog::CompactStart ShardLog::compact() {
   log_info("compacting segment {}: about {} KiB of it still live; copying that forward", segment.path,
            live_bytes >> 10);
   compaction_ = std::move(c);
-  reactor_->hold();  // Shutdown waits for the compaction to wind down.
+  reactor_.hold();  // Shutdown waits for the compaction to wind down.
   schedule_compaction_step();
   return CompactStart::kStarted;
 }
@@ -175,7 +176,7 @@ void ShardLog::schedule_compaction_step() {
   if (compaction_step_scheduled_ || !compaction_) return;
   compaction_step_scheduled_ = true;
   // Posted, not called: steps run outside flush completion and read callbacks.
-  reactor_->post([this] { compaction_step(); });
+  reactor_.post([this] { compaction_step(); });
 }
 
 void ShardLog::compaction_step() {
@@ -186,7 +187,7 @@ void ShardLog::compaction_step() {
     if (!failure_.is_ok()) {
       c->abandoned = true;
       c->why = "the log failed";
-    } else if (reactor_->stopping()) {
+    } else if (reactor_.stopping()) {
       c->abandoned = true;
       c->why = "shutting down";
     }
@@ -212,7 +213,7 @@ void ShardLog::compaction_step() {
       log_warn("compaction of segment {:020} abandoned: {}", c->source, c->why);
     }
     compaction_.reset();
-    reactor_->release();
+    reactor_.release();
     if (committed) reclaim();
     return;
   }

@@ -14,12 +14,14 @@ namespace runnel {
 using namespace log_internal;
 
 void ShardLog::wait_for_records(TailWaiter* waiter) {
+  assert_on_owner();
   RUNNEL_ASSERT(!waiter->waiting);
   waiter->waiting = true;
   tail_waiters_[waiter->stream_id].push_back(waiter);
 }
 
 void ShardLog::cancel_wait(TailWaiter* waiter) {
+  assert_on_owner();
   if (!waiter->waiting) return;
   waiter->waiting = false;
   auto it = tail_waiters_.find(waiter->stream_id);
@@ -37,7 +39,7 @@ StreamTail ShardLog::tail(uint64_t stream_id) const {
 
 void ShardLog::read(uint64_t stream_id, ReadStart start, uint32_t max_records, uint32_t max_bytes,
                     ReadCallback done) {
-  RUNNEL_ASSERT(reactor_ != nullptr);
+  assert_on_owner();
   auto it = streams_.find(stream_id);
   const StreamState* stream = it == streams_.end() ? nullptr : it->second.get();
   const uint64_t tail = stream == nullptr ? 0 : stream->durable_next_seq;
@@ -89,7 +91,7 @@ void ShardLog::read(uint64_t stream_id, ReadStart start, uint32_t max_records, u
   op->whole_chunks = false;
   op->by_timestamp = by_timestamp;
   op->start_timestamp = start.value;
-  reactor_->hold();
+  reactor_.hold();
   continue_read(op);
 }
 
@@ -381,7 +383,7 @@ void ShardLog::finish_read(ReadOp* op, Status status) {
   Result<ReadResult> result = status.is_ok() ? Result<ReadResult>(std::move(op->result)) : Result<ReadResult>(status);
   op->result = ReadResult();
   free_read_ops_.push_back(op);
-  reactor_->release();
+  reactor_.release();
   done(std::move(result));
 }
 }  // namespace runnel

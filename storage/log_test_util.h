@@ -53,7 +53,7 @@ class ShardHarness {
     Status started = shards_.start(
         [this, options, make_io](Reactor& r) {
           io_ = make_io ? make_io(r) : std::make_unique<UringFileIo>(&r);
-          auto log = T::open(&r, *io_, options);
+          auto log = T::open(r, *io_, options);
           if (!log) {
             open_status_ = log.status();
             return Status::ok();

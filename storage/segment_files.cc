@@ -23,7 +23,7 @@ std::string ShardLog::summary_path(uint64_t segment_id) const {
 }
 
 void ShardLog::write_summary(Segment& segment) {
-  if (!segment.summary || segment.summary_written || reactor_ == nullptr || !failure_.is_ok()) return;
+  if (!segment.summary || segment.summary_written || !failure_.is_ok()) return;
   segment.summary_written = true;
   segment.summary->durable_end = segment.durable_end;
   segment.summary->holes = segment.holes;
@@ -40,7 +40,7 @@ void ShardLog::write_summary(Segment& segment) {
   auto* job = new Job{this, segment.id, encode_segment_summary(segment.id, *segment.summary), {}, -1, summary_path(segment.id)};
   segment.summary.reset();
   segment.summary_in_flight = true;  // Not reclaimed under the write.
-  reactor_->hold();
+  reactor_.hold();
   auto finish = [](Job* j, int res, const char* step) {
     if (res < 0) {
       log_warn("summary {}: cannot save it ({}: {}); the next recovery scans its segment", j->path, step,
@@ -50,7 +50,7 @@ void ShardLog::write_summary(Segment& segment) {
     auto it = log->segments_.find(j->segment_id);
     if (it != log->segments_.end()) it->second->summary_in_flight = false;
     delete j;
-    log->reactor_->release();
+    log->reactor_.release();
   };
   io_.open(job->path, true, false, &job->op, [this, job, finish](int fd) {
     if (fd < 0) return finish(job, fd, "open");
@@ -119,6 +119,7 @@ void ShardLog::roll_segment() {
 }
 
 ShardLog::ReclaimReport ShardLog::reclaim() {
+  assert_on_owner();
   ReclaimReport report;
   if (!failure_.is_ok()) return report;
   // Which complete segments still hold something needed.
@@ -169,13 +170,13 @@ ShardLog::ReclaimReport ShardLog::reclaim() {
       std::string summary_path;
     };
     auto* job = new Job{this, {}, segment->path, summary_path(id)};
-    reactor_->hold();
+    reactor_.hold();
     io_.unlink(job->segment_path, &job->op, [job](int res) {
       if (res < 0 && res != -ENOENT) log_warn("unlink of a reclaimed segment failed: {}", std::strerror(-res));
       job->log->io_.unlink(job->summary_path, &job->op, [job](int) {
         ShardLog* log = job->log;
         delete job;
-        log->reactor_->release();
+        log->reactor_.release();
       });
     });
   }

@@ -23,7 +23,7 @@ constexpr uint64_t kZeroWindowFloorBytes = 32ull << 20;
 
 }  // namespace
 
-ShardLog::ShardLog(Reactor* reactor, FileIo& io, const LogOptions& options)
+ShardLog::ShardLog(Reactor& reactor, FileIo& io, const LogOptions& options)
     : reactor_(reactor), io_(io), options_(options), limits_(options.limits), append_limits_(options.append_limits),
       cache_(options.cache_bytes) {
   // New appends are held to both: never more than what stored batches may be.
@@ -58,9 +58,9 @@ ShardLog::ShardLog(Reactor* reactor, FileIo& io, const LogOptions& options)
     free_read_ops_.push_back(op.get());
     read_ops_.push_back(std::move(op));
   }
-  if (reactor_ != nullptr) {
-    wait_timer_ = std::make_unique<Timer>(*reactor_, [this] { expire_waiting(); });
-    MetricsRegistry& m = reactor_->metrics();
+  {
+    wait_timer_ = std::make_unique<Timer>(reactor_, [this] { expire_waiting(); });
+    MetricsRegistry& m = reactor_.metrics();
     appends_ = &m.counter("runnel_log_appends_total", "Batches appended and acknowledged.");
     append_errors_ = &m.counter("runnel_log_append_errors_total", "Appends that failed.");
     records_appended_ = &m.counter("runnel_log_records_appended_total", "Records appended and acknowledged.");
@@ -92,7 +92,7 @@ ShardLog::~ShardLog() {
   if (next_ && next_->fd >= 0) (void)io_.close_sync(next_->fd);
 }
 
-Result<std::unique_ptr<ShardLog>> ShardLog::open(Reactor* reactor, FileIo& io, const LogOptions& options,
+Result<std::unique_ptr<ShardLog>> ShardLog::open(Reactor& reactor, FileIo& io, const LogOptions& options,
                                                 ControlHandler control_handler, ProducerHandler producer_handler) {
   std::unique_ptr<ShardLog> log(new ShardLog(reactor, io, options));
   log->control_handler_ = std::move(control_handler);
@@ -115,12 +115,14 @@ uint64_t ShardLog::stored_bytes(uint64_t stream_id) const {
 }
 
 void ShardLog::set_compression(uint64_t stream_id, bool lz4) {
+  assert_on_owner();
   auto& slot = streams_[stream_id];
   if (!slot) slot = std::make_unique<StreamState>();
   slot->compress_lz4 = lz4;
 }
 
 void ShardLog::set_floor(uint64_t stream_id, uint64_t floor_seq) {
+  assert_on_owner();
   auto it = streams_.find(stream_id);
   if (it == streams_.end()) return;
   it->second->floor_seq = std::max(it->second->floor_seq, floor_seq);

@@ -138,9 +138,9 @@ class ShardLog {
   using ProducerHandler = std::function<void(uint64_t stream_id, const ProducerTag& tag, const AppendAck& ack)>;
 
   // Opens the log in options.dir, creating it if needed, and recovers it.
-  // Blocking: call at startup, before the shard serves. `reactor` may be null
-  // for offline tools that only recover and read synchronously (not yet used).
-  static Result<std::unique_ptr<ShardLog>> open(Reactor* reactor, FileIo& io, const LogOptions& options,
+  // Blocking: call at startup, on `reactor`'s shard, before it serves; the
+  // log lives on that shard from then on.
+  static Result<std::unique_ptr<ShardLog>> open(Reactor& reactor, FileIo& io, const LogOptions& options,
                                                 ControlHandler control_handler = nullptr,
                                                 ProducerHandler producer_handler = nullptr);
 
@@ -291,7 +291,11 @@ class ShardLog {
   struct Compaction;
   friend struct ShardLogTestPeer;
 
-  ShardLog(Reactor* reactor, FileIo& io, const LogOptions& options);
+  // Every entry point that changes the log or starts I/O asserts it runs on
+  // the owning shard (cheap: a thread-local compare).
+  void assert_on_owner() const { RUNNEL_ASSERT(reactor_.is_current()); }
+
+  ShardLog(Reactor& reactor, FileIo& io, const LogOptions& options);
   // `control`: a control record's own bytes (stream 0), for the segment summary.
   void append_batch(const LogAppend& append, std::string_view control, AppendCallback done);
   // Places the append, or answers it with an error (both consume `done`:
@@ -365,7 +369,7 @@ class ShardLog {
   void finish_read(ReadOp* op, Status status);
   bool finish_read_false(ReadOp* op, Status status);  // finish_read, then "stop parsing".
 
-  Reactor* reactor_;
+  Reactor& reactor_;  // The owning shard's: every call is made on its thread.
   FileIo& io_;
   LogOptions options_;
   ControlHandler control_handler_;

@@ -14,10 +14,11 @@ constexpr size_t kSnapshotInFlight = 512;  // Snapshot records handed to the log
 constexpr uint64_t kRetentionIdleFactor = 20;  // Retention passes take at most 1/20 of the shard's time.
 }  // namespace
 
-Result<std::unique_ptr<StreamStore>> StreamStore::open(Reactor* reactor, FileIo& io, const LogOptions& options,
+StreamStore::StreamStore(Reactor& reactor) : reactor_(reactor) {}
+
+Result<std::unique_ptr<StreamStore>> StreamStore::open(Reactor& reactor, FileIo& io, const LogOptions& options,
                                                        bool bucket_home) {
-  std::unique_ptr<StreamStore> store(new StreamStore());
-  store->reactor_ = reactor;
+  std::unique_ptr<StreamStore> store(new StreamStore(reactor));
   store->bucket_home_ = bucket_home;
   StreamStore* self = store.get();
   auto log = ShardLog::open(
@@ -191,12 +192,14 @@ void StreamStore::finish_create(const CatalogMutation& mutation, const Status& s
 
 void StreamStore::create_stream(std::string_view bucket, std::string_view name, const StreamConfig& config,
                                 InfoCallback done) {
+  assert_on_owner();
   auto m = prepare_create(bucket, name, config);
   if (!m) return done(m.status());
   mutate(std::move(*m), std::move(done));
 }
 
 void StreamStore::create_stream_default(std::string_view bucket, std::string_view name, InfoCallback done) {
+  assert_on_owner();
   const BucketInfo* b = catalog_.find_bucket(bucket);
   // Without the bucket, prepare_create refuses it.
   create_stream(bucket, name, b != nullptr ? b->config.default_stream_config : StreamConfig{}, std::move(done));
@@ -224,12 +227,14 @@ void StreamStore::ensure_stream(std::string_view bucket, std::string_view name, 
 }
 
 void StreamStore::ensure_stream_for_read(std::string_view bucket, std::string_view name, StatusCallback done) {
+  assert_on_owner();
   ensure_stream(bucket, name, AutoCreate::kOnRead, std::move(done));
 }
 
 // ---- buckets ----
 
 void StreamStore::create_bucket(std::string_view name, const BucketConfig& config, BucketCallback done) {
+  assert_on_owner();
   CatalogMutation m;
   m.op = CatalogOp::kBucketCreate;
   m.bucket.name = std::string(name);
@@ -239,6 +244,7 @@ void StreamStore::create_bucket(std::string_view name, const BucketConfig& confi
 }
 
 void StreamStore::reconfigure_bucket(std::string_view name, const BucketConfig& config, BucketCallback done) {
+  assert_on_owner();
   CatalogMutation m;
   m.op = CatalogOp::kBucketReconfigure;
   if (const BucketInfo* b = catalog_.find_bucket(name)) m.bucket = *b;
@@ -248,6 +254,7 @@ void StreamStore::reconfigure_bucket(std::string_view name, const BucketConfig& 
 }
 
 void StreamStore::delete_bucket(std::string_view name, BucketCallback done) {
+  assert_on_owner();
   CatalogMutation m;
   m.op = CatalogOp::kBucketDelete;
   if (const BucketInfo* b = catalog_.find_bucket(name)) m.bucket = *b;  // The answer: what it was.
@@ -273,17 +280,20 @@ void StreamStore::write_bucket(CatalogMutation mutation, BucketCallback done) {
 }
 
 Status StreamStore::apply_bucket_replica(const CatalogMutation& mutation) {
+  assert_on_owner();
   RUNNEL_ASSERT(!bucket_home_);
   RUNNEL_ASSERT(is_bucket_op(mutation.op));
   return catalog_.apply(mutation);
 }
 
 void StreamStore::replace_buckets(const std::vector<BucketInfo>& buckets) {
+  assert_on_owner();
   RUNNEL_ASSERT(!bucket_home_);
   catalog_.replace_buckets(buckets);
 }
 
 bool StreamStore::mark_bucket_deleting(std::string_view name) {
+  assert_on_owner();
   auto it = buckets_deleting_.find(name);
   if (it == buckets_deleting_.end()) it = buckets_deleting_.emplace(std::string(name), 0).first;
   it->second++;
@@ -293,6 +303,7 @@ bool StreamStore::mark_bucket_deleting(std::string_view name) {
 }
 
 void StreamStore::unmark_bucket_deleting(std::string_view name) {
+  assert_on_owner();
   auto it = buckets_deleting_.find(name);
   RUNNEL_ASSERT(it != buckets_deleting_.end());
   if (--it->second == 0) buckets_deleting_.erase(it);
@@ -300,6 +311,7 @@ void StreamStore::unmark_bucket_deleting(std::string_view name) {
 
 void StreamStore::mutate_existing(std::string_view bucket, std::string_view name, CatalogOp op,
                                   const std::function<void(StreamInfo&)>& edit, InfoCallback done) {
+  assert_on_owner();
   auto info = existing(bucket, name);
   if (!info) return done(info.status());
   CatalogMutation m;
@@ -341,6 +353,7 @@ void StreamStore::trim_stream(std::string_view bucket, std::string_view name, ui
 
 void StreamStore::append(std::string_view bucket, std::string_view name, const AppendRequest& request,
                          AppendCallback done) {
+  assert_on_owner();
   const StreamInfo* stream = catalog_.find(bucket, name);
   if (stream != nullptr) return append_to(*stream, request, std::move(done));
   if (auto_creates(bucket, AutoCreate::kOnAppend)) return append_after_create(bucket, name, request, std::move(done));
@@ -500,6 +513,7 @@ void StreamStore::producer_answered(uint64_t stream_id, AppendRequest::Producer 
 
 void StreamStore::read(std::string_view bucket, std::string_view name, ReadStart start, uint32_t max_records,
                        uint32_t max_bytes, ReadCallback done) {
+  assert_on_owner();
   const StreamInfo* stream = catalog_.find(bucket, name);
   if (stream != nullptr) return read_from(*stream, start, max_records, max_bytes, std::move(done));
   if (auto_creates(bucket, AutoCreate::kOnRead)) {
@@ -576,9 +590,9 @@ void StreamStore::read_from(const StreamInfo& stream, ReadStart start, uint32_t 
 }
 
 void StreamStore::start_retention(uint64_t interval_ms) {
-  RUNNEL_ASSERT(reactor_ != nullptr);
+  assert_on_owner();
   retention_interval_ms_ = interval_ms;
-  retention_timer_ = std::make_unique<Timer>(*reactor_, [this] {
+  retention_timer_ = std::make_unique<Timer>(reactor_, [this] {
     const uint64_t started_us = Reactor::clock_us();
     enforce_retention(static_cast<uint64_t>(Reactor::clock_realtime_ms()));
     // A pass walks every stream: with a million of them it takes a good part
@@ -592,6 +606,7 @@ void StreamStore::start_retention(uint64_t interval_ms) {
 }
 
 void StreamStore::enforce_retention(uint64_t now_ms) {
+  assert_on_owner();
   std::vector<CatalogMutation> mutations;
   for (const StreamInfo* info : catalog_.all()) {
     if (retention_pending_.count(info->id) != 0) continue;

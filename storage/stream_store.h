@@ -67,7 +67,7 @@ class StreamStore {
   // Opens (and recovers) the shard's log, replaying the catalog. Blocking.
   // `bucket_home`: this store's log holds the node's buckets (shard 0's);
   // any other store starts with an empty replica (replace_buckets()).
-  static Result<std::unique_ptr<StreamStore>> open(Reactor* reactor, FileIo& io, const LogOptions& options,
+  static Result<std::unique_ptr<StreamStore>> open(Reactor& reactor, FileIo& io, const LogOptions& options,
                                                    bool bucket_home = true);
 
   // Stream operations. Errors: kInvalidArgument (names, config), kAlreadyExists,
@@ -156,7 +156,9 @@ class StreamStore {
   ~StreamStore();
 
  private:
-  StreamStore() = default;
+  explicit StreamStore(Reactor& reactor);  // Out of line: some members are incomplete here.
+  // Every entry point asserts it runs on the owning shard (a thread-local compare).
+  void assert_on_owner() const { RUNNEL_ASSERT(reactor_.is_current()); }
   // A catalog mutation on its way to the log, with whom to answer: the
   // stream's new state (stream ops) or the bucket's (bucket ops).
   struct PendingMutation {
@@ -194,7 +196,7 @@ class StreamStore {
   void mutate_existing(std::string_view bucket, std::string_view name, CatalogOp op,
                        const std::function<void(StreamInfo&)>& edit, InfoCallback done);
 
-  Reactor* reactor_ = nullptr;
+  Reactor& reactor_;  // The owning shard's: every call is made on its thread.
   std::unique_ptr<ShardLog> log_;
   StreamCatalog catalog_;
   // Creates written but not yet durable, so a second create of the same name

@@ -186,7 +186,7 @@ int run(int argc, char** argv) {
   Status started = shards.start(
       [&](Reactor& r) {
         io = std::make_unique<UringFileIo>(&r);
-        auto opened = ShardLog::open(&r, *io, crash_options(dir));
+        auto opened = ShardLog::open(r, *io, crash_options(dir));
         if (!opened) return opened.status();
         log = std::move(*opened);
         if (mode == "append") {
