@@ -34,6 +34,12 @@ struct HostPort {
 };
 Result<HostPort> parse_host_port(std::string_view text);
 
+// Batch limits' defaults and upper bounds: the wire's absolute maxima
+// (proto/limits.h, which core cannot include; net/server.cc asserts they agree).
+inline constexpr uint32_t kConfigBatchRecordsMax = 1000;
+inline constexpr uint32_t kConfigBatchBytesMax = 1114112;
+inline constexpr uint32_t kConfigRecordBytesMax = 1048576;
+
 struct Config {
   // --- top level ---
   std::string data_dir = "./data";          // data_dir
@@ -46,9 +52,9 @@ struct Config {
   uint32_t frame_bytes_max = 2u << 20;       // server.frame_bytes_max
   uint32_t requests_in_flight_max = 1024;    // server.requests_in_flight_max (per connection)
   uint32_t subscriptions_max = 1024;         // server.subscriptions_max (per connection)
-  uint32_t batch_records_max = 1000;         // server.batch_records_max (at most proto/limits.h's)
-  uint32_t batch_bytes_max = 1114112;        // server.batch_bytes_max (encoded records; at most proto/limits.h's)
-  uint32_t record_bytes_max = 1048576;       // server.record_bytes_max (at most proto/limits.h's)
+  uint32_t batch_records_max = kConfigBatchRecordsMax;  // server.batch_records_max
+  uint32_t batch_bytes_max = kConfigBatchBytesMax;      // server.batch_bytes_max (encoded records)
+  uint32_t record_bytes_max = kConfigRecordBytesMax;    // server.record_bytes_max
   uint32_t heartbeat_ms = 5000;              // server.heartbeat_ms
 
   // --- [admin]: the HTTP admin port ---

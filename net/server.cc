@@ -16,11 +16,11 @@
 
 namespace runnel {
 
-// The config keys' defaults and upper bounds (core/config.cc, which cannot
+// The config keys' defaults and upper bounds (core/config.h, which cannot
 // see proto/) are the wire's absolute maxima.
-static_assert(Config{}.batch_records_max == kBatchRecordsMax);
-static_assert(Config{}.batch_bytes_max == kBatchBytesMax);
-static_assert(Config{}.record_bytes_max == kRecordBytesMax);
+static_assert(kConfigBatchRecordsMax == kBatchRecordsMax);
+static_assert(kConfigBatchBytesMax == kBatchBytesMax);
+static_assert(kConfigRecordBytesMax == kRecordBytesMax);
 
 namespace {
 
