@@ -53,7 +53,7 @@ constexpr Route kRoutes[] = {
 
 }  // namespace
 
-HttpHandler make_admin_handler(Reactor& reactor, const NodeInfo& node, StreamService& streams) {
+HttpHandler make_admin_handler(Reactor& reactor, const NodeInfo& node, Router& streams) {
   return [&reactor, &node, &streams](const HttpRequest& request, HttpResponder responder) {
     for (const Route& route : kRoutes) {
       if (request.path != route.path) continue;

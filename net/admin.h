@@ -15,7 +15,7 @@
 #include "core/config.h"
 #include "core/reactor.h"
 #include "net/http_connection.h"
-#include "net/stream_service.h"
+#include "net/router.h"
 
 namespace runnel {
 
@@ -28,7 +28,7 @@ struct NodeInfo {
 };
 
 // Builds the request handler for one shard; `streams` is that shard's
-// StreamService (the REST API's way in) and outlives the handler.
-HttpHandler make_admin_handler(Reactor& reactor, const NodeInfo& node, StreamService& streams);
+// Router (the REST API's way in) and outlives the handler.
+HttpHandler make_admin_handler(Reactor& reactor, const NodeInfo& node, Router& streams);
 
 }  // namespace runnel

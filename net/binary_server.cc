@@ -40,10 +40,10 @@ std::string overloaded_frame() {
 }  // namespace
 
 BinaryServer::BinaryServer(Reactor& reactor, UniqueFd listener, const BinaryServerOptions& options,
-                           StreamService& service)
+                           Router& router)
     : reactor_(reactor),
       options_(options),
-      service_(service),
+      router_(router),
       acceptor_(reactor, std::move(listener),
                 AcceptorOptions{"binary", "binary protocol", options.connections_max, overloaded_frame()},
                 [this] { return std::make_unique<BinaryConnection>(*this, reactor_); }),
@@ -323,7 +323,7 @@ bool BinaryConnection::handle_frame(const char* frame, uint32_t frame_bytes) {
   const uint64_t generation = generation_;
   // Loop-step times: a step's worth of error either way, no clock read per request.
   const uint64_t append_from_us = h.opcode == static_cast<uint16_t>(Opcode::kAppend) ? reactor_.now_us() : 0;
-  Status s = server_.service_.handle(h.opcode, h.request_id, body, [this, generation, append_from_us](std::string answer) {
+  Status s = server_.router_.handle(h.opcode, h.request_id, body, [this, generation, append_from_us](std::string answer) {
     if (generation != generation_) return;  // The connection it was for is gone.
     if (append_from_us != 0) server_.append_us_.record(reactor_.now_us() - append_from_us);
     on_answer(std::move(answer));
@@ -337,8 +337,8 @@ bool BinaryConnection::handle_frame(const char* frame, uint32_t frame_bytes) {
 }
 
 bool BinaryConnection::handle_subscription_frame(uint16_t opcode, uint32_t request_id, std::string_view body) {
-  StreamService& service = server_.service_;
-  const auto shards = static_cast<uint32_t>(service.stores()->shard_count());
+  Router& router = server_.router_;
+  const auto shards = static_cast<uint32_t>(router.stores()->shard_count());
   switch (static_cast<Opcode>(opcode)) {
     case Opcode::kSubscribe: {
       wire::Subscribe m;
@@ -367,7 +367,7 @@ bool BinaryConnection::handle_subscription_frame(uint16_t opcode, uint32_t reque
         }
       }
       subscriptions_[request_id] = owner;
-      subscriptions::start(reactor_, service.stores(), owner, request_id, body, push_target(), limits_.heartbeat_ms);
+      subscriptions::start(reactor_, router.stores(), owner, request_id, body, push_target(), limits_.heartbeat_ms);
       return true;
     }
     case Opcode::kCredit: {

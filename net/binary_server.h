@@ -3,7 +3,7 @@
 // accepts (net/acceptor.h: every shard on its own SO_REUSEPORT socket, so a
 // connection lives where it was accepted — the kernel spreads connections
 // over shards, and no accept thread hands them off), and each
-// BinaryConnection reads frames, hands requests to the StreamService, and
+// BinaryConnection reads frames, hands requests to the Router, and
 // writes the answers back in whatever order they complete.
 //
 // Receiving: one multishot recv per connection takes buffers from the
@@ -34,7 +34,7 @@
 #include "net/acceptor.h"
 #include "net/recv_buffer_ring.h"
 #include "net/socket_output.h"
-#include "net/stream_service.h"
+#include "net/router.h"
 #include "net/subscriptions.h"
 
 namespace runnel {
@@ -138,7 +138,7 @@ class BinaryConnection final : public AcceptedConnection {
 
 class BinaryServer {
  public:
-  BinaryServer(Reactor& reactor, UniqueFd listener, const BinaryServerOptions& options, StreamService& service);
+  BinaryServer(Reactor& reactor, UniqueFd listener, const BinaryServerOptions& options, Router& router);
   BinaryServer(const BinaryServer&) = delete;
   BinaryServer& operator=(const BinaryServer&) = delete;
 
@@ -151,7 +151,7 @@ class BinaryServer {
 
   Reactor& reactor_;
   BinaryServerOptions options_;
-  StreamService& service_;
+  Router& router_;
   Acceptor acceptor_;
   Counter& requests_;
   Counter& protocol_errors_;

@@ -210,7 +210,7 @@ struct SlowReply {
 // fini, both on the shard.
 struct ShardState {
   std::vector<std::unique_ptr<SlowReply>> slow_replies;
-  std::unique_ptr<StreamService> streams;  // The admin handler's; no stores behind it.
+  std::unique_ptr<Router> streams;  // The admin handler's; no stores behind it.
 };
 
 class HttpServerTest : public ::testing::Test {
@@ -264,7 +264,7 @@ class HttpServerTest : public ::testing::Test {
   void start_admin(int shard_count) {
     start(HttpServerOptions(), shard_count,
           [this](Reactor& reactor, ShardState& state) {
-            state.streams = std::make_unique<StreamService>(reactor, &no_stores_, nullptr);
+            state.streams = std::make_unique<Router>(reactor, &no_stores_, nullptr);
             return make_admin_handler(reactor, node_, *state.streams);
           });
   }

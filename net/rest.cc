@@ -9,7 +9,7 @@
 #include "core/shard_gather.h"
 #include "core/text.h"
 #include "net/json.h"
-#include "net/stream_service.h"
+#include "net/router.h"
 #include "net/subscriptions.h"
 #include "storage/stream_store.h"
 
@@ -710,17 +710,17 @@ Result<Json> records_json(const wire::ReadAnswer& answer, uint32_t count, uint64
 // --- Serving ---------------------------------------------------------------
 //
 // Each request is an Exchange on the heap, owned by the chain of callbacks
-// that serve it and freed by finish(). A step that asks the StreamService
+// that serve it and freed by finish(). A step that asks the Router
 // names the next step; an error answer ends the exchange with its status.
 
 namespace {
 
-constexpr uint32_t kRequestId = 1;  // The StreamService only echoes it.
+constexpr uint32_t kRequestId = 1;  // The Router only echoes it.
 constexpr uint32_t kShardStreamsListedMax = 1000;
 
 struct Exchange {
   Reactor& reactor;
-  StreamService& streams;
+  Router& streams;
   const HttpRequest& request;  // Valid until the responder is used.
   HttpResponder responder;
   Route route;
@@ -759,7 +759,7 @@ void on_answer(Exchange* ex, Next next, const std::string& frame) {
   next(ex, body);
 }
 
-// Runs one protocol request on this shard's StreamService; `next` gets the
+// Runs one protocol request on this shard's Router; `next` gets the
 // answer body of a success.
 void call(Exchange* ex, Opcode opcode, const std::string& body, Next next) {
   Status s = ex->streams.handle(static_cast<uint16_t>(opcode), kRequestId, body,
@@ -1196,7 +1196,7 @@ void shards(Exchange* ex, const QueryParams& params) {
 
 }  // namespace
 
-void serve(Reactor& reactor, StreamService& streams, bool ready, const HttpRequest& request, HttpResponder responder) {
+void serve(Reactor& reactor, Router& streams, bool ready, const HttpRequest& request, HttpResponder responder) {
   auto route = parse_route(request.path);
   if (!route) return responder.respond(error_response(route.status()));
   if (!ready) return responder.respond(error_response(Status(ErrorCode::kUnavailable, "the server is starting")));

@@ -6,11 +6,11 @@
 //
 // A thin adapter over the binary protocol: a REST call builds the request
 // body a client would send (proto/wire.h), runs it through the shard's
-// StreamService — which routes it to the stream's owning shard and answers
+// Router — which routes it to the stream's owning shard and answers
 // with a whole frame, errors included — then decodes the answer and renders
 // JSON. Validation, routing and semantics are therefore the binary
 // protocol's; what is added here is only the HTTP shape. Two things go past
-// the StreamService, by message to the shards that own them: a stream's
+// the Router, by message to the shards that own them: a stream's
 // subscriptions (consumer lag) and the per-shard statistics.
 //
 // serve() runs on the shard that accepted the HTTP connection. A request's
@@ -38,7 +38,7 @@
 
 namespace runnel {
 
-class StreamService;
+class Router;
 
 namespace rest {
 
@@ -164,7 +164,7 @@ Result<Json> records_json(const wire::ReadAnswer& answer, uint32_t count, uint64
 // connection's shard; `streams` is that shard's. Until `ready` (every
 // shard's store open and the buckets on every replica) the API's routes are
 // answered 503 unavailable.
-void serve(Reactor& reactor, StreamService& streams, bool ready, const HttpRequest& request, HttpResponder responder);
+void serve(Reactor& reactor, Router& streams, bool ready, const HttpRequest& request, HttpResponder responder);
 
 }  // namespace rest
 }  // namespace runnel

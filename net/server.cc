@@ -120,21 +120,21 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config) {
                                          [opened] { return static_cast<double>(opened->catalog().bucket_count()); });
         services.store->start_retention(config.storage_retention_interval_ms);
         s->stores_->install(services.store.get());
-        services.streams = std::make_unique<StreamService>(reactor, s->stores_.get(), s->buckets_.get());
+        services.router = std::make_unique<Router>(reactor, s->stores_.get(), s->buckets_.get());
         // The admin port serves /health at once; its REST API waits for ready.
         services.admin = std::make_unique<HttpServer>(reactor, std::move(s->admin_listeners_[shard]), admin_options,
-                                                      make_admin_handler(reactor, s->node_, *services.streams));
+                                                      make_admin_handler(reactor, s->node_, *services.router));
         services.admin->start();
         // Accepting starts once every shard has recovered (below): a request
         // may need any shard's store.
         services.binary = std::make_unique<BinaryServer>(reactor, std::move(s->binary_listeners_[shard]),
-                                                         binary_options, *services.streams);
+                                                         binary_options, *services.router);
         return Status::ok();
       },
       [s](Reactor& reactor) {
         ShardServices& services = s->shard_services_[static_cast<size_t>(reactor.shard())];
         services.binary.reset();
-        services.streams.reset();
+        services.router.reset();
         services.admin.reset();
         if (services.store) s->stores_->uninstall();
         services.store.reset();

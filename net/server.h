@@ -61,7 +61,7 @@ class Server {
     std::unique_ptr<UringFileIo> io;
     std::unique_ptr<StreamStore> store;
     std::unique_ptr<HttpServer> admin;
-    std::unique_ptr<StreamService> streams;
+    std::unique_ptr<Router> router;
     std::unique_ptr<BinaryServer> binary;
   };
   std::vector<ShardServices> shard_services_;

@@ -1,5 +1,5 @@
 #pragma once
-// StreamService: the binary protocol's operations, as served to the
+// Router: the binary protocol's operations, as served to the
 // connections of one shard. A request names its stream; the stream belongs to
 // one shard (wire::owner_shard: XXH3 of "bucket/stream"), and the operation runs
 // there, against that shard's StreamStore. For a stream of this shard that
@@ -29,14 +29,14 @@
 
 namespace runnel {
 
-class StreamService {
+class Router {
  public:
   // Receives the answer frame on the connection's shard.
   using Reply = InlineFunction<void(std::string frame), 32>;
 
   // `stores[s]` is shard s's store, used only on shard s; `buckets` lives on
   // shard 0 and is used only there.
-  StreamService(Reactor& reactor, const Sharded<StreamStore>* stores, BucketRegistry* buckets);
+  Router(Reactor& reactor, const Sharded<StreamStore>* stores, BucketRegistry* buckets);
 
   // Serves one request frame's body (valid for the duration of the call);
   // `reply` gets the answer frame, now or later. A body that does not decode

@@ -1,4 +1,4 @@
-#include "net/stream_service.h"
+#include "net/router.h"
 
 #include <algorithm>
 #include <memory>
@@ -22,7 +22,7 @@ struct Call {
   StreamStore* store;
   uint16_t opcode;
   uint32_t request_id;
-  StreamService::Reply reply;
+  Router::Reply reply;
 
   void answer(std::string frame) {
     std::unique_ptr<Call> self(this);
@@ -194,7 +194,7 @@ Status malformed(uint16_t opcode) {
 }  // namespace
 
 // A request for another shard's stream: its body, copied, travels there.
-struct StreamService::Remote {
+struct Router::Remote {
   uint16_t opcode;
   uint32_t request_id;
   int origin;
@@ -203,10 +203,10 @@ struct StreamService::Remote {
   std::string answer;
 };
 
-StreamService::StreamService(Reactor& reactor, const Sharded<StreamStore>* stores, BucketRegistry* buckets)
+Router::Router(Reactor& reactor, const Sharded<StreamStore>* stores, BucketRegistry* buckets)
     : reactor_(reactor), stores_(stores), buckets_(buckets) {}
 
-Status StreamService::handle(uint16_t opcode, uint32_t request_id, std::string_view body, Reply reply) {
+Status Router::handle(uint16_t opcode, uint32_t request_id, std::string_view body, Reply reply) {
   std::string_view bucket, stream;
   const bool names_a_stream = stream_of(opcode, body, &bucket, &stream);
   if (!names_a_stream && !decodes(opcode, body)) return malformed(opcode);
@@ -253,130 +253,126 @@ Status StreamService::handle(uint16_t opcode, uint32_t request_id, std::string_v
 
 namespace {
 
-// Decodes and starts one request (*malformed: it did not decode, nothing started).
-void run(StreamStore& store, Call* call, std::string_view body, bool* malformed) {
-  const uint16_t opcode = call->opcode;
-  const uint32_t request_id = call->request_id;
-  switch (static_cast<Opcode>(opcode)) {
-    case Opcode::kCreateStream: {
-      wire::CreateStream m;
-      if (!wire::decode_body(body, &m)) {
-        *malformed = true;
-        return;
-      }
-      if (m.use_bucket_default) return store.create_stream_default(m.bucket, m.stream, info_answer(call));
-      return store.create_stream(m.bucket, m.stream, from_wire(m.config), info_answer(call));
-    }
-    case Opcode::kGetStream: {
-      wire::StreamName m;
-      if (!wire::decode_body(body, &m)) {
-        *malformed = true;
-        return;
-      }
-      const StreamInfo* info = store.catalog().find(m.bucket, m.stream);
-      if (info == nullptr) {
-        return call->fail(Status(ErrorCode::kNotFound, fmt::format("no stream '{}' in bucket '{}'", m.stream, m.bucket)));
-      }
-      return call->answer(answer_frame(opcode, request_id, describe(store, *info)));
-    }
-    case Opcode::kReconfigureStream: {
-      wire::ReconfigureStream m;
-      if (!wire::decode_body(body, &m)) {
-        *malformed = true;
-        return;
-      }
-      return store.reconfigure_stream(m.bucket, m.stream, from_wire(m.config), info_answer(call));
-    }
-    case Opcode::kDeleteStream: {
-      wire::StreamName m;
-      if (!wire::decode_body(body, &m)) {
-        *malformed = true;
-        return;
-      }
-      return store.delete_stream(m.bucket, m.stream, info_answer(call));
-    }
-    case Opcode::kSealStream: {
-      wire::StreamName m;
-      if (!wire::decode_body(body, &m)) {
-        *malformed = true;
-        return;
-      }
-      return store.seal_stream(m.bucket, m.stream, info_answer(call));
-    }
-    case Opcode::kTrimStream: {
-      wire::TrimStream m;
-      if (!wire::decode_body(body, &m)) {
-        *malformed = true;
-        return;
-      }
-      return store.trim_stream(m.bucket, m.stream, m.trim_seq, info_answer(call));
-    }
-    case Opcode::kFenceStream: {
-      wire::FenceStream m;
-      if (!wire::decode_body(body, &m)) {
-        *malformed = true;
-        return;
-      }
-      return store.fence_stream(m.bucket, m.stream, m.token, info_answer(call));
-    }
-    case Opcode::kCheckTail: {
-      wire::StreamName m;
-      if (!wire::decode_body(body, &m)) {
-        *malformed = true;
-        return;
-      }
-      auto tail = store.tail(m.bucket, m.stream);
-      if (!tail) return call->fail(tail.status());
-      return call->answer(answer_frame(opcode, request_id, wire::TailAnswer{tail->next_seq, tail->last_timestamp}));
-    }
-    case Opcode::kAppend: {
-      wire::Append m;
-      if (!wire::decode_body(body, &m)) {
-        *malformed = true;
-        return;
-      }
-      AppendRequest request;
-      request.payload = m.payload;
-      request.record_count = m.record_count;
-      request.payload_checksum = m.payload_checksum;
-      if ((m.options & wire::Append::kHasMatchSeqNum) != 0) request.match_seq_num = m.match_seq_num;
-      if ((m.options & wire::Append::kHasFencingToken) != 0) request.fencing_token = m.fencing_token;
-      if ((m.options & wire::Append::kHasProducer) != 0) request.producer = {m.producer_id, m.producer_seq};
-      request.arrival_ms = static_cast<uint64_t>(Reactor::clock_realtime_ms());
-      return store.append(m.bucket, m.stream, request, [call](Result<AppendAck> r) {
-        if (!r) return call->fail(r.status());
-        wire::AppendAck ack{r->start_seq, r->end_seq, r->first_timestamp, r->last_timestamp, r->end_seq};
-        call->answer(answer_frame(call->opcode, call->request_id, ack));
-      });
-    }
-    case Opcode::kRead: {
-      wire::Read m;
-      if (!wire::decode_body(body, &m)) {
-        *malformed = true;
-        return;
-      }
-      auto* poll = new LongPoll{call,      std::string(m.bucket), std::string(m.stream), m.start, m.max_records,
-                                m.max_bytes, m.until_timestamp,     0,                     {},      nullptr};
-      poll->deadline_us = Reactor::clock_us() + uint64_t{std::min(m.wait_ms, kWaitMsMax)} * 1000;
-      return read_once(poll, m.wait_ms);
-    }
-    default:
-      return call->fail(Status(ErrorCode::kUnsupported, "operation not supported"));
+// --- the stream operations, one function each, run on the stream's shard ---
+
+void create_stream(StreamStore& store, Call* call, const wire::CreateStream& m) {
+  if (m.use_bucket_default) return store.create_stream_default(m.bucket, m.stream, info_answer(call));
+  store.create_stream(m.bucket, m.stream, from_wire(m.config), info_answer(call));
+}
+
+void get_stream(StreamStore& store, Call* call, const wire::StreamName& m) {
+  const StreamInfo* info = store.catalog().find(m.bucket, m.stream);
+  if (info == nullptr) {
+    return call->fail(Status(ErrorCode::kNotFound, fmt::format("no stream '{}' in bucket '{}'", m.stream, m.bucket)));
   }
+  call->answer(answer_frame(call->opcode, call->request_id, describe(store, *info)));
+}
+
+void reconfigure_stream(StreamStore& store, Call* call, const wire::ReconfigureStream& m) {
+  store.reconfigure_stream(m.bucket, m.stream, from_wire(m.config), info_answer(call));
+}
+
+void delete_stream(StreamStore& store, Call* call, const wire::StreamName& m) {
+  store.delete_stream(m.bucket, m.stream, info_answer(call));
+}
+
+void seal_stream(StreamStore& store, Call* call, const wire::StreamName& m) {
+  store.seal_stream(m.bucket, m.stream, info_answer(call));
+}
+
+void trim_stream(StreamStore& store, Call* call, const wire::TrimStream& m) {
+  store.trim_stream(m.bucket, m.stream, m.trim_seq, info_answer(call));
+}
+
+void fence_stream(StreamStore& store, Call* call, const wire::FenceStream& m) {
+  store.fence_stream(m.bucket, m.stream, m.token, info_answer(call));
+}
+
+void check_tail(StreamStore& store, Call* call, const wire::StreamName& m) {
+  auto tail = store.tail(m.bucket, m.stream);
+  if (!tail) return call->fail(tail.status());
+  call->answer(answer_frame(call->opcode, call->request_id, wire::TailAnswer{tail->next_seq, tail->last_timestamp}));
+}
+
+void append(StreamStore& store, Call* call, const wire::Append& m) {
+  AppendRequest request;
+  request.payload = m.payload;
+  request.record_count = m.record_count;
+  request.payload_checksum = m.payload_checksum;
+  if ((m.options & wire::Append::kHasMatchSeqNum) != 0) request.match_seq_num = m.match_seq_num;
+  if ((m.options & wire::Append::kHasFencingToken) != 0) request.fencing_token = m.fencing_token;
+  if ((m.options & wire::Append::kHasProducer) != 0) request.producer = {m.producer_id, m.producer_seq};
+  request.arrival_ms = static_cast<uint64_t>(Reactor::clock_realtime_ms());
+  store.append(m.bucket, m.stream, request, [call](Result<AppendAck> r) {
+    if (!r) return call->fail(r.status());
+    wire::AppendAck ack{r->start_seq, r->end_seq, r->first_timestamp, r->last_timestamp, r->end_seq};
+    call->answer(answer_frame(call->opcode, call->request_id, ack));
+  });
+}
+
+void read(StreamStore&, Call* call, const wire::Read& m) {
+  auto* poll = new LongPoll{call,        std::string(m.bucket), std::string(m.stream), m.start, m.max_records,
+                            m.max_bytes, m.until_timestamp,     0,                     {},      nullptr};
+  poll->deadline_us = Reactor::clock_us() + uint64_t{std::min(m.wait_ms, kWaitMsMax)} * 1000;
+  read_once(poll, m.wait_ms);
+}
+
+// --- the routing table: opcode -> request type and operation ---
+
+// Decodes `body` as a Request and runs Op with it; false if it does not decode.
+template <typename Request, void (*Op)(StreamStore&, Call*, const Request&)>
+bool decode_and_run(StreamStore& store, Call* call, std::string_view body) {
+  Request m;
+  if (!wire::decode_body(body, &m)) return false;
+  Op(store, call, m);
+  return true;
+}
+
+using StreamHandler = bool (*)(StreamStore&, Call*, std::string_view body);
+
+struct StreamRoute {
+  Opcode opcode;
+  StreamHandler run;
+};
+
+// Every operation on one stream, run on the stream's owning shard.
+constexpr StreamRoute kStreamRoutes[] = {
+    {Opcode::kCreateStream, decode_and_run<wire::CreateStream, create_stream>},
+    {Opcode::kGetStream, decode_and_run<wire::StreamName, get_stream>},
+    {Opcode::kReconfigureStream, decode_and_run<wire::ReconfigureStream, reconfigure_stream>},
+    {Opcode::kDeleteStream, decode_and_run<wire::StreamName, delete_stream>},
+    {Opcode::kSealStream, decode_and_run<wire::StreamName, seal_stream>},
+    {Opcode::kTrimStream, decode_and_run<wire::TrimStream, trim_stream>},
+    {Opcode::kFenceStream, decode_and_run<wire::FenceStream, fence_stream>},
+    {Opcode::kCheckTail, decode_and_run<wire::StreamName, check_tail>},
+    {Opcode::kAppend, decode_and_run<wire::Append, append>},
+    {Opcode::kRead, decode_and_run<wire::Read, read>},
+};
+
+// Ten entries: a scan beats a hash here.
+StreamHandler stream_handler(uint16_t opcode) {
+  for (const StreamRoute& route : kStreamRoutes) {
+    if (static_cast<uint16_t>(route.opcode) == opcode) return route.run;
+  }
+  return nullptr;
 }
 
 }  // namespace
 
-bool StreamService::execute(StreamStore& store, uint16_t opcode, uint32_t request_id, std::string_view body,
+bool Router::execute(StreamStore& store, uint16_t opcode, uint32_t request_id, std::string_view body,
                             Reply reply) {
+  const StreamHandler run = stream_handler(opcode);
   auto* call = new Call{&store, opcode, request_id, std::move(reply)};
-  bool malformed = false;
-  run(store, call, body, &malformed);
-  if (malformed) delete call;  // Never started: the caller refuses the frame.
-  return !malformed;
+  if (run == nullptr) {
+    call->fail(Status(ErrorCode::kUnsupported, "operation not supported"));
+    return true;
+  }
+  if (run(store, call, body)) return true;
+  delete call;  // Never started: the caller refuses the frame.
+  return false;
 }
 
-bool StreamService::handle_bucket(uint16_t opcode, uint32_t request_id, std::string_view body, Reply& reply) {
+bool Router::handle_bucket(uint16_t opcode, uint32_t request_id, std::string_view body, Reply& reply) {
   switch (static_cast<Opcode>(opcode)) {
     case Opcode::kCreateBucket:
     case Opcode::kReconfigureBucket:
@@ -419,7 +415,7 @@ bool StreamService::handle_bucket(uint16_t opcode, uint32_t request_id, std::str
   }
 }
 
-void StreamService::mutate_bucket(uint16_t opcode, uint32_t request_id, std::string_view body, Reply reply) {
+void Router::mutate_bucket(uint16_t opcode, uint32_t request_id, std::string_view body, Reply reply) {
   if (Status busy = reactor_.admit_cross_shard(); !busy) return reply(error_frame(opcode, request_id, busy));
   BucketRegistry::Op op = BucketRegistry::Op::kDelete;
   std::string_view name;
@@ -469,7 +465,7 @@ void StreamService::mutate_bucket(uint16_t opcode, uint32_t request_id, std::str
   });
 }
 
-void StreamService::list_streams(uint32_t request_id, std::string_view body, Reply reply) {
+void Router::list_streams(uint32_t request_id, std::string_view body, Reply reply) {
   wire::ListRequest m;
   (void)wire::decode_body(body, &m);
   const uint16_t opcode = static_cast<uint16_t>(Opcode::kListStreams);
