@@ -86,7 +86,8 @@ void BinaryConnection::start(int fd) {
   out_.reset();
   in_flight_ = 0;
   subscriptions_.clear();
-  hello_done_ = recv_in_flight_ = in_process_input_ = close_after_send_ = closing_ = false;
+  phase_ = Phase::kAwaitingHello;
+  recv_in_flight_ = in_process_input_ = false;
   recv_multishot_ = cancel_in_flight_ = plain_recv_once_ = large_frames_ = false;
   last_heard_us_ = reactor_.now_us();
   const int one = 1;
@@ -106,7 +107,7 @@ void BinaryConnection::resize_input(size_t capacity) {
 }
 
 void BinaryConnection::post_recv() {
-  if (recv_in_flight_ || cancel_in_flight_ || closing_ || close_after_send_ || saturated()) return;
+  if (recv_in_flight_ || cancel_in_flight_ || !reading() || saturated()) return;
   RecvBufferRing* ring = server_.recv_ring_.get();
   // A client sending large frames is served by plain recvs sized for them
   // until it sends a small one: switching back and forth would copy the
@@ -173,7 +174,7 @@ void BinaryConnection::on_recv(int res, uint32_t flags) {
     }
   } give_back{(flags & IORING_CQE_F_BUFFER) != 0 ? ring : nullptr,
               static_cast<uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT)};
-  if (closing_) return maybe_finish_close();
+  if (phase_ == Phase::kClosing) return maybe_finish_close();
   if (res == -ENOBUFS) {
     plain_recv_once_ = true;  // The ring is empty for now: one recv into our own buffer.
     return post_recv();
@@ -193,7 +194,7 @@ void BinaryConnection::on_recv(int res, uint32_t flags) {
   process_input();
   // The multishot recv would go on delivering: stop it while we must not
   // read, or to take a large frame into a buffer of its own.
-  if (recv_in_flight_ && recv_multishot_ && (saturated() || close_after_send_ || large_frames_)) {
+  if (recv_in_flight_ && recv_multishot_ && (saturated() || !reading() || large_frames_)) {
     cancel_recv();
   }
 }
@@ -241,13 +242,13 @@ void BinaryConnection::cancel_recv() {
 
 void BinaryConnection::on_cancelled() {
   cancel_in_flight_ = false;
-  if (closing_) return maybe_finish_close();
+  if (phase_ == Phase::kClosing) return maybe_finish_close();
   post_recv();
 }
 
 size_t BinaryConnection::handle_frames(const char* data, size_t len) {
   size_t pos = 0;
-  while (!closing_ && !close_after_send_ && !saturated() && len - pos >= wire::kFrameHeaderBytes) {
+  while (reading() && !saturated() && len - pos >= wire::kFrameHeaderBytes) {
     const wire::FrameHeader h = wire::read_frame_header(data + pos);
     if (Status s = wire::check_frame_header(h, limits_.max_frame_bytes); !s) {
       protocol_error(h.opcode, h.request_id, s);
@@ -281,7 +282,7 @@ bool BinaryConnection::handle_frame(const char* frame, uint32_t frame_bytes) {
     protocol_error(h.opcode, h.request_id, Status(ErrorCode::kInvalidArgument, "a client sends requests only"));
     return false;
   }
-  if (!hello_done_) {
+  if (phase_ == Phase::kAwaitingHello) {
     wire::Hello hello;
     if (h.opcode != static_cast<uint16_t>(Opcode::kHello) || !wire::decode_body(body, &hello)) {
       protocol_error(h.opcode, h.request_id, Status(ErrorCode::kInvalidArgument, "the first frame must be a hello"));
@@ -294,7 +295,7 @@ bool BinaryConnection::handle_frame(const char* frame, uint32_t frame_bytes) {
                                         hello.max_version, wire::kVersion)));
       return false;
     }
-    hello_done_ = true;
+    phase_ = Phase::kServing;
     wire::HelloOk ok;
     ok.version = wire::kVersion;
     ok.max_frame_bytes = limits_.max_frame_bytes;
@@ -407,7 +408,7 @@ PushTarget BinaryConnection::push_target() {
 
 void BinaryConnection::deliver_push(void* connection, uint64_t generation, std::vector<std::string> frame_pieces) {
   auto* c = static_cast<BinaryConnection*>(connection);
-  if (generation != c->generation_ || c->fd_ < 0 || c->closing_) return;  // That connection is gone.
+  if (generation != c->generation_ || c->fd_ < 0 || c->phase_ == Phase::kClosing) return;  // That connection is gone.
   RUNNEL_ASSERT(!frame_pieces.empty() && frame_pieces.front().size() >= wire::kFrameHeaderBytes);
   const wire::FrameHeader h = wire::read_frame_header(frame_pieces.front().data());
   if ((h.flags & wire::kFlagError) != 0) c->subscriptions_.erase(h.request_id);  // It ended.
@@ -423,7 +424,7 @@ void BinaryConnection::end_subscriptions() {
 void BinaryConnection::on_answer(std::string frame) {
   RUNNEL_ASSERT(in_flight_ > 0);
   in_flight_--;
-  if (fd_ < 0 || closing_) return maybe_finish_close();
+  if (fd_ < 0 || phase_ == Phase::kClosing) return maybe_finish_close();
   out_.push(std::move(frame));
   if (in_process_input_) return;  // Sent when the input loop ends.
   flush_output();
@@ -435,18 +436,18 @@ void BinaryConnection::protocol_error(uint16_t opcode, uint32_t request_id, cons
   server_.protocol_errors_.inc();
   log_debug("binary connection closed for a protocol error: {}", status.to_string());
   wire::append_error_frame(&out_.pending(), opcode, request_id, status);
-  close_after_send_ = true;
+  drain();
 }
 
 void BinaryConnection::flush_output() {
-  if (closing_ || fd_ < 0) return;
-  if (out_.idle() && close_after_send_ && in_flight_ == 0) return begin_close();
+  if (phase_ == Phase::kClosing || fd_ < 0) return;
+  if (out_.idle() && phase_ == Phase::kDraining && in_flight_ == 0) return begin_close();
   out_.flush(reactor_, fd_, &send_op_);
 }
 
 void BinaryConnection::on_sent(int res) {
   const SocketOutput::Sent sent = out_.on_sent(reactor_, fd_, &send_op_, res);
-  if (closing_) return maybe_finish_close();
+  if (phase_ == Phase::kClosing) return maybe_finish_close();
   if (sent == SocketOutput::Sent::kFailed) {
     log_debug("binary send: {}", std::strerror(-res));
     begin_close();
@@ -455,12 +456,12 @@ void BinaryConnection::on_sent(int res) {
   if (sent == SocketOutput::Sent::kMore) return;
   flush_output();
   // Output drained: resume frames that waited in the buffer, then reading.
-  if (!closing_ && !saturated() && in_end_ > in_start_) process_input();
+  if (phase_ != Phase::kClosing && !saturated() && in_end_ > in_start_) process_input();
   post_recv();
 }
 
 void BinaryConnection::on_timer() {
-  if (fd_ < 0 || closing_) return;
+  if (fd_ < 0 || phase_ == Phase::kClosing) return;
   const uint64_t silent_us = reactor_.now_us() - last_heard_us_;
   const uint64_t interval_us = uint64_t{limits_.heartbeat_ms} * 1000;
   if (silent_us >= kSilentIntervalsMax * interval_us) {
@@ -468,7 +469,7 @@ void BinaryConnection::on_timer() {
     begin_close();
     return;
   }
-  if (silent_us >= interval_us && hello_done_) {
+  if (silent_us >= interval_us && phase_ == Phase::kServing) {
     std::string& pending = out_.pending();
     wire::finish_frame(&pending, wire::begin_frame(&pending, Opcode::kPing, 0, 0));
     flush_output();
@@ -477,22 +478,22 @@ void BinaryConnection::on_timer() {
 }
 
 void BinaryConnection::shut_down() {
-  if (fd_ < 0 || closing_) return;
+  if (fd_ < 0 || phase_ == Phase::kClosing) return;
   // Subscriptions end here, telling the client why.
   for (const auto& [id, owner] : subscriptions_) {
     wire::append_error_frame(&out_.pending(), static_cast<uint16_t>(Opcode::kSubscriptionData), id,
                              Status(ErrorCode::kShuttingDown, "the server is stopping"), wire::kFlagPush);
   }
   end_subscriptions();
-  close_after_send_ = true;  // Stop reading; answer what is in flight, then close.
+  drain();  // Stop reading; answer what is in flight, then close.
   cancel_recv();
   flush_output();
 }
 
 void BinaryConnection::begin_close() {
-  if (closing_ || fd_ < 0) return;
+  if (phase_ == Phase::kClosing || fd_ < 0) return;
   end_subscriptions();
-  closing_ = true;
+  phase_ = Phase::kClosing;
   timer_.cancel();
   // Wakes an in-flight recv (it completes with 0) so the slot can be freed.
   ::shutdown(fd_, SHUT_RDWR);
@@ -500,7 +501,7 @@ void BinaryConnection::begin_close() {
 }
 
 void BinaryConnection::maybe_finish_close() {
-  if (!closing_ || recv_in_flight_ || cancel_in_flight_ || out_.in_flight() || fd_ < 0) return;
+  if (phase_ != Phase::kClosing || recv_in_flight_ || cancel_in_flight_ || out_.in_flight() || fd_ < 0) return;
   ::close(fd_);
   fd_ = -1;
   generation_++;  // Answers still on their way are for a connection that is gone.

@@ -125,15 +125,24 @@ class BinaryConnection final : public AcceptedConnection {
   uint32_t in_flight_ = 0;
   uint64_t last_heard_us_ = 0;
   int fd_ = -1;
-  bool hello_done_ = false;
+  // Where the connection is in its life (an open slot: fd_ >= 0):
+  //   kAwaitingHello --hello--> kServing --protocol error / shutdown--> kDraining
+  //   (stop reading, answer what is in flight, then close) --> kClosing
+  //   (socket shut down; the slot frees once no operation is in flight).
+  // Silence or a failed send or recv goes straight to kClosing.
+  enum class Phase : uint8_t { kAwaitingHello, kServing, kDraining, kClosing };
+  Phase phase_ = Phase::kAwaitingHello;
+  bool reading() const { return phase_ == Phase::kAwaitingHello || phase_ == Phase::kServing; }
+  void drain() {
+    if (reading()) phase_ = Phase::kDraining;
+  }
+  // The receive side (which recv is in flight, and into which buffer).
   bool recv_in_flight_ = false;
   bool recv_multishot_ = false;    // The recv in flight is the multishot one.
   bool cancel_in_flight_ = false;
   bool plain_recv_once_ = false;   // The ring ran dry: the next recv uses our buffer.
   bool large_frames_ = false;      // The latest frame was kDirectRecvMin or more: plain recvs.
   bool in_process_input_ = false;
-  bool close_after_send_ = false;
-  bool closing_ = false;
 };
 
 class BinaryServer {
