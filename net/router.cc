@@ -10,26 +10,32 @@
 #include "proto/wire.h"
 
 namespace runnel {
-namespace {
 
-using wire::Opcode;
-using namespace wire_convert;
-
-constexpr uint32_t kListLimitDefault = 1000;
-
-// An operation waiting for its store's answer (on the owning shard).
-struct Call {
-  StreamStore* store;
-  uint16_t opcode;
-  uint32_t request_id;
+// An operation waiting for its store's answer, on the owning shard; taken
+// from and given back to that shard's router.
+struct RouterCall {
+  Router* router = nullptr;
+  Recycler<RouterCall>* pool = nullptr;
+  StreamStore* store = nullptr;
+  uint16_t opcode = 0;
+  uint32_t request_id = 0;
   Router::Reply reply;
 
   void answer(std::string frame) {
-    std::unique_ptr<Call> self(this);
-    reply(std::move(frame));
+    Router::Reply to = std::move(reply);
+    pool->give_back(this);  // Before answering: the answer may start another call.
+    to(std::move(frame));
   }
-  void fail(const Status& status) { answer(error_frame(opcode, request_id, status)); }
+  void fail(const Status& status) { answer(wire_convert::error_frame(opcode, request_id, status)); }
 };
+
+namespace {
+
+using wire::Opcode;
+using Call = RouterCall;
+using namespace wire_convert;
+
+constexpr uint32_t kListLimitDefault = 1000;
 
 // A stream as the protocol shows it, from its owning shard: catalog state,
 // tail and the last minute's appends.
@@ -195,16 +201,19 @@ Status malformed(uint16_t opcode) {
 
 // A request for another shard's stream: its body, copied, travels there.
 struct Router::Remote {
-  uint16_t opcode;
-  uint32_t request_id;
-  int origin;
-  std::string body;
+  Router* origin_router = nullptr;
+  int origin = 0;
+  uint16_t opcode = 0;
+  uint32_t request_id = 0;
+  std::string body;  // Keeps its capacity from use to use.
   Reply reply;
   std::string answer;
 };
 
 Router::Router(Reactor& reactor, const Sharded<StreamStore>* stores, BucketRegistry* buckets)
     : reactor_(reactor), stores_(stores), buckets_(buckets) {}
+
+Router::~Router() = default;
 
 Status Router::handle(uint16_t opcode, uint32_t request_id, std::string_view body, Reply reply) {
   std::string_view bucket, stream;
@@ -224,7 +233,7 @@ Status Router::handle(uint16_t opcode, uint32_t request_id, std::string_view bod
   const uint32_t owner = wire::owner_shard(bucket, stream, static_cast<uint32_t>(stores_->shard_count()));
   if (static_cast<int>(owner) == reactor_.shard()) {
     // This shard's stream: decoded once, as it runs.
-    if (execute(stores_->local(), opcode, request_id, body, std::move(reply))) return Status::ok();
+    if (execute(opcode, request_id, body, std::move(reply))) return Status::ok();
     return malformed(opcode);
   }
   // Another shard's stream: checked here (a bad frame closes the connection
@@ -234,19 +243,27 @@ Status Router::handle(uint16_t opcode, uint32_t request_id, std::string_view bod
     reply(error_frame(opcode, request_id, busy));
     return Status::ok();
   }
-  auto* remote = new Remote{opcode, request_id, reactor_.shard(), std::string(body), std::move(reply), {}};
+  RUNNEL_ASSERT(routers_ != nullptr);
+  Remote* remote = remotes_.take();
+  remote->origin_router = this;
+  remote->origin = reactor_.shard();
+  remote->opcode = opcode;
+  remote->request_id = request_id;
+  remote->body.assign(body);
+  remote->reply = std::move(reply);
   reactor_.hold();  // Shutdown waits for the answer.
-  const Sharded<StreamStore>* stores = stores_;
-  reactor_.send(static_cast<int>(owner), [remote, stores] {
-    execute(stores->local(), remote->opcode, remote->request_id, remote->body,
-            [remote](std::string frame) {
-              remote->answer = std::move(frame);
-              Reactor::current().send(remote->origin, [remote] {
-                std::unique_ptr<Remote> owned(remote);
-                owned->reply(std::move(owned->answer));
-                Reactor::current().release();
-              });
-            });
+  const Sharded<Router>* routers = routers_;
+  reactor_.send(static_cast<int>(owner), [remote, routers] {
+    routers->local().execute(remote->opcode, remote->request_id, remote->body, [remote](std::string frame) {
+      remote->answer = std::move(frame);
+      Reactor::current().send(remote->origin, [remote] {
+        Reply to = std::move(remote->reply);
+        std::string answer = std::move(remote->answer);
+        remote->origin_router->remotes_.give_back(remote);
+        to(std::move(answer));
+        Reactor::current().release();
+      });
+    });
   });
   return Status::ok();
 }
@@ -359,16 +376,23 @@ StreamHandler stream_handler(uint16_t opcode) {
 
 }  // namespace
 
-bool Router::execute(StreamStore& store, uint16_t opcode, uint32_t request_id, std::string_view body,
-                            Reply reply) {
+bool Router::execute(uint16_t opcode, uint32_t request_id, std::string_view body, Reply reply) {
+  StreamStore& store = stores_->local();
   const StreamHandler run = stream_handler(opcode);
-  auto* call = new Call{&store, opcode, request_id, std::move(reply)};
+  Call* call = calls_.take();
+  call->router = this;
+  call->pool = &calls_;
+  call->store = &store;
+  call->opcode = opcode;
+  call->request_id = request_id;
+  call->reply = std::move(reply);
   if (run == nullptr) {
     call->fail(Status(ErrorCode::kUnsupported, "operation not supported"));
     return true;
   }
   if (run(store, call, body)) return true;
-  delete call;  // Never started: the caller refuses the frame.
+  call->reply = Reply();
+  calls_.give_back(call);  // Never started: the caller refuses the frame.
   return false;
 }
 

@@ -23,11 +23,14 @@
 
 #include "core/inline_function.h"
 #include "core/reactor.h"
+#include "core/recycler.h"
 #include "core/sharded.h"
 #include "net/bucket_registry.h"
 #include "storage/stream_store.h"
 
 namespace runnel {
+
+struct RouterCall;  // An operation waiting for its store's answer (router.cc).
 
 class Router {
  public:
@@ -37,6 +40,10 @@ class Router {
   // `stores[s]` is shard s's store, used only on shard s; `buckets` lives on
   // shard 0 and is used only there.
   Router(Reactor& reactor, const Sharded<StreamStore>* stores, BucketRegistry* buckets);
+  ~Router();
+  // Every shard's router, so a request for another shard's stream runs on
+  // that shard's router (and its pools). Set before serving.
+  void set_routers(const Sharded<Router>* routers) { routers_ = routers; }
 
   // Serves one request frame's body (valid for the duration of the call);
   // `reply` gets the answer frame, now or later. A body that does not decode
@@ -49,9 +56,9 @@ class Router {
 
  private:
   struct Remote;
-  // Runs on the owning shard, with that shard's store; false (and `reply`
-  // dropped unanswered) if the body does not decode.
-  static bool execute(StreamStore& store, uint16_t opcode, uint32_t request_id, std::string_view body, Reply reply);
+  // Runs on the owning shard's router, with that shard's store; false (and
+  // `reply` dropped unanswered) if the body does not decode.
+  bool execute(uint16_t opcode, uint32_t request_id, std::string_view body, Reply reply);
   void list_streams(uint32_t request_id, std::string_view body, Reply reply);
   // Bucket requests (false: not a bucket opcode). The body decoded already.
   bool handle_bucket(uint16_t opcode, uint32_t request_id, std::string_view body, Reply& reply);
@@ -60,7 +67,13 @@ class Router {
 
   Reactor& reactor_;
   const Sharded<StreamStore>* stores_;
+  const Sharded<Router>* routers_ = nullptr;
   BucketRegistry* buckets_;
+  // The request path's objects, reused (core/recycler.h): no allocation per
+  // request once warm. Operations run here take from calls_; requests this
+  // shard sent to another take from remotes_.
+  Recycler<RouterCall> calls_;
+  Recycler<Remote> remotes_;
 };
 
 }  // namespace runnel

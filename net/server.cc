@@ -89,6 +89,7 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config) {
   binary_options.limits.heartbeat_ms = config.heartbeat_ms;
   binary_options.server_version = RUNNEL_VERSION;
   server->stores_ = std::make_unique<Sharded<StreamStore>>(static_cast<size_t>(shards));
+  server->routers_ = std::make_unique<Sharded<Router>>(static_cast<size_t>(shards));
   server->buckets_ = std::make_unique<BucketRegistry>(server->stores_.get());
 
   Server* s = server.get();
@@ -121,6 +122,8 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config) {
         services.store->start_retention(config.storage_retention_interval_ms);
         s->stores_->install(services.store.get());
         services.router = std::make_unique<Router>(reactor, s->stores_.get(), s->buckets_.get());
+        services.router->set_routers(s->routers_.get());
+        s->routers_->install(services.router.get());
         // The admin port serves /health at once; its REST API waits for ready.
         services.admin = std::make_unique<HttpServer>(reactor, std::move(s->admin_listeners_[shard]), admin_options,
                                                       make_admin_handler(reactor, s->node_, *services.router));
@@ -134,6 +137,7 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config) {
       [s](Reactor& reactor) {
         ShardServices& services = s->shard_services_[static_cast<size_t>(reactor.shard())];
         services.binary.reset();
+        if (services.router) s->routers_->uninstall();
         services.router.reset();
         services.admin.reset();
         if (services.store) s->stores_->uninstall();

@@ -66,6 +66,7 @@ class Server {
   };
   std::vector<ShardServices> shard_services_;
   std::unique_ptr<Sharded<StreamStore>> stores_;  // Each shard's store, reached only from its shard.
+  std::unique_ptr<Sharded<Router>> routers_;      // Each shard's router, likewise.
   std::unique_ptr<BucketRegistry> buckets_;  // Used only on shard 0; outlives the shards.
 };
 

@@ -459,17 +459,19 @@ void StreamStore::append_as_producer(const StreamInfo& stream, const AppendReque
   entry.seq = producer.seq;
   state.recent.push_back(std::move(entry));
   while (state.recent.size() > kProducerWindow && state.recent.front().answered) state.recent.pop_front();
-  struct Pending {
-    StreamStore* store;
-    uint64_t stream_id;
-    AppendRequest::Producer producer;
-    AppendCallback done;
-  };
-  auto* pending = new Pending{this, stream_id, producer, std::move(done)};
+  ProducerAppend* pending = producer_appends_.take();
+  pending->store = this;
+  pending->stream_id = stream_id;
+  pending->producer = producer;
+  pending->done = std::move(done);
   log_->append(log_append_of(stream, request), [pending](Result<AppendAck> r) {
-    std::unique_ptr<Pending> p(pending);
-    p->store->producer_answered(p->stream_id, p->producer, r);
-    p->done(std::move(r));
+    StreamStore* store = pending->store;
+    AppendCallback to = std::move(pending->done);
+    const uint64_t answered_stream = pending->stream_id;
+    const AppendRequest::Producer who = pending->producer;
+    store->producer_appends_.give_back(pending);
+    store->producer_answered(answered_stream, who, r);
+    to(std::move(r));
   });
 }
 

@@ -34,6 +34,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/recycler.h"
 #include "proto/limits.h"
 #include "storage/catalog.h"
 #include "storage/shard_log.h"
@@ -241,6 +242,14 @@ class StreamStore {
   };
   std::unordered_map<uint64_t, std::unordered_map<uint64_t, ProducerState>> producers_;
   uint64_t producer_clock_ = 0;
+  // An idempotent append on its way to the log, with whom to answer (reused: core/recycler.h).
+  struct ProducerAppend {
+    StreamStore* store = nullptr;
+    uint64_t stream_id = 0;
+    AppendRequest::Producer producer;
+    AppendCallback done;
+  };
+  Recycler<ProducerAppend> producer_appends_;
   void append_as_producer(const StreamInfo& stream, const AppendRequest& request, AppendCallback done);
   void producer_answered(uint64_t stream_id, AppendRequest::Producer producer, const Result<AppendAck>& r);
   void forget_producers(uint64_t stream_id);  // The stream was deleted.
