@@ -7,16 +7,10 @@
 
 namespace runnel::client {
 
-// The public codes and the server's come from one table (core/error_codes.h).
+// The public codes and the server's come from one table (core/error_codes.h),
+// so one name function serves both (it returns views of string literals).
 const char* error_code_name(ErrorCode code) {
-  switch (code) {
-#define RUNNEL_ERROR_CODE_CASE(name, number, text) \
-  case ErrorCode::name:                            \
-    return text;
-    RUNNEL_ERROR_CODES(RUNNEL_ERROR_CODE_CASE)
-#undef RUNNEL_ERROR_CODE_CASE
-  }
-  return "unknown";
+  return runnel::error_code_name(static_cast<runnel::ErrorCode>(code)).data();
 }
 
 std::string Status::to_string() const {
