@@ -133,13 +133,13 @@ void BinaryConnection::post_recv() {
   size_t needed = wire::kFrameHeaderBytes;
   if (unparsed >= wire::kFrameHeaderBytes) {
     const uint32_t frame_bytes = wire::read_frame_header(in_.get() + in_start_).frame_bytes;
-    needed = std::max<size_t>(needed, std::min(frame_bytes, limits_.max_frame_bytes));
+    needed = std::max<size_t>(needed, std::min(frame_bytes, limits_.frame_bytes_max));
   }
   const size_t wanted = std::max(needed, unparsed + kInputFreeMin);
   if (unparsed == 0 && in_capacity_ > kInputBytesInitial && ring == nullptr) {
     resize_input(kInputBytesInitial);  // Drained: give a large buffer back.
   } else if (wanted > in_capacity_) {
-    resize_input(std::max(wanted, std::min<size_t>(2 * in_capacity_, limits_.max_frame_bytes + kInputFreeMin)));
+    resize_input(std::max(wanted, std::min<size_t>(2 * in_capacity_, limits_.frame_bytes_max + kInputFreeMin)));
   } else if (in_capacity_ - in_end_ < kInputFreeMin || in_capacity_ - in_start_ < needed) {
     std::memmove(in_.get(), in_.get() + in_start_, unparsed);
     in_end_ = unparsed;
@@ -159,7 +159,7 @@ bool BinaryConnection::large_frame_pending() const {
   const size_t unparsed = in_end_ - in_start_;
   if (unparsed < wire::kFrameHeaderBytes) return false;
   const uint32_t frame_bytes = wire::read_frame_header(in_.get() + in_start_).frame_bytes;
-  return frame_bytes <= limits_.max_frame_bytes && frame_bytes > unparsed && frame_bytes - unparsed >= kDirectRecvMin;
+  return frame_bytes <= limits_.frame_bytes_max && frame_bytes > unparsed && frame_bytes - unparsed >= kDirectRecvMin;
 }
 
 void BinaryConnection::on_recv(int res, uint32_t flags) {
@@ -218,7 +218,7 @@ void BinaryConnection::keep_input(const char* data, size_t len) {
     if (from_old > 0) std::memcpy(header, in_.get() + in_start_, from_old);
     std::memcpy(header + from_old, data, wire::kFrameHeaderBytes - from_old);
     const uint32_t frame_bytes = wire::read_frame_header(header).frame_bytes;
-    needed = std::max<size_t>(needed, std::min(frame_bytes, limits_.max_frame_bytes));
+    needed = std::max<size_t>(needed, std::min(frame_bytes, limits_.frame_bytes_max));
   }
   if (needed > in_capacity_) {
     resize_input(std::max(needed, kInputFreeMin));
@@ -250,7 +250,7 @@ size_t BinaryConnection::handle_frames(const char* data, size_t len) {
   size_t pos = 0;
   while (reading() && !saturated() && len - pos >= wire::kFrameHeaderBytes) {
     const wire::FrameHeader h = wire::read_frame_header(data + pos);
-    if (Status s = wire::check_frame_header(h, limits_.max_frame_bytes); !s) {
+    if (Status s = wire::check_frame_header(h, limits_.frame_bytes_max); !s) {
       protocol_error(h.opcode, h.request_id, s);
       break;
     }
@@ -298,7 +298,7 @@ bool BinaryConnection::handle_frame(const char* frame, uint32_t frame_bytes) {
     phase_ = Phase::kServing;
     wire::HelloOk ok;
     ok.version = wire::kVersion;
-    ok.max_frame_bytes = limits_.max_frame_bytes;
+    ok.frame_bytes_max = limits_.frame_bytes_max;
     ok.heartbeat_ms = limits_.heartbeat_ms;
     ok.shard = static_cast<uint32_t>(reactor_.shard());
     ok.shard_count = static_cast<uint32_t>(reactor_.shard_count());

@@ -17,7 +17,7 @@
 // buffer, or the ring could not be registered, plain recvs into the
 // connection's buffer carry on.
 //
-// A connection is bounded: frames up to max_frame_bytes, at most
+// A connection is bounded: frames up to frame_bytes_max, at most
 // requests_in_flight_max requests and output_bytes_max bytes of unsent
 // answers — beyond those it stops reading (TCP back-pressure) until answers
 // drain. A frame that breaks the protocol gets an error frame and the
@@ -40,7 +40,7 @@
 namespace runnel {
 
 struct BinaryLimits {
-  uint32_t max_frame_bytes = 2u << 20;
+  uint32_t frame_bytes_max = 2u << 20;
   uint32_t requests_in_flight_max = 1024;
   uint32_t subscriptions_max = 1024;  // Open at once per connection; one more is refused (kOverloaded).
   uint64_t output_bytes_max = 64ull << 20;

@@ -83,7 +83,7 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config) {
 
   BinaryServerOptions binary_options;
   binary_options.connections_max = config.connections_max;
-  binary_options.limits.max_frame_bytes = config.frame_bytes_max;
+  binary_options.limits.frame_bytes_max = config.frame_bytes_max;
   binary_options.limits.requests_in_flight_max = config.requests_in_flight_max;
   binary_options.limits.subscriptions_max = config.subscriptions_max;
   binary_options.limits.heartbeat_ms = config.heartbeat_ms;

@@ -45,13 +45,13 @@ uint32_t owner_shard(std::string_view bucket, std::string_view stream, uint32_t 
   return static_cast<uint32_t>(XXH3_64bits_digest(&state) % shard_count);
 }
 
-Status check_frame_header(const FrameHeader& h, uint32_t max_frame_bytes) {
+Status check_frame_header(const FrameHeader& h, uint32_t frame_bytes_max) {
   if (h.frame_bytes < kFrameHeaderBytes) {
     return Status(ErrorCode::kInvalidArgument, fmt::format("frame length {} is below the 16-byte header", h.frame_bytes));
   }
-  if (h.frame_bytes > max_frame_bytes) {
+  if (h.frame_bytes > frame_bytes_max) {
     return Status(ErrorCode::kTooLarge, fmt::format("frame of {} bytes is over the maximum {}", h.frame_bytes,
-                                                    max_frame_bytes));
+                                                    frame_bytes_max));
   }
   if ((h.flags & ~kFlagsKnown) != 0) {
     return Status(ErrorCode::kInvalidArgument, fmt::format("frame has unknown flags {:#06x}", h.flags));
@@ -235,14 +235,14 @@ bool decode(Reader& r, Hello* m) {
 
 void encode(Writer& w, const HelloOk& m) {
   w.u16(m.version);
-  w.u32(m.max_frame_bytes);
+  w.u32(m.frame_bytes_max);
   w.u32(m.heartbeat_ms);
   w.u32(m.shard);
   w.u32(m.shard_count);
   w.str(m.server_version);
 }
 bool decode(Reader& r, HelloOk* m) {
-  return r.u16(&m->version) && r.u32(&m->max_frame_bytes) && r.u32(&m->heartbeat_ms) && r.u32(&m->shard) &&
+  return r.u16(&m->version) && r.u32(&m->frame_bytes_max) && r.u32(&m->heartbeat_ms) && r.u32(&m->shard) &&
          r.u32(&m->shard_count) && r.str(&m->server_version);
 }
 

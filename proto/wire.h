@@ -18,7 +18,7 @@ namespace runnel::wire {
 
 inline constexpr uint16_t kVersion = 1;
 inline constexpr size_t kFrameHeaderBytes = 16;
-inline constexpr uint32_t kDefaultMaxFrameBytes = 2u << 20;
+inline constexpr uint32_t kDefaultFrameBytesMax = 2u << 20;
 inline constexpr size_t kStrBytesMax = 65535;
 
 enum class Opcode : uint16_t {
@@ -71,7 +71,7 @@ inline FrameHeader read_frame_header(const char* bytes) {
   return h;
 }
 // kInvalidArgument / kTooLarge for a header no valid frame has.
-Status check_frame_header(const FrameHeader& header, uint32_t max_frame_bytes);
+Status check_frame_header(const FrameHeader& header, uint32_t frame_bytes_max);
 
 // The shard that owns a stream (PROTOCOL.md, "Where streams live"):
 // XXH3-64 of "bucket/stream" modulo the shard count.
@@ -200,7 +200,7 @@ struct Hello {
 };
 struct HelloOk {
   uint16_t version = kVersion;
-  uint32_t max_frame_bytes = kDefaultMaxFrameBytes;
+  uint32_t frame_bytes_max = kDefaultFrameBytesMax;
   uint32_t heartbeat_ms = 0;
   uint32_t shard = 0;
   uint32_t shard_count = 0;

@@ -84,7 +84,7 @@ TEST(Wire, FrameHeaderIsSixteenBytesAndPatchedWithItsLength) {
   EXPECT_EQ(h.frame_bytes, out.size() - 6);
   EXPECT_EQ(h.opcode, static_cast<uint16_t>(Opcode::kAppend));
   EXPECT_EQ(h.request_id, 77u);
-  EXPECT_TRUE(check_frame_header(h, kDefaultMaxFrameBytes).is_ok());
+  EXPECT_TRUE(check_frame_header(h, kDefaultFrameBytesMax).is_ok());
   Append back;
   ASSERT_TRUE(decode_body(std::string_view(out).substr(6 + kFrameHeaderBytes), &back));
   EXPECT_EQ(back.bucket, "orders");

@@ -93,7 +93,7 @@ struct Connection {
   enum class State { kConnecting, kHello, kReady, kClosed } state = State::kConnecting;
   uint32_t shard = kAnyShard;
   uint32_t heartbeat_ms = 0;
-  uint32_t max_frame_bytes = wire::kDefaultMaxFrameBytes;
+  uint32_t frame_bytes_max = wire::kDefaultFrameBytesMax;
   std::string in;
   size_t in_len = 0;
   std::string out, writing;
@@ -362,7 +362,7 @@ void Client::Impl::on_hello(Connection* c, Status st, std::string_view body) {
   connect_error_.clear();
   failures_ = 0;
   c->heartbeat_ms = ok.heartbeat_ms;
-  c->max_frame_bytes = ok.max_frame_bytes;
+  c->frame_bytes_max = ok.frame_bytes_max;
   c->shard = ok.shard;
   if (ok.shard_count == 0 || ok.shard >= ok.shard_count) return lost(c, "hello answer names no valid shard");
   if (shard_count_ != ok.shard_count) {
@@ -667,7 +667,7 @@ void Client::Impl::on_read(Connection* c, ssize_t n) {
     const wire::FrameHeader h = wire::read_frame_header(c->in.data() + pos);
     // Answers may be a little over the announced maximum (a read of a full
     // batch plus its envelope), so only nonsense sizes are refused.
-    if (const runnel::Status bad = wire::check_frame_header(h, std::max<uint32_t>(c->max_frame_bytes, 64u << 20));
+    if (const runnel::Status bad = wire::check_frame_header(h, std::max<uint32_t>(c->frame_bytes_max, 64u << 20));
         !bad.is_ok()) {
       return lost(c, "the server sent a malformed frame: " + bad.to_string());
     }

@@ -188,7 +188,7 @@ class FakeServer {
     size_t pos = 0;
     while (!c.dead && c.in.size() - pos >= wire::kFrameHeaderBytes) {
       const wire::FrameHeader h = wire::read_frame_header(c.in.data() + pos);
-      if (!wire::check_frame_header(h, wire::kDefaultMaxFrameBytes).is_ok()) {
+      if (!wire::check_frame_header(h, wire::kDefaultFrameBytesMax).is_ok()) {
         ADD_FAILURE() << "the client sent a malformed frame header";
         c.dead = true;
         break;

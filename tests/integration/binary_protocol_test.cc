@@ -252,7 +252,7 @@ TEST(BinaryProtocol, HelloThenPingThenStreamOperations) {
   EXPECT_EQ(ok.version, 1);
   EXPECT_EQ(ok.shard_count, 2u);
   EXPECT_LT(ok.shard, 2u);
-  EXPECT_GE(ok.max_frame_bytes, 1u << 20);
+  EXPECT_GE(ok.frame_bytes_max, 1u << 20);
 
   std::string ping;
   finish_frame(&ping, begin_frame(&ping, Opcode::kPing, 0, 900));
