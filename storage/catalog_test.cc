@@ -19,7 +19,6 @@ constexpr uint64_t kU64Max = std::numeric_limits<uint64_t>::max();
 // Offsets in an encoding: u8 version, u8 op, u64 id, then the op's fields.
 constexpr size_t kVersionOffset = 0;
 constexpr size_t kOpOffset = 1;
-constexpr size_t kIdOffset = 2;
 constexpr size_t kFieldsOffset = 10;
 
 // Config layout, relative to its start.
