@@ -165,15 +165,20 @@ struct Bench {
     }
   }
 
+  // One benchmark batch for `stream`, sent at `sent` (µs).
+  LogAppend batch_for(uint64_t stream, uint64_t sent) const {
+    return LogAppend{.stream_id = stream,
+                     .payload = payload,
+                     .record_count = args.batch_records,
+                     .payload_checksum = checksum,
+                     .timestamping = TimestampMode::kArrival,
+                     .arrival_ms = sent / 1000};
+  }
+
   void send(uint64_t sent) {
     uint64_t stream = 1 + (next_stream++ % args.streams);
     in_flight++;
-    log->append(LogAppend{.stream_id = stream,
-                          .payload = payload,
-                          .record_count = args.batch_records,
-                          .payload_checksum = checksum,
-                          .timestamping = TimestampMode::kArrival,
-                          .arrival_ms = sent / 1000},
+    log->append(batch_for(stream, sent),
                 [this, sent](Result<AppendAck> ack) {
                   in_flight--;
                   if (!ack) {
@@ -192,12 +197,7 @@ struct Bench {
       uint64_t sent = Reactor::clock_us();
       const uint64_t errors_before = errors;
       in_flight++;
-      log->append(LogAppend{.stream_id = stream,
-                            .payload = payload,
-                            .record_count = args.batch_records,
-                            .payload_checksum = checksum,
-                            .timestamping = TimestampMode::kArrival,
-                            .arrival_ms = sent / 1000},
+      log->append(batch_for(stream, sent),
                   [this, sent](Result<AppendAck> ack) {
                     in_flight--;
                     if (!ack) {

@@ -26,6 +26,17 @@ inline std::string temp_dir() {
   return path;
 }
 
+// The append of one encoded batch of `stream`, as the tests make them.
+inline LogAppend log_append_of(uint64_t stream, const PayloadBuilder& payload, uint64_t arrival_ms = 5000,
+                               TimestampMode mode = TimestampMode::kClientPrefer) {
+  return LogAppend{.stream_id = stream,
+                   .payload = payload.bytes(),
+                   .record_count = payload.record_count(),
+                   .payload_checksum = payload_checksum(payload.bytes()),
+                   .timestamping = mode,
+                   .arrival_ms = arrival_ms};
+}
+
 inline LogOptions small_options(const std::string& dir) {
   LogOptions o;
   o.dir = dir;
@@ -140,12 +151,7 @@ inline Appended append_many(LogHarness& h, int streams, int batches, int per_bat
         payload.add(1000 + next_seq_per_stream[stream], {{"k", "v"}}, record_body(stream, next_seq_per_stream[stream]));
         next_seq_per_stream[stream]++;
       }
-      log.append(LogAppend{.stream_id = stream,
-                           .payload = payload.bytes(),
-                           .record_count = payload.record_count(),
-                           .payload_checksum = payload_checksum(payload.bytes()),
-                           .timestamping = TimestampMode::kClientPrefer,
-                           .arrival_ms = 5000},
+      log.append(log_append_of(stream, payload),
                  [&out, remaining, finish_ptr](Result<AppendAck> ack) {
                    if (ack) {
                      out.acks.push_back(*ack);

@@ -42,12 +42,7 @@ void append_to(LogHarness& h, uint64_t stream, int batches, int per_batch, uint6
         payload.add(1000 + seq, {{"k", "v"}}, record_body(stream, seq));
         seq++;
       }
-      log.append(LogAppend{.stream_id = stream,
-                           .payload = payload.bytes(),
-                           .record_count = payload.record_count(),
-                           .payload_checksum = payload_checksum(payload.bytes()),
-                           .timestamping = TimestampMode::kClientPrefer,
-                           .arrival_ms = 5000},
+      log.append(log_append_of(stream, payload),
                  [&a, finish](Result<AppendAck> ack) {
                    if (!ack) a.errors.push_back(ack.status());
                    finish();
@@ -70,12 +65,7 @@ void fill(LogHarness& h, uint64_t* next_seq, int batches) {
         payload.add(1000 + seqs[kFast], {}, record_body(kFast, seqs[kFast]));
         seqs[kFast]++;
       }
-      log.append(LogAppend{.stream_id = kFast,
-                           .payload = payload.bytes(),
-                           .record_count = payload.record_count(),
-                           .payload_checksum = payload_checksum(payload.bytes()),
-                           .timestamping = TimestampMode::kClientPrefer,
-                           .arrival_ms = 5000},
+      log.append(log_append_of(kFast, payload),
                  [&errors, remaining, finish](Result<AppendAck> ack) {
                    if (!ack) errors.push_back(ack.status());
                    if (--*remaining == 0) (*finish)();
