@@ -64,14 +64,6 @@ Status unknown_field(std::string_view where, std::string_view key, std::string_v
   return invalid(fmt::format("unknown field \"{}\" in {} (expected {})", key, where, expected));
 }
 
-const char* timestamping_name(uint8_t mode) {
-  switch (mode) {
-    case 1: return "client-require";
-    case 2: return "arrival";
-    default: return "client-prefer";
-  }
-}
-
 // --- Query values ----------------------------------------------------------
 
 Status parse_u64(std::string_view text, std::string_view name, uint64_t* out) {
@@ -442,7 +434,7 @@ Result<Json> parse_json_object(std::string_view text) {
   return value;
 }
 
-Status merge_stream_config(const Json& patch, wire::StreamConfig* config) {
+Status merge_stream_config(const Json& patch, StreamConfig* config) {
   if (!patch.is_object()) return invalid("a stream config must be a JSON object");
   for (auto it = patch.begin(); it != patch.end(); ++it) {
     const std::string& key = it.key();
@@ -451,13 +443,7 @@ Status merge_stream_config(const Json& patch, wire::StreamConfig* config) {
     if (key == "timestamping") {
       std::string mode;
       if (s = get_string(v, key, &mode); !s) return s;
-      if (mode == "client-prefer") {
-        config->timestamping = 0;
-      } else if (mode == "client-require") {
-        config->timestamping = 1;
-      } else if (mode == "arrival") {
-        config->timestamping = 2;
-      } else {
+      if (!parse_timestamping(mode, &config->timestamping)) {
         return invalid("\"timestamping\" must be \"client-prefer\", \"client-require\" or \"arrival\"");
       }
     } else if (key == "retention_age_ms") {
@@ -477,7 +463,7 @@ Status merge_stream_config(const Json& patch, wire::StreamConfig* config) {
   return Status::ok();
 }
 
-Status merge_bucket_config(const Json& patch, wire::BucketConfig* config) {
+Status merge_bucket_config(const Json& patch, BucketConfig* config) {
   if (!patch.is_object()) return invalid("a bucket config must be a JSON object");
   for (auto it = patch.begin(); it != patch.end(); ++it) {
     const std::string& key = it.key();
@@ -496,7 +482,7 @@ Status merge_bucket_config(const Json& patch, wire::BucketConfig* config) {
   return Status::ok();
 }
 
-Json to_json(const wire::StreamConfig& config) {
+Json to_json(const StreamConfig& config) {
   Json j = Json::object();
   j["timestamping"] = timestamping_name(config.timestamping);
   j["retention_age_ms"] = config.retention_age_ms;
@@ -506,7 +492,7 @@ Json to_json(const wire::StreamConfig& config) {
   return j;
 }
 
-Json to_json(const wire::BucketConfig& config) {
+Json to_json(const BucketConfig& config) {
   Json j = Json::object();
   j["default_stream_config"] = to_json(config.default_stream_config);
   j["create_stream_on_append"] = config.create_stream_on_append;
@@ -514,7 +500,7 @@ Json to_json(const wire::BucketConfig& config) {
   return j;
 }
 
-Json to_json(const wire::StreamInfo& info) {
+Json to_json(const StreamInfo& info) {
   Json j = Json::object();
   j["bucket"] = info.bucket;
   j["name"] = info.name;
@@ -530,7 +516,7 @@ Json to_json(const wire::StreamInfo& info) {
   return j;
 }
 
-Json to_json(const wire::BucketInfo& info) {
+Json to_json(const BucketInfo& info) {
   Json j = Json::object();
   j["name"] = info.name;
   j["config"] = to_json(info.config);
@@ -813,12 +799,12 @@ std::string stream_path(std::string_view bucket, std::string_view stream) {
 // --- Buckets -----------------------------------------------------------------
 
 void answer_bucket(Exchange* ex, std::string_view body) {
-  wire::BucketInfo info;
+  BucketInfo info;
   if (decode_answer(ex, body, &info)) answer_json(ex, 200, to_json(info));
 }
 
 void answer_bucket_created(Exchange* ex, std::string_view body) {
-  wire::BucketInfo info;
+  BucketInfo info;
   if (!decode_answer(ex, body, &info)) return;
   HttpResponse response = HttpResponse::json(201, dump(to_json(info)));
   response.headers.emplace_back("Location", "/v1/buckets/" + percent_encode(info.name));
@@ -834,11 +820,11 @@ void answer_deleted(Exchange* ex, std::string_view) {
 void list_buckets(Exchange* ex, const ListQuery& q) {
   call(ex, Opcode::kListBuckets, body_of(wire::ListRequest{"", q.prefix, q.start_after, q.limit}),
        [](Exchange* e, std::string_view body) {
-         wire::ListAnswer<wire::BucketInfo> answer;
+         wire::ListAnswer<BucketInfo> answer;
          if (!decode_answer(e, body, &answer)) return;
          Json j = Json::object();
          j["buckets"] = Json::array();
-         for (const wire::BucketInfo& b : answer.items) j["buckets"].push_back(to_json(b));
+         for (const BucketInfo& b : answer.items) j["buckets"].push_back(to_json(b));
          j["more"] = answer.more;
          answer_json(e, 200, j);
        });
@@ -862,7 +848,7 @@ bool parse_create(Exchange* ex) {
 
 void create_bucket(Exchange* ex) {
   if (!parse_create(ex)) return;
-  wire::BucketConfig config;
+  BucketConfig config;
   if (auto c = ex->input.find("config"); c != ex->input.end()) {
     if (Status s = merge_bucket_config(*c, &config); !s) return fail(ex, s);
   }
@@ -875,7 +861,7 @@ void patch_bucket(Exchange* ex) {
   // Read, merge the given fields, write back. Not atomic with another
   // reconfigure: the last one wins.
   call(ex, Opcode::kGetBucket, body_of(wire::BucketName{ex->route.bucket}), [](Exchange* e, std::string_view body) {
-    wire::BucketInfo info;
+    BucketInfo info;
     if (!decode_answer(e, body, &info)) return;
     if (Status s = merge_bucket_config(e->input["config"], &info.config); !s) return fail(e, s);
     call(e, Opcode::kReconfigureBucket, body_of(wire::BucketWithConfig{e->route.bucket, info.config}), answer_bucket);
@@ -885,12 +871,12 @@ void patch_bucket(Exchange* ex) {
 // --- Streams -----------------------------------------------------------------
 
 void answer_stream(Exchange* ex, std::string_view body) {
-  wire::StreamInfo info;
+  StreamInfo info;
   if (decode_answer(ex, body, &info)) answer_json(ex, 200, to_json(info));
 }
 
 void answer_stream_created(Exchange* ex, std::string_view body) {
-  wire::StreamInfo info;
+  StreamInfo info;
   if (!decode_answer(ex, body, &info)) return;
   HttpResponse response = HttpResponse::json(201, dump(to_json(info)));
   response.headers.emplace_back("Location", stream_path(info.bucket, info.name));
@@ -900,11 +886,11 @@ void answer_stream_created(Exchange* ex, std::string_view body) {
 void list_streams(Exchange* ex, const ListQuery& q) {
   call(ex, Opcode::kListStreams, body_of(wire::ListRequest{ex->route.bucket, q.prefix, q.start_after, q.limit}),
        [](Exchange* e, std::string_view body) {
-         wire::ListAnswer<wire::StreamInfo> answer;
+         wire::ListAnswer<StreamInfo> answer;
          if (!decode_answer(e, body, &answer)) return;
          Json j = Json::object();
          j["streams"] = Json::array();
-         for (const wire::StreamInfo& s : answer.items) j["streams"].push_back(to_json(s));
+         for (const StreamInfo& s : answer.items) j["streams"].push_back(to_json(s));
          j["more"] = answer.more;
          answer_json(e, 200, j);
        });
@@ -918,9 +904,9 @@ void create_stream(Exchange* ex) {
   }
   // The given fields over the bucket's default stream config.
   call(ex, Opcode::kGetBucket, body_of(wire::BucketName{ex->route.bucket}), [](Exchange* e, std::string_view body) {
-    wire::BucketInfo bucket;
+    BucketInfo bucket;
     if (!decode_answer(e, body, &bucket)) return;
-    wire::StreamConfig config = bucket.config.default_stream_config;
+    StreamConfig config = bucket.config.default_stream_config;
     if (Status s = merge_stream_config(e->input["config"], &config); !s) return fail(e, s);
     call(e, Opcode::kCreateStream, body_of(wire::CreateStream{e->route.bucket, e->name, false, config}),
          answer_stream_created);
@@ -932,7 +918,7 @@ void patch_stream(Exchange* ex) {
   if (ex->input.find("config") == ex->input.end()) return fail(ex, invalid("the body needs \"config\", an object"));
   call(ex, Opcode::kGetStream, body_of(wire::StreamName{ex->route.bucket, ex->route.stream}),
        [](Exchange* e, std::string_view body) {
-         wire::StreamInfo info;
+         StreamInfo info;
          if (!decode_answer(e, body, &info)) return;
          if (Status s = merge_stream_config(e->input["config"], &info.config); !s) return fail(e, s);
          call(e, Opcode::kReconfigureStream, body_of(wire::ReconfigureStream{e->route.bucket, e->route.stream, info.config}),
@@ -954,7 +940,7 @@ struct DetailsHop {
   const Sharded<StreamStore>* stores;
   int origin;
   uint32_t owner;
-  wire::StreamInfo info;
+  StreamInfo info;
   StreamDetails details;
 };
 
@@ -990,7 +976,7 @@ void answer_stream_details(DetailsHop* hop) {
 void get_stream(Exchange* ex) {
   call(ex, Opcode::kGetStream, body_of(wire::StreamName{ex->route.bucket, ex->route.stream}),
        [](Exchange* e, std::string_view body) {
-         wire::StreamInfo info;
+         StreamInfo info;
          if (!decode_answer(e, body, &info)) return;
          const auto shards = static_cast<uint32_t>(e->reactor.shard_count());
          auto* hop = new DetailsHop{e, e->streams.stores(), e->reactor.shard(),
@@ -1000,7 +986,7 @@ void get_stream(Exchange* ex) {
            Reactor& there = Reactor::current();
            StreamStore& store = hop->stores->local();
            StreamDetails& d = hop->details;
-           if (const StreamInfo* stream = store.catalog().find(hop->info.bucket, hop->info.name)) {
+           if (const StreamEntry* stream = store.catalog().find(hop->info.bucket, hop->info.name)) {
              auto tail = store.tail(hop->info.bucket, hop->info.name);
              d.found = tail.is_ok();
              if (d.found) {
@@ -1055,7 +1041,7 @@ void append_records(Exchange* ex, const QueryParams& params) {
   if (!input) return fail(ex, input.status());
   call(ex, Opcode::kAppend, append_request(ex->route.bucket, ex->route.stream, *input),
        [](Exchange* e, std::string_view body) {
-         wire::AppendAck ack;
+         AppendAck ack;
          if (!decode_answer(e, body, &ack)) return;
          Json j = Json::object();
          j["start_seq"] = ack.start_seq;
@@ -1130,7 +1116,7 @@ ShardStats shard_stats(Reactor& there, const Sharded<StreamStore>* stores, uint3
   stats.shard = there.shard();
   StreamStore& store = stores->local();
   // Linear in the shard's streams: an admin request, not the data path.
-  for (const StreamInfo* info : store.catalog().all()) {
+  for (const StreamEntry* info : store.catalog().all()) {
     const uint64_t bytes = store.log().stored_bytes(info->id);
     stats.streams++;
     stats.stored_bytes += bytes;

@@ -105,13 +105,13 @@ Result<Json> parse_json_object(std::string_view text);
 // retention_age_ms, retention_bytes, delete_on_empty_ms, compress_lz4;
 // bucket config: default_stream_config (merged likewise),
 // create_stream_on_append, create_stream_on_read.
-Status merge_stream_config(const Json& patch, wire::StreamConfig* config);
-Status merge_bucket_config(const Json& patch, wire::BucketConfig* config);
+Status merge_stream_config(const Json& patch, StreamConfig* config);
+Status merge_bucket_config(const Json& patch, BucketConfig* config);
 
-Json to_json(const wire::StreamConfig& config);
-Json to_json(const wire::BucketConfig& config);
-Json to_json(const wire::StreamInfo& info);
-Json to_json(const wire::BucketInfo& info);
+Json to_json(const StreamConfig& config);
+Json to_json(const BucketConfig& config);
+Json to_json(const StreamInfo& info);
+Json to_json(const BucketInfo& info);
 
 // ?prefix=&start_after=&limit= of the listings.
 struct ListQuery {

@@ -210,12 +210,12 @@ TEST(RestJson, RefusesWhatIsNotOneObject) {
 }
 
 TEST(RestJson, MergesTheGivenStreamConfigFieldsOnly) {
-  wire::StreamConfig c;
+  StreamConfig c;
   c.retention_bytes = 77;
   auto patch = parse_json_object(R"({"timestamping":"arrival","retention_age_ms":1000,"compress_lz4":true})");
   ASSERT_TRUE(patch.is_ok());
   ASSERT_TRUE(merge_stream_config(*patch, &c).is_ok());
-  EXPECT_EQ(c.timestamping, 2);
+  EXPECT_EQ(c.timestamping, Timestamping::kArrival);
   EXPECT_EQ(c.retention_age_ms, 1000u);
   EXPECT_EQ(c.retention_bytes, 77u);
   EXPECT_TRUE(c.compress_lz4);
@@ -227,16 +227,16 @@ TEST(RestJson, RefusesBadStreamConfigFields) {
                            R"({"retention_bytes":18446744073709551616})"}) {
     auto patch = parse_json_object(text);
     ASSERT_TRUE(patch.is_ok()) << text;
-    wire::StreamConfig c;
+    StreamConfig c;
     Status s = merge_stream_config(*patch, &c);
     EXPECT_EQ(s.code(), ErrorCode::kInvalidArgument) << text;
   }
-  wire::StreamConfig c;
+  StreamConfig c;
   EXPECT_FALSE(merge_stream_config(Json::array(), &c).is_ok());
 }
 
 TEST(RestJson, MergesABucketConfigWithItsNestedStreamConfig) {
-  wire::BucketConfig c;
+  BucketConfig c;
   c.default_stream_config.retention_bytes = 5;
   auto patch = parse_json_object(R"({"create_stream_on_append":true,"default_stream_config":{"retention_age_ms":9}})");
   ASSERT_TRUE(patch.is_ok());
@@ -251,13 +251,13 @@ TEST(RestJson, MergesABucketConfigWithItsNestedStreamConfig) {
 }
 
 TEST(RestJson, ConfigsRoundTripThroughJson) {
-  wire::BucketConfig c;
-  c.default_stream_config = wire::StreamConfig{1, 2, 3, 4, true};
+  BucketConfig c;
+  c.default_stream_config = StreamConfig{Timestamping::kClientRequire, 2, 3, 4, true};
   c.create_stream_on_read = true;
-  wire::BucketConfig back;
+  BucketConfig back;
   ASSERT_TRUE(merge_bucket_config(to_json(c), &back).is_ok());
   EXPECT_EQ(back, c);
-  const Json info = to_json(wire::StreamInfo{"b", "s/1", c.default_stream_config, 10, true, false, 3, 9});
+  const Json info = to_json(StreamInfo{"b", "s/1", c.default_stream_config, 10, true, false, 3, 9});
   EXPECT_EQ(info["name"], "s/1");
   EXPECT_EQ(info["config"]["timestamping"], "client-require");
   EXPECT_EQ(info["tail"], 9);

@@ -39,14 +39,14 @@ constexpr uint32_t kListLimitDefault = 1000;
 
 // A stream as the protocol shows it, from its owning shard: catalog state,
 // tail and the last minute's appends.
-wire::StreamInfo describe(const StreamStore& store, const StreamInfo& info) {
-  const auto tail = store.tail(info.bucket, info.name);
-  return to_wire(info, tail ? tail->next_seq : 0, store.log().appended_last_minute(info.id));
+StreamInfo describe(const StreamStore& store, const StreamEntry& entry) {
+  const auto tail = store.tail(entry.bucket, entry.name);
+  return stream_info(entry, tail ? tail->next_seq : 0, store.log().appended_last_minute(entry.id));
 }
 
 // The answer to a stream mutation: the stream's new state (DELETE: nothing).
 StreamStore::InfoCallback info_answer(Call* call) {
-  return [call](Result<StreamInfo> r) {
+  return [call](Result<StreamEntry> r) {
     if (!r) return call->fail(r.status());
     if (call->opcode == static_cast<uint16_t>(Opcode::kDeleteStream)) {
       return call->answer(empty_answer(call->opcode, call->request_id));
@@ -125,7 +125,7 @@ void read_once(LongPoll* poll, uint32_t wait_ms) {
                if (!r) return finish_poll(poll, error_frame(opcode, request_id, r.status()));
                wire::ReadAnswer answer = read_answer(*r, poll->until);
                StreamStore& s = *poll->call->store;
-               const StreamInfo* info = s.catalog().find(poll->bucket, poll->stream);
+               const StreamEntry* info = s.catalog().find(poll->bucket, poll->stream);
                if (!answer.batches.empty() || wait_ms == 0 || info == nullptr ||
                    Reactor::clock_us() >= poll->deadline_us) {
                  return finish_poll(poll, answer_frame(opcode, request_id, answer));
@@ -274,11 +274,11 @@ namespace {
 
 void create_stream(StreamStore& store, Call* call, const wire::CreateStream& m) {
   if (m.use_bucket_default) return store.create_stream_default(m.bucket, m.stream, info_answer(call));
-  store.create_stream(m.bucket, m.stream, from_wire(m.config), info_answer(call));
+  store.create_stream(m.bucket, m.stream, m.config, info_answer(call));
 }
 
 void get_stream(StreamStore& store, Call* call, const wire::StreamName& m) {
-  const StreamInfo* info = store.catalog().find(m.bucket, m.stream);
+  const StreamEntry* info = store.catalog().find(m.bucket, m.stream);
   if (info == nullptr) {
     return call->fail(Status(ErrorCode::kNotFound, fmt::format("no stream '{}' in bucket '{}'", m.stream, m.bucket)));
   }
@@ -286,7 +286,7 @@ void get_stream(StreamStore& store, Call* call, const wire::StreamName& m) {
 }
 
 void reconfigure_stream(StreamStore& store, Call* call, const wire::ReconfigureStream& m) {
-  store.reconfigure_stream(m.bucket, m.stream, from_wire(m.config), info_answer(call));
+  store.reconfigure_stream(m.bucket, m.stream, m.config, info_answer(call));
 }
 
 void delete_stream(StreamStore& store, Call* call, const wire::StreamName& m) {
@@ -322,8 +322,7 @@ void append(StreamStore& store, Call* call, const wire::Append& m) {
   request.arrival_ms = static_cast<uint64_t>(Reactor::clock_realtime_ms());
   store.append(m.bucket, m.stream, request, [call](Result<AppendAck> r) {
     if (!r) return call->fail(r.status());
-    wire::AppendAck ack{r->start_seq, r->end_seq, r->first_timestamp, r->last_timestamp, r->end_seq};
-    call->answer(answer_frame(call->opcode, call->request_id, ack));
+    call->answer(answer_frame(call->opcode, call->request_id, *r));
   });
 }
 
@@ -414,7 +413,7 @@ bool Router::handle_bucket(uint16_t opcode, uint32_t request_id, std::string_vie
       if (info == nullptr) {
         reply(error_frame(opcode, request_id, Status(ErrorCode::kNotFound, fmt::format("no bucket '{}'", m.bucket))));
       } else {
-        reply(answer_frame(opcode, request_id, to_wire(*info)));
+        reply(answer_frame(opcode, request_id, *info));
       }
       return true;
     }
@@ -423,9 +422,9 @@ bool Router::handle_bucket(uint16_t opcode, uint32_t request_id, std::string_vie
       (void)wire::decode_body(body, &m);
       const uint32_t limit = m.limit == 0 ? kListLimitDefault : std::min(m.limit, kListLimitDefault);
       // One more than the limit, to tell whether there are more.
-      wire::ListAnswer<wire::BucketInfo> answer;
+      wire::ListAnswer<BucketInfo> answer;
       for (const BucketInfo* info : local_store().catalog().list_buckets(m.prefix, m.start_after, size_t{limit} + 1)) {
-        answer.items.push_back(to_wire(*info));
+        answer.items.push_back(*info);
       }
       if (answer.items.size() > limit) {
         answer.items.resize(limit);
@@ -452,7 +451,7 @@ void Router::mutate_bucket(uint16_t opcode, uint32_t request_id, std::string_vie
     wire::BucketWithConfig m;
     (void)wire::decode_body(body, &m);
     name = m.bucket;
-    config = from_wire(m.config);
+    config = m.config;
     op = opcode == static_cast<uint16_t>(Opcode::kCreateBucket) ? BucketRegistry::Op::kCreate
                                                                  : BucketRegistry::Op::kReconfigure;
   }
@@ -478,7 +477,7 @@ void Router::mutate_bucket(uint16_t opcode, uint32_t request_id, std::string_vie
       } else if (call->opcode == static_cast<uint16_t>(Opcode::kDeleteBucket)) {
         call->answer = empty_answer(call->opcode, call->request_id);
       } else {
-        call->answer = answer_frame(call->opcode, call->request_id, to_wire(*r));
+        call->answer = answer_frame(call->opcode, call->request_id, *r);
       }
       Reactor::current().send(call->origin, [call] {
         std::unique_ptr<BucketCall> owned(call);
@@ -508,25 +507,25 @@ void Router::list_streams(uint32_t request_id, std::string_view body, Reply repl
   auto query = std::make_shared<Query>(Query{std::string(m.bucket), std::string(m.prefix), std::string(m.start_after), limit});
   const Sharded<StreamStore>* stores = stores_;
   auto* pending = new Reply(std::move(reply));
-  gather_from_shards<std::vector<wire::StreamInfo>>(
+  gather_from_shards<std::vector<StreamInfo>>(
       reactor_,
       [query, stores](Reactor&) {
         StreamStore& store = stores->local();
-        std::vector<wire::StreamInfo> out;
-        for (const StreamInfo* info :
+        std::vector<StreamInfo> out;
+        for (const StreamEntry* info :
              store.catalog().list(query->bucket, query->prefix, query->start_after, query->limit + 1)) {
           out.push_back(describe(store, *info));
         }
         return out;
       },
-      [pending, request_id, limit](std::vector<std::vector<wire::StreamInfo>> per_shard) {
+      [pending, request_id, limit](std::vector<std::vector<StreamInfo>> per_shard) {
         std::unique_ptr<Reply> answer_to(pending);
-        wire::ListAnswer<wire::StreamInfo> answer;
+        wire::ListAnswer<StreamInfo> answer;
         for (auto& items : per_shard) {
           for (auto& item : items) answer.items.push_back(std::move(item));
         }
         std::sort(answer.items.begin(), answer.items.end(),
-                  [](const wire::StreamInfo& a, const wire::StreamInfo& b) { return a.name < b.name; });
+                  [](const StreamInfo& a, const StreamInfo& b) { return a.name < b.name; });
         if (answer.items.size() > limit) {
           answer.items.resize(limit);
           answer.more = true;

@@ -165,7 +165,7 @@ void send_answers(Subscription* sub) {
       // Nothing new: from here on the subscription follows the tail.
       sub->positioned = true;
       sub->next_seq = std::max(sub->next_seq, r->tail);
-      const StreamInfo* info = sub->store->catalog().find(sub->bucket, sub->stream);
+      const StreamEntry* info = sub->store->catalog().find(sub->bucket, sub->stream);
       if (info == nullptr) return fail(sub, Status(ErrorCode::kNotFound, "the stream was deleted"));
       sub->waiter.stream_id = info->id;
       sub->store->log().wait_for_records(&sub->waiter);

@@ -11,60 +11,19 @@
 
 namespace runnel::wire_convert {
 
-inline StreamConfig from_wire(const wire::StreamConfig& c) {
-  StreamConfig out;
-  out.timestamping = c.timestamping == 1   ? TimestampMode::kClientRequire
-                     : c.timestamping == 2 ? TimestampMode::kArrival
-                                           : TimestampMode::kClientPrefer;
-  out.retention_age_ms = c.retention_age_ms;
-  out.retention_bytes = c.retention_bytes;
-  out.delete_on_empty_ms = c.delete_on_empty_ms;
-  out.compress_lz4 = c.compress_lz4;
-  return out;
-}
-
-inline wire::StreamConfig to_wire(const StreamConfig& c) {
-  wire::StreamConfig out;
-  out.timestamping = c.timestamping == TimestampMode::kClientRequire ? 1
-                     : c.timestamping == TimestampMode::kArrival     ? 2
-                                                                     : 0;
-  out.retention_age_ms = c.retention_age_ms;
-  out.retention_bytes = c.retention_bytes;
-  out.delete_on_empty_ms = c.delete_on_empty_ms;
-  out.compress_lz4 = c.compress_lz4;
-  return out;
-}
-
-inline wire::StreamInfo to_wire(const StreamInfo& info, uint64_t tail, AppendRate::PerMinute appended = {}) {
-  wire::StreamInfo out;
-  out.bucket = info.bucket;
-  out.name = info.name;
-  out.config = to_wire(info.config);
-  out.created_ms = info.created_ms;
-  out.sealed = info.sealed;
-  out.fenced = !info.fencing_token.empty();
-  out.trim_seq = info.trim_seq;
+// What users see of a stream: its catalog entry with the log's tail and rates.
+inline StreamInfo stream_info(const StreamEntry& entry, uint64_t tail, AppendRate::PerMinute appended = {}) {
+  StreamInfo out;
+  out.bucket = entry.bucket;
+  out.name = entry.name;
+  out.config = entry.config;
+  out.created_ms = entry.created_ms;
+  out.sealed = entry.sealed;
+  out.fenced = !entry.fencing_token.empty();
+  out.trim_seq = entry.trim_seq;
   out.tail = tail;
   out.appended_records_last_minute = appended.records;
   out.appended_bytes_last_minute = appended.bytes;
-  return out;
-}
-
-inline BucketConfig from_wire(const wire::BucketConfig& c) {
-  BucketConfig out;
-  out.default_stream_config = from_wire(c.default_stream_config);
-  out.create_stream_on_append = c.create_stream_on_append;
-  out.create_stream_on_read = c.create_stream_on_read;
-  return out;
-}
-
-inline wire::BucketInfo to_wire(const BucketInfo& info) {
-  wire::BucketInfo out;
-  out.name = info.name;
-  out.config.default_stream_config = to_wire(info.config.default_stream_config);
-  out.config.create_stream_on_append = info.config.create_stream_on_append;
-  out.config.create_stream_on_read = info.config.create_stream_on_read;
-  out.created_ms = info.created_ms;
   return out;
 }
 

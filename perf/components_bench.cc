@@ -62,7 +62,7 @@ void BM_StampSealVerifyHeader(benchmark::State& state) {
   const BatchLimits limits;
   for (auto _ : state) {
     BatchHeader h = header_for(payload, records);
-    benchmark::DoNotOptimize(stamp_batch(&h, payload, 1000, 0, TimestampMode::kClientPrefer, limits).is_ok());
+    benchmark::DoNotOptimize(stamp_batch(&h, payload, 1000, 0, Timestamping::kClientPrefer, limits).is_ok());
     seal_header(&h, 7);
     benchmark::DoNotOptimize(verify_header(h, 7, limits).is_ok());
   }
@@ -85,10 +85,10 @@ void append_checks(benchmark::State& state, bool one_pass) {
     if (one_pass) {
       PayloadTimestamps t;
       benchmark::DoNotOptimize(verify_payload(h, payload, limits, &t).is_ok());
-      benchmark::DoNotOptimize(stamp_batch(&h, t, 2000, 0, TimestampMode::kClientPrefer).is_ok());
+      benchmark::DoNotOptimize(stamp_batch(&h, t, 2000, 0, Timestamping::kClientPrefer).is_ok());
     } else {
       benchmark::DoNotOptimize(verify_payload(h, payload, limits).is_ok());
-      benchmark::DoNotOptimize(stamp_batch(&h, payload, 2000, 0, TimestampMode::kClientPrefer, limits).is_ok());
+      benchmark::DoNotOptimize(stamp_batch(&h, payload, 2000, 0, Timestamping::kClientPrefer, limits).is_ok());
     }
     benchmark::DoNotOptimize(h.last_timestamp);
   }

@@ -114,7 +114,7 @@ struct Bench {
                             .payload = payload,
                             .record_count = args.batch_records,
                             .payload_checksum = checksum,
-                            .timestamping = TimestampMode::kArrival,
+                            .timestamping = Timestamping::kArrival,
                             .arrival_ms = Reactor::clock_realtime_ms()},
                   [this, filler_stream](Result<AppendAck> ack) {
                     filler_in_flight = false;
@@ -171,7 +171,7 @@ struct Bench {
                      .payload = payload,
                      .record_count = args.batch_records,
                      .payload_checksum = checksum,
-                     .timestamping = TimestampMode::kArrival,
+                     .timestamping = Timestamping::kArrival,
                      .arrival_ms = sent / 1000};
   }
 

@@ -67,7 +67,7 @@ int run(int argc, char** argv) {
       while (created < total && created - appended < 256) create(created++);
     }
     void create(uint64_t i) {
-      store->create_stream("bucket", fmt::format("stream-{:08}", i), {}, [this, i](Result<StreamInfo> r) {
+      store->create_stream("bucket", fmt::format("stream-{:08}", i), {}, [this, i](Result<StreamEntry> r) {
         if (!r && r.status().code() == ErrorCode::kOverloaded) {
           return Reactor::current().post([this, i] { create(i); });  // Buffers full or a segment roll: retry.
         }

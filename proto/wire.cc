@@ -137,15 +137,18 @@ void append_error_frame(std::string* out, uint16_t opcode, uint32_t request_id, 
 // --- values ---------------------------------------------------------------
 
 void encode(Writer& w, const StreamConfig& m) {
-  w.u8(m.timestamping);
+  w.u8(static_cast<uint8_t>(m.timestamping));
   w.u64(m.retention_age_ms);
   w.u64(m.retention_bytes);
   w.u64(m.delete_on_empty_ms);
   w.boolean(m.compress_lz4);
 }
 bool decode(Reader& r, StreamConfig* m) {
-  return r.u8(&m->timestamping) && m->timestamping <= 2 && r.u64(&m->retention_age_ms) &&
-         r.u64(&m->retention_bytes) && r.u64(&m->delete_on_empty_ms) && r.boolean(&m->compress_lz4);
+  uint8_t timestamping = 0;
+  if (!r.u8(&timestamping) || timestamping > kTimestampingMax) return false;
+  m->timestamping = static_cast<Timestamping>(timestamping);
+  return r.u64(&m->retention_age_ms) && r.u64(&m->retention_bytes) && r.u64(&m->delete_on_empty_ms) &&
+         r.boolean(&m->compress_lz4);
 }
 
 void encode(Writer& w, const StreamInfo& m) {

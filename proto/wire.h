@@ -13,6 +13,7 @@
 
 #include "core/bytes.h"
 #include "core/status.h"
+#include "proto/values.h"
 
 namespace runnel::wire {
 
@@ -128,44 +129,8 @@ size_t begin_frame(std::string* out, Opcode opcode, uint16_t flags, uint32_t req
 void finish_frame(std::string* out, size_t frame_start);
 
 // --- values ---------------------------------------------------------------
-
-struct StreamConfig {
-  uint8_t timestamping = 0;  // 0 client-prefer, 1 client-require, 2 arrival.
-  uint64_t retention_age_ms = 0;
-  uint64_t retention_bytes = 0;
-  uint64_t delete_on_empty_ms = 0;
-  bool compress_lz4 = false;
-  bool operator==(const StreamConfig&) const = default;
-};
-
-struct StreamInfo {
-  std::string bucket;
-  std::string name;
-  StreamConfig config;
-  uint64_t created_ms = 0;
-  bool sealed = false;
-  bool fenced = false;
-  uint64_t trim_seq = 0;
-  uint64_t tail = 0;
-  // Appended over the last minute (consumer-lag views): records and stored bytes.
-  uint64_t appended_records_last_minute = 0;
-  uint64_t appended_bytes_last_minute = 0;
-  bool operator==(const StreamInfo&) const = default;
-};
-
-struct BucketConfig {
-  StreamConfig default_stream_config;
-  bool create_stream_on_append = false;
-  bool create_stream_on_read = false;
-  bool operator==(const BucketConfig&) const = default;
-};
-
-struct BucketInfo {
-  std::string name;
-  BucketConfig config;
-  uint64_t created_ms = 0;
-  bool operator==(const BucketInfo&) const = default;
-};
+// StreamConfig, StreamInfo, BucketConfig, BucketInfo and AppendAck are the
+// data model's own (proto/values.h); the rest are the wire's.
 
 struct Start {
   enum Kind : uint8_t { kSeqNum = 0, kTimestamp = 1, kTailOffset = 2 };
@@ -267,13 +232,6 @@ struct Append {
   uint32_t record_count = 0;
   uint64_t payload_checksum = 0;
   std::string_view payload;
-};
-struct AppendAck {
-  uint64_t start_seq = 0;
-  uint64_t end_seq = 0;
-  uint64_t start_timestamp = 0;
-  uint64_t end_timestamp = 0;
-  uint64_t tail = 0;
 };
 
 struct Read {

@@ -55,9 +55,7 @@ struct Random {
     keep.push_back(std::move(s));
     return keep.back();
   }
-  StreamConfig config() {
-    return {static_cast<uint8_t>(rng() % 3), u64(), u64(), u64(), flip()};
-  }
+  StreamConfig config() { return {static_cast<Timestamping>(rng() % 3), u64(), u64(), u64(), flip()}; }
   Start start() { return {static_cast<uint8_t>(rng() % 3), u64()}; }
   Batch batch() {
     Batch b;

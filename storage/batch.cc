@@ -271,7 +271,7 @@ Status effective_timestamps(const BatchHeader& header, std::string_view payload,
 }
 
 Status stamp_batch(BatchHeader* header, std::string_view payload, uint64_t arrival_ms, uint64_t previous_last_timestamp,
-                   TimestampMode mode, const BatchLimits& limits) {
+                   Timestamping mode, const BatchLimits& limits) {
   RUNNEL_ASSERT(header != nullptr);
   if (header->record_count == 0) return malformed("batch has no records");
 
@@ -280,13 +280,13 @@ Status stamp_batch(BatchHeader* header, std::string_view payload, uint64_t arriv
   uint64_t last = 0;
   uint16_t flags = header->flags & ~kBatchFlagArrivalTimestamps;
   switch (mode) {
-    case TimestampMode::kArrival:
+    case Timestamping::kArrival:
       first = std::max(arrival_ms, previous_last_timestamp);
       last = first;
       flags |= kBatchFlagArrivalTimestamps;
       break;
-    case TimestampMode::kClientPrefer:
-    case TimestampMode::kClientRequire: {
+    case Timestamping::kClientPrefer:
+    case Timestamping::kClientRequire: {
       // Starting from previous_last_timestamp makes eff[0] no lower than the
       // stream's tail; the running max then keeps later records from going back.
       uint64_t eff = previous_last_timestamp;
@@ -296,7 +296,7 @@ Status stamp_batch(BatchHeader* header, std::string_view payload, uint64_t arriv
       while (it.next(&record)) {
         uint64_t given = record.timestamp;
         if (given == 0) {
-          if (mode == TimestampMode::kClientRequire) {
+          if (mode == Timestamping::kClientRequire) {
             return malformed(fmt::format("record {} has no timestamp and the stream requires one", index));
           }
           given = arrival_ms;
@@ -310,7 +310,7 @@ Status stamp_batch(BatchHeader* header, std::string_view payload, uint64_t arriv
       break;
     }
     default:
-      RUNNEL_ASSERT(false && "unknown TimestampMode");
+      RUNNEL_ASSERT(false && "unknown Timestamping");
   }
 
   header->arrival_timestamp = arrival_ms;
@@ -321,17 +321,17 @@ Status stamp_batch(BatchHeader* header, std::string_view payload, uint64_t arriv
 }
 
 Status stamp_batch(BatchHeader* header, const PayloadTimestamps& t, uint64_t arrival_ms,
-                   uint64_t previous_last_timestamp, TimestampMode mode) {
+                   uint64_t previous_last_timestamp, Timestamping mode) {
   RUNNEL_ASSERT(header != nullptr);
   if (header->record_count == 0) return malformed("batch has no records");
   uint64_t first = 0;
   uint64_t last = 0;
   uint16_t flags = header->flags & ~kBatchFlagArrivalTimestamps;
-  if (mode == TimestampMode::kArrival) {
+  if (mode == Timestamping::kArrival) {
     first = last = std::max(arrival_ms, previous_last_timestamp);
     flags |= kBatchFlagArrivalTimestamps;
   } else {
-    if (mode == TimestampMode::kClientRequire && t.any_missing) {
+    if (mode == Timestamping::kClientRequire && t.any_missing) {
       return malformed(fmt::format("record {} has no timestamp and the stream requires one", t.first_missing));
     }
     // The same running maximum as the decoding stamp_batch: eff[0] is the

@@ -36,6 +36,7 @@
 
 #include "core/status.h"
 #include "proto/records.h"
+#include "proto/values.h"
 
 namespace runnel {
 
@@ -127,12 +128,6 @@ Status verify_payload(const BatchHeader& header, std::string_view payload, const
 Status effective_timestamps(const BatchHeader& header, std::string_view payload, const BatchLimits& limits,
                             std::vector<uint64_t>* out);
 
-enum class TimestampMode : uint8_t {
-  kClientPrefer,   // The client's timestamp where given, else arrival time.
-  kClientRequire,  // Every record must carry a timestamp.
-  kArrival,        // Arrival time for every record.
-};
-
 // Server side of an append: sets arrival_timestamp, first/last_timestamp and
 // the arrival flag so that effective timestamps never go below
 // `previous_last_timestamp` (the stream's last effective timestamp) and never
@@ -140,10 +135,10 @@ enum class TimestampMode : uint8_t {
 // no timestamp. The payload must already be verified. On error *header is
 // unchanged. On success the header must be sealed again (seal_header).
 Status stamp_batch(BatchHeader* header, std::string_view payload, uint64_t arrival_ms, uint64_t previous_last_timestamp,
-                   TimestampMode mode, const BatchLimits& limits);
+                   Timestamping mode, const BatchLimits& limits);
 // The same from timestamps gathered by verify_payload (no second decode).
 Status stamp_batch(BatchHeader* header, const PayloadTimestamps& timestamps, uint64_t arrival_ms,
-                   uint64_t previous_last_timestamp, TimestampMode mode);
+                   uint64_t previous_last_timestamp, Timestamping mode);
 
 // Per-stream compression. A compressed stored payload is
 //   u32 raw_bytes | u64 XXH3-64 of the compressed bytes | lz4 block

@@ -93,7 +93,7 @@ PayloadBuilder builder_with_timestamps(const std::vector<uint64_t>& timestamps) 
 // Stamps a batch of records with these client timestamps and returns the
 // effective timestamps derived from the stamped header.
 std::vector<uint64_t> stamp_and_derive(const std::vector<uint64_t>& timestamps, uint64_t arrival_ms,
-                                       uint64_t previous_last, TimestampMode mode, BatchHeader* header_out = nullptr) {
+                                       uint64_t previous_last, Timestamping mode, BatchHeader* header_out = nullptr) {
   PayloadBuilder builder = builder_with_timestamps(timestamps);
   BatchHeader header = header_for(builder.bytes(), builder.record_count());
   Status status = stamp_batch(&header, builder.bytes(), arrival_ms, previous_last, mode, BatchLimits{});
@@ -519,7 +519,7 @@ TEST(Batch, VerifyPayloadRejectsZeroRecords) {
 
 TEST(Batch, StampKeepsIncreasingClientTimestamps) {
   BatchHeader header;
-  std::vector<uint64_t> eff = stamp_and_derive({10, 20, 30}, 100, 0, TimestampMode::kClientPrefer, &header);
+  std::vector<uint64_t> eff = stamp_and_derive({10, 20, 30}, 100, 0, Timestamping::kClientPrefer, &header);
   EXPECT_EQ(eff, (std::vector<uint64_t>{10, 20, 30}));
   EXPECT_EQ(header.first_timestamp, 10u);
   EXPECT_EQ(header.last_timestamp, 30u);
@@ -528,22 +528,22 @@ TEST(Batch, StampKeepsIncreasingClientTimestamps) {
 }
 
 TEST(Batch, StampRaisesDecreasingTimestampsToPrevious) {
-  std::vector<uint64_t> eff = stamp_and_derive({30, 20, 10}, 100, 0, TimestampMode::kClientPrefer);
+  std::vector<uint64_t> eff = stamp_and_derive({30, 20, 10}, 100, 0, Timestamping::kClientPrefer);
   EXPECT_EQ(eff, (std::vector<uint64_t>{30, 30, 30}));
 }
 
 TEST(Batch, StampFillsMissingWithArrivalUnderClientPrefer) {
-  std::vector<uint64_t> eff = stamp_and_derive({10, 0, 20}, 15, 0, TimestampMode::kClientPrefer);
+  std::vector<uint64_t> eff = stamp_and_derive({10, 0, 20}, 15, 0, Timestamping::kClientPrefer);
   EXPECT_EQ(eff, (std::vector<uint64_t>{10, 15, 20}));
 }
 
 TEST(Batch, StampFillsMissingFirstWithArrivalUnderClientPrefer) {
-  std::vector<uint64_t> eff = stamp_and_derive({0, 5}, 100, 0, TimestampMode::kClientPrefer);
+  std::vector<uint64_t> eff = stamp_and_derive({0, 5}, 100, 0, Timestamping::kClientPrefer);
   EXPECT_EQ(eff, (std::vector<uint64_t>{100, 100}));
 }
 
 TEST(Batch, StampAcceptsAllGivenUnderClientRequire) {
-  std::vector<uint64_t> eff = stamp_and_derive({10, 20}, 100, 0, TimestampMode::kClientRequire);
+  std::vector<uint64_t> eff = stamp_and_derive({10, 20}, 100, 0, Timestamping::kClientRequire);
   EXPECT_EQ(eff, (std::vector<uint64_t>{10, 20}));
 }
 
@@ -551,14 +551,14 @@ TEST(Batch, StampRejectsMissingUnderClientRequireAndLeavesHeader) {
   PayloadBuilder builder = builder_with_timestamps({10, 0});
   BatchHeader header = header_for(builder.bytes(), 2);
   const BatchHeader before = header;
-  Status status = stamp_batch(&header, builder.bytes(), 100, 0, TimestampMode::kClientRequire, BatchLimits{});
+  Status status = stamp_batch(&header, builder.bytes(), 100, 0, Timestamping::kClientRequire, BatchLimits{});
   EXPECT_EQ(status.code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(std::memcmp(&header, &before, sizeof(header)), 0);
 }
 
 TEST(Batch, StampArrivalModeSetsFlagAndEqualTimestamps) {
   BatchHeader header;
-  std::vector<uint64_t> eff = stamp_and_derive({10, 20, 0}, 500, 0, TimestampMode::kArrival, &header);
+  std::vector<uint64_t> eff = stamp_and_derive({10, 20, 0}, 500, 0, Timestamping::kArrival, &header);
   EXPECT_EQ(eff, (std::vector<uint64_t>{500, 500, 500}));
   EXPECT_EQ(header.flags & kBatchFlagArrivalTimestamps, kBatchFlagArrivalTimestamps);
   EXPECT_EQ(header.first_timestamp, 500u);
@@ -566,12 +566,12 @@ TEST(Batch, StampArrivalModeSetsFlagAndEqualTimestamps) {
 }
 
 TEST(Batch, StampRaisesClientTimestampsToPreviousLast) {
-  std::vector<uint64_t> eff = stamp_and_derive({10, 20, 30}, 100, 1000, TimestampMode::kClientPrefer);
+  std::vector<uint64_t> eff = stamp_and_derive({10, 20, 30}, 100, 1000, Timestamping::kClientPrefer);
   EXPECT_EQ(eff, (std::vector<uint64_t>{1000, 1000, 1000}));
 }
 
 TEST(Batch, StampRaisesArrivalToPreviousLast) {
-  std::vector<uint64_t> eff = stamp_and_derive({10, 20}, 500, 1000, TimestampMode::kArrival);
+  std::vector<uint64_t> eff = stamp_and_derive({10, 20}, 500, 1000, Timestamping::kArrival);
   EXPECT_EQ(eff, (std::vector<uint64_t>{1000, 1000}));
 }
 
@@ -579,14 +579,14 @@ TEST(Batch, StampClearsArrivalFlagInClientMode) {
   PayloadBuilder builder = builder_with_timestamps({10, 20});
   BatchHeader header = header_for(builder.bytes(), 2);
   header.flags = kBatchFlagArrivalTimestamps;
-  ASSERT_TRUE(stamp_batch(&header, builder.bytes(), 100, 0, TimestampMode::kClientPrefer, BatchLimits{}).is_ok());
+  ASSERT_TRUE(stamp_batch(&header, builder.bytes(), 100, 0, Timestamping::kClientPrefer, BatchLimits{}).is_ok());
   EXPECT_EQ(header.flags & kBatchFlagArrivalTimestamps, 0);
 }
 
 TEST(Batch, StampedHeaderSealsAndVerifies) {
   PayloadBuilder builder = builder_with_timestamps({30, 10, 0});
   BatchHeader header = header_for(builder.bytes(), 3);
-  ASSERT_TRUE(stamp_batch(&header, builder.bytes(), 20, 5, TimestampMode::kClientPrefer, BatchLimits{}).is_ok());
+  ASSERT_TRUE(stamp_batch(&header, builder.bytes(), 20, 5, Timestamping::kClientPrefer, BatchLimits{}).is_ok());
   seal_header(&header, kSegmentId);
   Status status = verify_header(header, kSegmentId, BatchLimits{});
   EXPECT_TRUE(status.is_ok()) << status.to_string();
@@ -595,19 +595,19 @@ TEST(Batch, StampedHeaderSealsAndVerifies) {
 TEST(Batch, StampRejectsMalformedPayload) {
   std::string payload = raw_record(1, {}, "x", -1);
   BatchHeader header = header_for(payload, 1);
-  EXPECT_FALSE(stamp_batch(&header, payload, 100, 0, TimestampMode::kClientPrefer, BatchLimits{}).is_ok());
+  EXPECT_FALSE(stamp_batch(&header, payload, 100, 0, Timestamping::kClientPrefer, BatchLimits{}).is_ok());
 }
 
 TEST(Batch, StampRejectsZeroRecords) {
   BatchHeader header = header_for("", 0);
-  EXPECT_EQ(stamp_batch(&header, "", 100, 0, TimestampMode::kArrival, BatchLimits{}).code(),
+  EXPECT_EQ(stamp_batch(&header, "", 100, 0, Timestamping::kArrival, BatchLimits{}).code(),
             ErrorCode::kInvalidArgument);
 }
 
 TEST(Batch, EffectiveTimestampsRejectsLastThatRecordsDisagreeWith) {
   PayloadBuilder builder = builder_with_timestamps({10, 20});
   BatchHeader header = header_for(builder.bytes(), 2);
-  ASSERT_TRUE(stamp_batch(&header, builder.bytes(), 100, 0, TimestampMode::kClientPrefer, BatchLimits{}).is_ok());
+  ASSERT_TRUE(stamp_batch(&header, builder.bytes(), 100, 0, Timestamping::kClientPrefer, BatchLimits{}).is_ok());
   header.last_timestamp = 25;
   std::vector<uint64_t> eff;
   EXPECT_EQ(effective_timestamps(header, builder.bytes(), BatchLimits{}, &eff).code(), ErrorCode::kInvalidArgument);
@@ -715,7 +715,7 @@ TEST(Batch, StampingFromVerifiedTimestampsMatchesStampingByDecoding) {
     ASSERT_TRUE(verify_payload(h, payload.bytes(), limits, &t).is_ok());
     const uint64_t arrival = 1000 + rng() % 100;
     const uint64_t previous = rng() % 2 == 0 ? 0 : 1000 + rng() % 100;
-    for (TimestampMode mode : {TimestampMode::kClientPrefer, TimestampMode::kClientRequire, TimestampMode::kArrival}) {
+    for (Timestamping mode : {Timestamping::kClientPrefer, Timestamping::kClientRequire, Timestamping::kArrival}) {
       BatchHeader decoded = h, gathered = h;
       Status a = stamp_batch(&decoded, payload.bytes(), arrival, previous, mode, limits);
       Status b = stamp_batch(&gathered, t, arrival, previous, mode);

@@ -44,14 +44,13 @@ constexpr size_t kBucketBytesMin = 3;
 constexpr size_t kBucketBytesMax = 63;
 constexpr size_t kStreamNameBytesMin = 1;
 constexpr size_t kStreamNameBytesMax = 512;
-constexpr uint8_t kTimestampModeMax = static_cast<uint8_t>(TimestampMode::kArrival);
 
 static_assert(kBucketBytesMax <= std::numeric_limits<uint16_t>::max());
 static_assert(kStreamNameBytesMax <= std::numeric_limits<uint16_t>::max());
 static_assert(kFencingTokenBytesMax <= std::numeric_limits<uint16_t>::max());
-static_assert(static_cast<uint8_t>(TimestampMode::kClientPrefer) == 0);
-static_assert(static_cast<uint8_t>(TimestampMode::kClientRequire) == 1);
-static_assert(static_cast<uint8_t>(TimestampMode::kArrival) == 2);
+static_assert(static_cast<uint8_t>(Timestamping::kClientPrefer) == 0);
+static_assert(static_cast<uint8_t>(Timestamping::kClientRequire) == 1);
+static_assert(static_cast<uint8_t>(Timestamping::kArrival) == 2);
 
 bool is_known_op(uint8_t op) {
   return op >= static_cast<uint8_t>(CatalogOp::kCreate) && op <= static_cast<uint8_t>(CatalogOp::kBucketDelete);
@@ -65,7 +64,7 @@ Status corrupt(std::string message) {
 }
 
 Status validate_config(const StreamConfig& config) {
-  if (static_cast<uint8_t>(config.timestamping) > kTimestampModeMax) {
+  if (static_cast<uint8_t>(config.timestamping) > kTimestampingMax) {
     return invalid("timestamping must be client-prefer, client-require or arrival");
   }
   return Status::ok();
@@ -164,9 +163,9 @@ Status read_config(Reader& r, StreamConfig* config) {
       !r.u64(&config->delete_on_empty_ms) || !r.boolean(&config->compress_lz4, &lz4_valid)) {
     return corrupt("truncated config");
   }
-  if (timestamping > kTimestampModeMax) return corrupt(fmt::format("unknown timestamping {}", timestamping));
+  if (timestamping > kTimestampingMax) return corrupt(fmt::format("unknown timestamping {}", timestamping));
   if (!lz4_valid) return corrupt("compress_lz4 must be 0 or 1");
-  config->timestamping = static_cast<TimestampMode>(timestamping);
+  config->timestamping = static_cast<Timestamping>(timestamping);
   return Status::ok();
 }
 
@@ -209,7 +208,7 @@ Status read_token(Reader& r, std::string* token) {
   return Status::ok();
 }
 
-Status read_create(Reader& r, StreamInfo* stream) {
+Status read_create(Reader& r, StreamEntry* stream) {
   if (!r.str(&stream->bucket)) return corrupt("truncated bucket name");
   if (Status s = validate_bucket_name(stream->bucket); !s.is_ok()) return corrupt(s.message());
   if (!r.str(&stream->name)) return corrupt("truncated stream name");
@@ -252,7 +251,7 @@ Status validate_stream_name(std::string_view name) {
 }
 
 std::string encode_mutation(const CatalogMutation& mutation) {
-  const StreamInfo& s = mutation.stream;
+  const StreamEntry& s = mutation.stream;
   std::string out;
   Writer w(&out);
   w.u8(kMutationVersion);
@@ -362,7 +361,7 @@ Status StreamCatalog::check_bucket(const CatalogMutation& mutation) const {
 }
 
 Status StreamCatalog::check(const CatalogMutation& mutation) const {
-  const StreamInfo& s = mutation.stream;
+  const StreamEntry& s = mutation.stream;
   if (is_bucket_op(mutation.op)) return check_bucket(mutation);
   if (mutation.op == CatalogOp::kCreate) {
     if (Status st = validate_bucket_name(s.bucket); !st.is_ok()) return st;
@@ -428,7 +427,7 @@ Status StreamCatalog::apply(const CatalogMutation& mutation) {
     }
     return Status::ok();
   }
-  const StreamInfo& s = mutation.stream;
+  const StreamEntry& s = mutation.stream;
   if (mutation.op == CatalogOp::kCreate) {
     const bool id_inserted = by_id_.emplace(s.id, s).second;
     RUNNEL_ASSERT(id_inserted);
@@ -440,7 +439,7 @@ Status StreamCatalog::apply(const CatalogMutation& mutation) {
   }
   auto it = by_id_.find(s.id);
   RUNNEL_ASSERT(it != by_id_.end());
-  StreamInfo& stream = it->second;
+  StreamEntry& stream = it->second;
   switch (mutation.op) {
     case CatalogOp::kCreate:
       RUNNEL_ASSERT(false);
@@ -474,22 +473,22 @@ Status StreamCatalog::apply(const CatalogMutation& mutation) {
   return Status::ok();
 }
 
-const StreamInfo* StreamCatalog::find(std::string_view bucket, std::string_view name) const {
+const StreamEntry* StreamCatalog::find(std::string_view bucket, std::string_view name) const {
   auto it = by_name_.find(NameKey{bucket, name});
   if (it == by_name_.end()) return nullptr;
-  const StreamInfo* stream = find(it->second);
+  const StreamEntry* stream = find(it->second);
   RUNNEL_ASSERT(stream != nullptr);
   return stream;
 }
 
-const StreamInfo* StreamCatalog::find(uint64_t id) const {
+const StreamEntry* StreamCatalog::find(uint64_t id) const {
   auto it = by_id_.find(id);
   return it == by_id_.end() ? nullptr : &it->second;
 }
 
-std::vector<const StreamInfo*> StreamCatalog::list(std::string_view bucket, std::string_view prefix,
-                                                   std::string_view start_after, size_t limit) const {
-  std::vector<const StreamInfo*> out;
+std::vector<const StreamEntry*> StreamCatalog::list(std::string_view bucket, std::string_view prefix,
+                                                    std::string_view start_after, size_t limit) const {
+  std::vector<const StreamEntry*> out;
   if (limit == 0) return out;
   // Names with `prefix` form one contiguous run in name order. Start at the
   // first name >= prefix, or the first name > start_after if that is later
@@ -499,7 +498,7 @@ std::vector<const StreamInfo*> StreamCatalog::list(std::string_view bucket, std:
   for (; it != by_name_.end() && out.size() < limit; ++it) {
     const auto& [key, id] = *it;
     if (key.first != bucket || !std::string_view(key.second).starts_with(prefix)) break;
-    const StreamInfo* stream = find(id);
+    const StreamEntry* stream = find(id);
     RUNNEL_ASSERT(stream != nullptr);
     out.push_back(stream);
   }
@@ -534,13 +533,13 @@ void StreamCatalog::replace_buckets(const std::vector<BucketInfo>& buckets) {
   for (const BucketInfo& b : buckets) buckets_.emplace(b.name, b);
 }
 
-const StreamInfo* StreamCatalog::next_after(uint64_t id) const {
+const StreamEntry* StreamCatalog::next_after(uint64_t id) const {
   auto it = by_id_.upper_bound(id);
   return it == by_id_.end() ? nullptr : &it->second;
 }
 
-std::vector<const StreamInfo*> StreamCatalog::all() const {
-  std::vector<const StreamInfo*> out;
+std::vector<const StreamEntry*> StreamCatalog::all() const {
+  std::vector<const StreamEntry*> out;
   out.reserve(by_id_.size());
   for (const auto& [id, info] : by_id_) out.push_back(&info);
   return out;

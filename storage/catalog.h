@@ -21,22 +21,14 @@
 #include <vector>
 
 #include "core/status.h"
+#include "proto/values.h"
 #include "storage/batch.h"
 
 namespace runnel {
 
-// Per-stream settings (docs/REFERENCE.md, "Streams").
-struct StreamConfig {
-  TimestampMode timestamping = TimestampMode::kClientPrefer;
-  uint64_t retention_age_ms = 0;    // 0: no age limit.
-  uint64_t retention_bytes = 0;     // 0: no size limit.
-  uint64_t delete_on_empty_ms = 0;  // 0: never delete an empty stream.
-  bool compress_lz4 = false;
-
-  bool operator==(const StreamConfig&) const = default;
-};
-
-struct StreamInfo {
+// A stream as the catalog keeps it: what users see of it (StreamInfo, in
+// proto/values.h) comes from this entry, the log's tail and its rates.
+struct StreamEntry {
   uint64_t id = 0;       // Internal, unique within the shard, never reused; > 0.
   std::string bucket;    // 3..63 of [a-z0-9-], alphanumeric at both ends.
   std::string name;      // 1..512 bytes of UTF-8 without NUL.
@@ -46,24 +38,7 @@ struct StreamInfo {
   std::string fencing_token;  // Empty: not fenced.
   uint64_t trim_seq = 0;      // Records below this seq_num are gone.
 
-  bool operator==(const StreamInfo&) const = default;
-};
-
-// Bucket settings (docs/REFERENCE.md, "Data model").
-struct BucketConfig {
-  StreamConfig default_stream_config;  // What a stream created with the bucket default gets.
-  bool create_stream_on_append = false;  // An append to a missing stream creates it.
-  bool create_stream_on_read = false;    // A read or subscribe of a missing stream creates it.
-
-  bool operator==(const BucketConfig&) const = default;
-};
-
-struct BucketInfo {
-  std::string name;  // 3..63 of [a-z0-9-], alphanumeric at both ends.
-  BucketConfig config;
-  uint64_t created_ms = 0;
-
-  bool operator==(const BucketInfo&) const = default;
+  bool operator==(const StreamEntry&) const = default;
 };
 
 enum class CatalogOp : uint8_t {
@@ -92,7 +67,7 @@ inline bool is_bucket_op(CatalogOp op) {
 
 struct CatalogMutation {
   CatalogOp op = CatalogOp::kCreate;
-  StreamInfo stream;  // Stream ops: fields used depend on op (see CatalogOp).
+  StreamEntry stream;  // Stream ops: fields used depend on op (see CatalogOp).
   BucketInfo bucket;  // Bucket ops: likewise.
 
   bool operator==(const CatalogMutation&) const = default;
@@ -123,18 +98,18 @@ class StreamCatalog {
   // for every durable mutation in log order.
   Status apply(const CatalogMutation& mutation);
 
-  const StreamInfo* find(std::string_view bucket, std::string_view name) const;
-  const StreamInfo* find(uint64_t id) const;
+  const StreamEntry* find(std::string_view bucket, std::string_view name) const;
+  const StreamEntry* find(uint64_t id) const;
 
   // Streams of `bucket` whose name starts with `prefix` and sorts after
   // `start_after`, in name order, at most `limit`.
-  std::vector<const StreamInfo*> list(std::string_view bucket, std::string_view prefix, std::string_view start_after,
-                                      size_t limit) const;
+  std::vector<const StreamEntry*> list(std::string_view bucket, std::string_view prefix, std::string_view start_after,
+                                       size_t limit) const;
 
   // Every stream, in id order (for background passes such as retention).
-  std::vector<const StreamInfo*> all() const;
+  std::vector<const StreamEntry*> all() const;
   // The stream with the least id above `id`, or null.
-  const StreamInfo* next_after(uint64_t id) const;
+  const StreamEntry* next_after(uint64_t id) const;
 
   // The id a new stream gets: one more than any id ever used here.
   uint64_t next_id() const { return max_id_ + 1; }
@@ -161,7 +136,7 @@ class StreamCatalog {
   Status check_bucket(const CatalogMutation& mutation) const;
 
   std::map<std::string, BucketInfo, std::less<>> buckets_;  // By name.
-  std::map<uint64_t, StreamInfo> by_id_;
+  std::map<uint64_t, StreamEntry> by_id_;
   std::map<std::pair<std::string, std::string>, uint64_t, std::less<>> by_name_;  // (bucket, name) -> id
   uint64_t max_id_ = 0;
 };

@@ -71,7 +71,7 @@ CatalogMutation reconfigure(uint64_t id, const StreamConfig& config) {
 
 StreamConfig max_config() {
   StreamConfig config;
-  config.timestamping = TimestampMode::kArrival;
+  config.timestamping = Timestamping::kArrival;
   config.retention_age_ms = kU64Max;
   config.retention_bytes = kU64Max;
   config.delete_on_empty_ms = kU64Max;
@@ -145,9 +145,9 @@ void expect_round_trip(const CatalogMutation& m) {
   EXPECT_EQ(encode_mutation(*decoded), bytes);
 }
 
-std::vector<std::string> names(const std::vector<const StreamInfo*>& streams) {
+std::vector<std::string> names(const std::vector<const StreamEntry*>& streams) {
   std::vector<std::string> out;
-  for (const StreamInfo* s : streams) out.push_back(s->name);
+  for (const StreamEntry* s : streams) out.push_back(s->name);
   return out;
 }
 
@@ -333,7 +333,7 @@ TEST(Catalog, RoundTripsReconfigure) {
   expect_round_trip(reconfigure(kU64Max, max_config()));
   expect_round_trip(reconfigure(1, StreamConfig{}));
   StreamConfig require;
-  require.timestamping = TimestampMode::kClientRequire;
+  require.timestamping = Timestamping::kClientRequire;
   expect_round_trip(reconfigure(3, require));
 }
 
@@ -470,7 +470,7 @@ TEST(Catalog, CreateThenFindByNameAndId) {
   CatalogMutation m = max_create();
   m.stream.id = 1;
   ASSERT_TRUE(catalog.apply(m).is_ok());
-  const StreamInfo* by_name = catalog.find(m.stream.bucket, m.stream.name);
+  const StreamEntry* by_name = catalog.find(m.stream.bucket, m.stream.name);
   ASSERT_NE(by_name, nullptr);
   EXPECT_EQ(*by_name, m.stream);
   EXPECT_EQ(catalog.find(1), by_name);
@@ -538,10 +538,10 @@ TEST(Catalog, CreateRejectsTokenLongerThanMax) {
   EXPECT_TRUE(catalog.apply(m).is_ok());
 }
 
-TEST(Catalog, CreateRejectsUnknownTimestampMode) {
+TEST(Catalog, CreateRejectsUnknownTimestamping) {
   StreamCatalog catalog;
   CatalogMutation m = create(1, "logs", "a");
-  m.stream.config.timestamping = static_cast<TimestampMode>(3);
+  m.stream.config.timestamping = static_cast<Timestamping>(3);
   expect_invalid(catalog.apply(m), "timestamping");
 }
 
@@ -714,10 +714,10 @@ TEST(Catalog, ReconfigureAllowedOnSealedStream) {
   EXPECT_EQ(catalog.find(1)->config, max_config());
 }
 
-TEST(Catalog, ReconfigureRejectsUnknownTimestampMode) {
+TEST(Catalog, ReconfigureRejectsUnknownTimestamping) {
   StreamCatalog catalog = catalog_with({"a"});
   StreamConfig config;
-  config.timestamping = static_cast<TimestampMode>(3);
+  config.timestamping = static_cast<Timestamping>(3);
   expect_invalid(catalog.apply(reconfigure(1, config)), "timestamping");
   EXPECT_EQ(catalog.find(1)->config, StreamConfig{});
 }
@@ -859,7 +859,7 @@ TEST(Catalog, ListSkipsDeletedStreams) {
 TEST(Catalog, ListReturnsFullStreamInfo) {
   StreamCatalog catalog = catalog_with({"a"});
   ASSERT_TRUE(catalog.apply(trim(1, 3)).is_ok());
-  std::vector<const StreamInfo*> got = catalog.list("logs", "", "", 1);
+  std::vector<const StreamEntry*> got = catalog.list("logs", "", "", 1);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0], catalog.find(1));
 }
@@ -954,7 +954,7 @@ TEST(Catalog, BucketOpsRejectInvalidNamesAndConfigs) {
   expect_invalid(catalog.check(bucket_op(CatalogOp::kBucketCreate, "Orders")), "bucket name");
   expect_invalid(catalog.check(bucket_op(CatalogOp::kBucketDelete, "o")), "bucket name");
   BucketConfig bad;
-  bad.default_stream_config.timestamping = static_cast<TimestampMode>(3);
+  bad.default_stream_config.timestamping = static_cast<Timestamping>(3);
   expect_invalid(catalog.apply(bucket_op(CatalogOp::kBucketCreate, "orders", bad)), "timestamping");
   EXPECT_EQ(catalog.bucket_count(), 0u);
 }

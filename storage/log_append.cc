@@ -36,7 +36,7 @@ void ShardLog::append_control(std::string_view bytes, AppendCallback done) {
                     .payload = payload,
                     .record_count = 1,
                     .payload_checksum = payload_checksum(payload),
-                    .timestamping = TimestampMode::kArrival,
+                    .timestamping = Timestamping::kArrival,
                     .arrival_ms = Reactor::clock_realtime_ms()};
   append_batch(control, bytes, std::move(done));
 }
@@ -193,7 +193,8 @@ bool ShardLog::try_append(const LogAppend& append, std::string_view control, App
   std::memcpy(at + kBatchHeaderBytes + tag_bytes, stored.data(), stored.size());
   WriteBuffer::Pending pending;
   pending.done = std::move(done);
-  pending.ack = {header.base_seq, header.base_seq + record_count, header.first_timestamp, header.last_timestamp};
+  pending.ack = {header.base_seq, header.base_seq + record_count, header.first_timestamp, header.last_timestamp,
+                 header.base_seq + record_count};
   pending.stream_id = stream_id;
   pending.offset = buffer->offset + buffer->used;
   pending.bytes = bytes;
@@ -219,8 +220,8 @@ bool ShardLog::place_internal(BatchHeader header, std::string_view stored, Appen
   std::memcpy(at + kBatchHeaderBytes, stored.data(), stored.size());
   WriteBuffer::Pending pending;
   pending.done = std::move(done);
-  pending.ack = {header.base_seq, header.base_seq + header.record_count, header.first_timestamp,
-                 header.last_timestamp};
+  pending.ack = {header.base_seq, header.base_seq + header.record_count, header.first_timestamp, header.last_timestamp,
+                 header.base_seq + header.record_count};
   pending.stream_id = header.stream_id;
   pending.offset = buffer->offset + buffer->used;
   pending.bytes = bytes;
@@ -375,17 +376,17 @@ void ShardLog::complete_flushes() {
       const uint64_t previous_end = stream.durable_next_seq;
       stream.durable_next_seq = p.ack.end_seq;
       if (!tail_waiters_.empty() && tail_waiters_.count(p.stream_id) != 0) tails_moved_.push_back(p.stream_id);
-      stream.durable_last_timestamp = p.ack.last_timestamp;
+      stream.durable_last_timestamp = p.ack.end_timestamp;
       log_position_ += p.bytes;
       index_batch(p.stream_id, stream, p.ack.start_seq, previous_end, buffer->segment->id, p.offset,
-                  p.ack.first_timestamp, p.bytes);
+                  p.ack.start_timestamp, p.bytes);
       if (SegmentSummary* summary = buffer->segment->summary.get()) {
-        summary->tails[p.stream_id] = {p.ack.end_seq, p.ack.last_timestamp, stream.bytes_total};
+        summary->tails[p.stream_id] = {p.ack.end_seq, p.ack.end_timestamp, stream.bytes_total};
         summary->batches++;
         if (p.producer) {
-          summary->note_producer(p.stream_id, p.producer->id,
-                                 {p.producer->seq, p.ack.start_seq, p.ack.end_seq, p.ack.first_timestamp,
-                                  p.ack.last_timestamp});
+          summary->note_producer(
+              p.stream_id, p.producer->id,
+              {p.producer->seq, p.ack.start_seq, p.ack.end_seq, p.ack.start_timestamp, p.ack.end_timestamp});
         }
       }
       if (!stream.rate) stream.rate = std::make_unique<AppendRate>();

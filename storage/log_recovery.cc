@@ -351,9 +351,10 @@ Status ShardLog::scan_segment(Segment& segment, bool last) {
       std::string_view rest;
       if (p != nullptr &&
           split_producer_tag(h, std::string_view(p, h.payload_bytes), &tag, &rest_header, &rest).is_ok()) {
-        const AppendAck ack{h.base_seq, h.base_seq + h.record_count, h.first_timestamp, h.last_timestamp};
+        const AppendAck ack{h.base_seq, h.base_seq + h.record_count, h.first_timestamp, h.last_timestamp,
+                            h.base_seq + h.record_count};
         segment.summary->note_producer(h.stream_id, tag.id,
-                                       {tag.seq, ack.start_seq, ack.end_seq, ack.first_timestamp, ack.last_timestamp});
+                                       {tag.seq, ack.start_seq, ack.end_seq, ack.start_timestamp, ack.end_timestamp});
         if (producer_handler_) producer_handler_(h.stream_id, tag, ack);
       }
     }
@@ -536,7 +537,7 @@ bool ShardLog::apply_summary(Segment& segment) {
     for (const auto& [key, window] : summary.producers) {
       for (const SegmentSummary::ProducerAppend& p : window) {
         producer_handler_(key.first, ProducerTag{key.second, p.producer_seq},
-                          AppendAck{p.start_seq, p.end_seq, p.first_timestamp, p.last_timestamp});
+                          AppendAck{p.start_seq, p.end_seq, p.first_timestamp, p.last_timestamp, p.end_seq});
       }
     }
   }

@@ -28,7 +28,7 @@ inline std::string temp_dir() {
 
 // The append of one encoded batch of `stream`, as the tests make them.
 inline LogAppend log_append_of(uint64_t stream, const PayloadBuilder& payload, uint64_t arrival_ms = 5000,
-                               TimestampMode mode = TimestampMode::kClientPrefer) {
+                               Timestamping mode = Timestamping::kClientPrefer) {
   return LogAppend{.stream_id = stream,
                    .payload = payload.bytes(),
                    .record_count = payload.record_count(),

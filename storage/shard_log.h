@@ -27,8 +27,8 @@
 #include <deque>
 #include <functional>
 #include <map>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -38,6 +38,7 @@
 #include "core/metrics.h"
 #include "core/reactor.h"
 #include "core/status.h"
+#include "proto/values.h"
 #include "storage/append_rate.h"
 #include "storage/batch.h"
 #include "storage/file_io.h"
@@ -80,17 +81,10 @@ struct LogAppend {
   std::string_view payload{};        // Records as encoded by PayloadBuilder; copied by append().
   uint32_t record_count = 0;
   uint64_t payload_checksum = 0;     // The client's XXH3-64 of `payload`, verified.
-  TimestampMode timestamping = TimestampMode::kClientPrefer;
+  Timestamping timestamping = Timestamping::kClientPrefer;
   uint64_t arrival_ms = 0;           // Server clock when the append arrived.
   std::optional<uint64_t> expected_tail{};  // match_seq_num: fail unless the tail is exactly this.
   std::optional<ProducerTag> producer{};    // Idempotent producer: kept with the batch on disk.
-};
-
-struct AppendAck {
-  uint64_t start_seq = 0;  // First seq_num of the batch.
-  uint64_t end_seq = 0;    // One past the last (exclusive).
-  uint64_t first_timestamp = 0;
-  uint64_t last_timestamp = 0;
 };
 
 // A batch as read back: its header and payload. Records below the requested

@@ -356,7 +356,7 @@ TEST(Compaction, SurvivesPowerLossAtAnyPoint) {
                                 .payload = payload.bytes(),
                                 .record_count = 1,
                                 .payload_checksum = payload_checksum(payload.bytes()),
-                                .timestamping = TimestampMode::kClientPrefer,
+                                .timestamping = Timestamping::kClientPrefer,
                                 .arrival_ms = 5000},
                       [this](Result<AppendAck> ack) {
                         if (acks_left <= 0) return;

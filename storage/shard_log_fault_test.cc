@@ -70,7 +70,7 @@ std::map<uint64_t, uint64_t> append_until_power_loss(LogHarness& h, SimDisk& dis
                               .payload = payload.bytes(),
                               .record_count = count,
                               .payload_checksum = payload_checksum(payload.bytes()),
-                              .timestamping = TimestampMode::kClientPrefer,
+                              .timestamping = Timestamping::kClientPrefer,
                               .arrival_ms = 1000},
                     [this, stream, count](Result<AppendAck> ack) {
                       in_flight--;

@@ -299,7 +299,7 @@ TEST(ShardLog, RejectsABatchWhoseChecksumDoesNotMatch) {
                          .payload = payload.bytes(),
                          .record_count = 1,
                          .payload_checksum = payload_checksum(payload.bytes()) ^ 1,
-                         .timestamping = TimestampMode::kClientPrefer,
+                         .timestamping = Timestamping::kClientPrefer,
                          .arrival_ms = 1},
                [&result, finish](Result<AppendAck> ack) {
                  result = ack ? Status() : ack.status();

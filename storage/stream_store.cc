@@ -36,7 +36,7 @@ Result<std::unique_ptr<StreamStore>> StreamStore::open(Reactor& reactor, FileIo&
   store->log_->set_control_horizon(store->control_horizon_);
   // Tell the log what is no longer needed, and restore the tails of streams
   // whose batches are all gone from disk (trimmed, their segments reclaimed).
-  for (const StreamInfo* info : store->catalog_.all()) {
+  for (const StreamEntry* info : store->catalog_.all()) {
     store->log_->ensure_tail(info->id, info->trim_seq);
     store->log_->set_floor(info->id, info->trim_seq);
     store->log_->set_compression(info->id, info->config.compress_lz4);
@@ -90,8 +90,8 @@ Status StreamStore::replay(std::string_view bytes, uint64_t segment_id) {
   }
 }
 
-Result<const StreamInfo*> StreamStore::existing(std::string_view bucket, std::string_view name) const {
-  const StreamInfo* info = catalog_.find(bucket, name);
+Result<const StreamEntry*> StreamStore::existing(std::string_view bucket, std::string_view name) const {
+  const StreamEntry* info = catalog_.find(bucket, name);
   if (info == nullptr) {
     return Status(ErrorCode::kNotFound, fmt::format("stream {}/{} does not exist", bucket, name));
   }
@@ -150,7 +150,7 @@ void StreamStore::mutate(std::unique_ptr<PendingMutation> pending) {
       log_->set_compression(m.stream.id, m.stream.config.compress_lz4);
     }
     if (m.op == CatalogOp::kCreate) finish_create(m, Status::ok());  // Its waiters go on now.
-    const StreamInfo* info = catalog_.find(m.stream.id);
+    const StreamEntry* info = catalog_.find(m.stream.id);
     if (info == nullptr) return owned->info_done(m.stream);  // Deleted: answer with what it was.
     owned->info_done(*info);
   });
@@ -223,7 +223,7 @@ void StreamStore::ensure_stream(std::string_view bucket, std::string_view name, 
   auto m = prepare_create(bucket, name, catalog_.find_bucket(bucket)->config.default_stream_config);
   if (!m) return done(m.status());
   creating_[key].push_back(std::move(done));
-  mutate(std::move(*m), [](Result<StreamInfo>) {});  // Its waiters hear how it went.
+  mutate(std::move(*m), [](Result<StreamEntry>) {});  // Its waiters hear how it went.
 }
 
 void StreamStore::ensure_stream_for_read(std::string_view bucket, std::string_view name, StatusCallback done) {
@@ -310,7 +310,7 @@ void StreamStore::unmark_bucket_deleting(std::string_view name) {
 }
 
 void StreamStore::mutate_existing(std::string_view bucket, std::string_view name, CatalogOp op,
-                                  const std::function<void(StreamInfo&)>& edit, InfoCallback done) {
+                                  const std::function<void(StreamEntry&)>& edit, InfoCallback done) {
   assert_on_owner();
   auto info = existing(bucket, name);
   if (!info) return done(info.status());
@@ -323,15 +323,18 @@ void StreamStore::mutate_existing(std::string_view bucket, std::string_view name
 
 void StreamStore::reconfigure_stream(std::string_view bucket, std::string_view name, const StreamConfig& config,
                                      InfoCallback done) {
-  mutate_existing(bucket, name, CatalogOp::kReconfigure, [&](StreamInfo& s) { s.config = config; }, std::move(done));
+  mutate_existing(
+      bucket, name, CatalogOp::kReconfigure, [&](StreamEntry& s) { s.config = config; }, std::move(done));
 }
 
 void StreamStore::delete_stream(std::string_view bucket, std::string_view name, InfoCallback done) {
-  mutate_existing(bucket, name, CatalogOp::kDelete, [](StreamInfo&) {}, std::move(done));
+  mutate_existing(
+      bucket, name, CatalogOp::kDelete, [](StreamEntry&) {}, std::move(done));
 }
 
 void StreamStore::seal_stream(std::string_view bucket, std::string_view name, InfoCallback done) {
-  mutate_existing(bucket, name, CatalogOp::kSeal, [](StreamInfo& s) { s.sealed = true; }, std::move(done));
+  mutate_existing(
+      bucket, name, CatalogOp::kSeal, [](StreamEntry& s) { s.sealed = true; }, std::move(done));
 }
 
 void StreamStore::fence_stream(std::string_view bucket, std::string_view name, std::string_view token,
@@ -340,21 +343,21 @@ void StreamStore::fence_stream(std::string_view bucket, std::string_view name, s
     return done(Status(ErrorCode::kInvalidArgument,
                        fmt::format("fencing token is {} bytes; at most {}", token.size(), kFencingTokenBytesMax)));
   }
-  mutate_existing(bucket, name, CatalogOp::kFence, [&](StreamInfo& s) { s.fencing_token = std::string(token); },
-                  std::move(done));
+  mutate_existing(
+      bucket, name, CatalogOp::kFence, [&](StreamEntry& s) { s.fencing_token = std::string(token); }, std::move(done));
 }
 
 void StreamStore::trim_stream(std::string_view bucket, std::string_view name, uint64_t trim_seq, InfoCallback done) {
   // Trimming past the tail would drop records not yet written.
   mutate_existing(
       bucket, name, CatalogOp::kTrim,
-      [&](StreamInfo& s) { s.trim_seq = std::min(trim_seq, log_->assigned_tail(s.id)); }, std::move(done));
+      [&](StreamEntry& s) { s.trim_seq = std::min(trim_seq, log_->assigned_tail(s.id)); }, std::move(done));
 }
 
 void StreamStore::append(std::string_view bucket, std::string_view name, const AppendRequest& request,
                          AppendCallback done) {
   assert_on_owner();
-  const StreamInfo* stream = catalog_.find(bucket, name);
+  const StreamEntry* stream = catalog_.find(bucket, name);
   if (stream != nullptr) return append_to(*stream, request, std::move(done));
   if (auto_creates(bucket, AutoCreate::kOnAppend)) return append_after_create(bucket, name, request, std::move(done));
   done(existing(bucket, name).status());
@@ -389,7 +392,7 @@ void StreamStore::append_after_create(std::string_view bucket, std::string_view 
   });
 }
 
-void StreamStore::append_to(const StreamInfo& stream, const AppendRequest& request, AppendCallback done) {
+void StreamStore::append_to(const StreamEntry& stream, const AppendRequest& request, AppendCallback done) {
   if (stream.sealed) {
     return done(Status(ErrorCode::kStreamSealed, fmt::format("stream {}/{} is sealed", stream.bucket, stream.name)));
   }
@@ -407,7 +410,7 @@ void StreamStore::append_to(const StreamInfo& stream, const AppendRequest& reque
   log_->append(log_append_of(stream, request), std::move(done));
 }
 
-LogAppend StreamStore::log_append_of(const StreamInfo& stream, const AppendRequest& request) {
+LogAppend StreamStore::log_append_of(const StreamEntry& stream, const AppendRequest& request) {
   LogAppend append{.stream_id = stream.id,
                    .payload = request.payload,
                    .record_count = request.record_count,
@@ -419,7 +422,7 @@ LogAppend StreamStore::log_append_of(const StreamInfo& stream, const AppendReque
   return append;
 }
 
-void StreamStore::append_as_producer(const StreamInfo& stream, const AppendRequest& request, AppendCallback done) {
+void StreamStore::append_as_producer(const StreamEntry& stream, const AppendRequest& request, AppendCallback done) {
   const uint64_t stream_id = stream.id;
   const AppendRequest::Producer producer = *request.producer;
   auto& producers = producers_[stream_id];
@@ -516,7 +519,7 @@ void StreamStore::producer_answered(uint64_t stream_id, AppendRequest::Producer 
 void StreamStore::read(std::string_view bucket, std::string_view name, ReadStart start, uint32_t max_records,
                        uint32_t max_bytes, ReadCallback done) {
   assert_on_owner();
-  const StreamInfo* stream = catalog_.find(bucket, name);
+  const StreamEntry* stream = catalog_.find(bucket, name);
   if (stream != nullptr) return read_from(*stream, start, max_records, max_bytes, std::move(done));
   if (auto_creates(bucket, AutoCreate::kOnRead)) {
     return read_after_create(bucket, name, start, max_records, max_bytes, std::move(done));
@@ -527,7 +530,7 @@ void StreamStore::read(std::string_view bucket, std::string_view name, ReadStart
 std::optional<ShardLog::ReadPlan> StreamStore::plan_read(std::string_view bucket, std::string_view name,
                                                          uint64_t from, uint32_t max_records,
                                                          uint32_t max_bytes) const {
-  const StreamInfo* stream = catalog_.find(bucket, name);
+  const StreamEntry* stream = catalog_.find(bucket, name);
   if (stream == nullptr || from < stream->trim_seq) return std::nullopt;
   return log_->plan_read(stream->id, from, max_records, max_bytes);
 }
@@ -551,7 +554,7 @@ void StreamStore::read_after_create(std::string_view bucket, std::string_view na
   });
 }
 
-void StreamStore::read_from(const StreamInfo& stream, ReadStart start, uint32_t max_records, uint32_t max_bytes,
+void StreamStore::read_from(const StreamEntry& stream, ReadStart start, uint32_t max_records, uint32_t max_bytes,
                             ReadCallback done) {
   const uint64_t tail = log_->tail(stream.id).next_seq;
   if (start.kind == ReadStart::Kind::kSeqNum) {
@@ -610,7 +613,7 @@ void StreamStore::start_retention(uint64_t interval_ms) {
 void StreamStore::enforce_retention(uint64_t now_ms) {
   assert_on_owner();
   std::vector<CatalogMutation> mutations;
-  for (const StreamInfo* info : catalog_.all()) {
+  for (const StreamEntry* info : catalog_.all()) {
     if (retention_pending_.count(info->id) != 0) continue;
     const StreamConfig& c = info->config;
     const uint64_t tail = log_->tail(info->id).next_seq;
@@ -648,7 +651,7 @@ void StreamStore::enforce_retention(uint64_t now_ms) {
       log_info("deleting stream {}/{}: empty for {} ms", m.stream.bucket, m.stream.name, m.stream.config.delete_on_empty_ms);
       empty_since_ms_.erase(id);
     }
-    mutate(std::move(m), [this, id](Result<StreamInfo> r) {
+    mutate(std::move(m), [this, id](Result<StreamEntry> r) {
       retention_pending_.erase(id);
       if (!r) log_warn("retention of stream {} failed: {}", id, r.status().to_string());
     });
@@ -715,7 +718,7 @@ CatalogMutation StreamStore::next_snapshot_record(SnapshotWrite& snap) {
   }
   const size_t streams = snap.records - 2 - snap.buckets.size();
   if (i <= streams) {
-    const StreamInfo* info = catalog_.next_after(snap.stream_cursor);
+    const StreamEntry* info = catalog_.next_after(snap.stream_cursor);
     RUNNEL_ASSERT(info != nullptr);
     snap.stream_cursor = info->id;
     m.op = CatalogOp::kCreate;

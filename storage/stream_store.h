@@ -59,7 +59,7 @@ struct AppendRequest {
 
 class StreamStore {
  public:
-  using InfoCallback = InlineFunction<void(Result<StreamInfo>), 40>;
+  using InfoCallback = InlineFunction<void(Result<StreamEntry>), 40>;
   using BucketCallback = InlineFunction<void(Result<BucketInfo>), 40>;
   using StatusCallback = InlineFunction<void(Status), 40>;
   using AppendCallback = ShardLog::AppendCallback;
@@ -187,15 +187,15 @@ class StreamStore {
   void ensure_stream(std::string_view bucket, std::string_view name, AutoCreate when, StatusCallback done);
   void append_after_create(std::string_view bucket, std::string_view name, const AppendRequest& request,
                            AppendCallback done);
-  void append_to(const StreamInfo& stream, const AppendRequest& request, AppendCallback done);
+  void append_to(const StreamEntry& stream, const AppendRequest& request, AppendCallback done);
   void read_after_create(std::string_view bucket, std::string_view name, ReadStart start, uint32_t max_records,
                          uint32_t max_bytes, ReadCallback done);
-  void read_from(const StreamInfo& stream, ReadStart start, uint32_t max_records, uint32_t max_bytes,
+  void read_from(const StreamEntry& stream, ReadStart start, uint32_t max_records, uint32_t max_bytes,
                  ReadCallback done);
-  Result<const StreamInfo*> existing(std::string_view bucket, std::string_view name) const;
+  Result<const StreamEntry*> existing(std::string_view bucket, std::string_view name) const;
   // Looks the stream up, lets `edit` change a copy of its state, writes that as an `op` mutation.
   void mutate_existing(std::string_view bucket, std::string_view name, CatalogOp op,
-                       const std::function<void(StreamInfo&)>& edit, InfoCallback done);
+                       const std::function<void(StreamEntry&)>& edit, InfoCallback done);
 
   Reactor& reactor_;  // The owning shard's: every call is made on its thread.
   std::unique_ptr<ShardLog> log_;
@@ -250,12 +250,12 @@ class StreamStore {
     AppendCallback done;
   };
   Recycler<ProducerAppend> producer_appends_;
-  void append_as_producer(const StreamInfo& stream, const AppendRequest& request, AppendCallback done);
+  void append_as_producer(const StreamEntry& stream, const AppendRequest& request, AppendCallback done);
   void producer_answered(uint64_t stream_id, AppendRequest::Producer producer, const Result<AppendAck>& r);
   void forget_producers(uint64_t stream_id);  // The stream was deleted.
   // Recovery: an append the log holds with its producer tag (ShardLog::ProducerHandler).
   void replay_producer(uint64_t stream_id, const ProducerTag& tag, const AppendAck& ack);
-  static LogAppend log_append_of(const StreamInfo& stream, const AppendRequest& request);
+  static LogAppend log_append_of(const StreamEntry& stream, const AppendRequest& request);
 
   std::unique_ptr<Timer> retention_timer_;
   uint64_t retention_interval_ms_ = 0;

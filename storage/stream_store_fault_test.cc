@@ -105,7 +105,7 @@ std::map<std::string, uint64_t> run_until_crash(StoreHarness& h, SimDisk& disk, 
 
 // Every record of `name` from its trim point to its tail is the one written.
 void expect_intact(StoreHarness& h, const std::string& name) {
-  const StreamInfo* info = h.log()->catalog().find("orders", name);
+  const StreamEntry* info = h.log()->catalog().find("orders", name);
   ASSERT_NE(info, nullptr) << name << " lost from the catalog";
   const uint64_t tail = h.log()->tail("orders", name)->next_seq;
   uint64_t seq = info->trim_seq;
@@ -198,12 +198,15 @@ TEST(StreamStoreFaults, CatalogAndRetainedRecordsSurvivePowerLossAmidReclamation
         });
       });
       ASSERT_TRUE(bucket.is_ok()) << bucket.status().to_string();
-      Result<StreamInfo> created = Status(ErrorCode::kInternal, "");
+      Result<StreamEntry> created = Status(ErrorCode::kInternal, "");
       for (const char* name : kNames) {
         h->call([&](StreamStore& store, std::function<void()> finish) {
           const std::string n = name;
-          store.create_stream("orders", name, n == "capped" ? capped : n == "kept" ? kept : StreamConfig{},
-                              [&created, finish](Result<StreamInfo> r) {
+          store.create_stream("orders", name,
+                              n == "capped" ? capped
+                              : n == "kept" ? kept
+                                            : StreamConfig{},
+                              [&created, finish](Result<StreamEntry> r) {
                                 created = std::move(r);
                                 finish();
                               });

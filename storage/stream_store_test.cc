@@ -10,10 +10,10 @@ namespace {
 
 using StoreHarness = ShardHarness<StreamStore>;
 
-Result<StreamInfo> run_op(StoreHarness& h, std::function<void(StreamStore&, StreamStore::InfoCallback)> op) {
-  Result<StreamInfo> out = Status(ErrorCode::kInternal, "not run");
+Result<StreamEntry> run_op(StoreHarness& h, std::function<void(StreamStore&, StreamStore::InfoCallback)> op) {
+  Result<StreamEntry> out = Status(ErrorCode::kInternal, "not run");
   h.call([&](StreamStore& store, std::function<void()> finish) {
-    op(store, [&out, finish](Result<StreamInfo> r) {
+    op(store, [&out, finish](Result<StreamEntry> r) {
       out = std::move(r);
       finish();
     });
@@ -37,8 +37,8 @@ Result<BucketInfo> create_bucket(StoreHarness& h, const std::string& name, const
   return run_bucket_op(h, [&](StreamStore& s, StreamStore::BucketCallback cb) { s.create_bucket(name, config, std::move(cb)); });
 }
 
-Result<StreamInfo> create(StoreHarness& h, const std::string& bucket, const std::string& name,
-                          StreamConfig config = {}) {
+Result<StreamEntry> create(StoreHarness& h, const std::string& bucket, const std::string& name,
+                           StreamConfig config = {}) {
   return run_op(h, [&](StreamStore& s, StreamStore::InfoCallback cb) { s.create_stream(bucket, name, config, std::move(cb)); });
 }
 
@@ -125,9 +125,11 @@ TEST(StreamStore, ConcurrentCreatesOfOneNameLetExactlyOneWin) {
   h.call([&](StreamStore& store, std::function<void()> finish) {
     tally.finish = std::move(finish);
     for (int i = 0; i < 10; i++) {
-      store.create_stream("orders", "x", {}, [t = &tally](Result<StreamInfo> r) {
-        if (r) t->ok++;
-        else if (r.status().code() == ErrorCode::kAlreadyExists) t->exists++;
+      store.create_stream("orders", "x", {}, [t = &tally](Result<StreamEntry> r) {
+        if (r)
+          t->ok++;
+        else if (r.status().code() == ErrorCode::kAlreadyExists)
+          t->exists++;
         if (--t->left == 0) t->finish();
       });
     }
@@ -270,9 +272,9 @@ TEST(StreamStore, DeletedNamesCanBeCreatedAgainAsNewStreams) {
 TEST(StreamStore, TheCatalogSurvivesARestart) {
   std::string dir = temp_dir();
   StreamConfig arrival;
-  arrival.timestamping = TimestampMode::kArrival;
+  arrival.timestamping = Timestamping::kArrival;
   arrival.retention_age_ms = 3'600'000;
-  StreamInfo before_sealed, before_fenced, before_trimmed, before_reconfigured;
+  StreamEntry before_sealed, before_fenced, before_trimmed, before_reconfigured;
   {
     StoreHarness h(small_options(dir));
     ASSERT_NE(h.log(), nullptr);
@@ -369,7 +371,7 @@ TEST(StreamStore, AgeRetentionTrimsRecordsOlderThanTheLimit) {
   append_at(h, "x", 20, now - 120'000);  // Older than the limit.
   append_at(h, "x", 10, now - 1'000);    // Within it.
   retention_pass(h, now);
-  const StreamInfo* info = h.log()->catalog().find("orders", "x");
+  const StreamEntry* info = h.log()->catalog().find("orders", "x");
   ASSERT_NE(info, nullptr);
   EXPECT_GE(info->trim_seq, 19u) << "old records stay";
   EXPECT_LE(info->trim_seq, 20u) << "a record within the age limit was dropped";
@@ -389,7 +391,7 @@ TEST(StreamStore, SizeRetentionKeepsAtMostTheLimit) {
   ASSERT_TRUE(create(h, "orders", "x", config).is_ok());
   append_at(h, "x", 100, 1000, 1000);  // ~100 KB.
   retention_pass(h, 2000);
-  const StreamInfo* info = h.log()->catalog().find("orders", "x");
+  const StreamEntry* info = h.log()->catalog().find("orders", "x");
   ASSERT_NE(info, nullptr);
   // Each batch is ~1080 bytes on disk: at most ~10 KB means at most 9 of them left.
   EXPECT_GE(info->trim_seq, 91u);
@@ -757,7 +759,7 @@ TEST(StreamStore, IdempotentProducersAreRememberedAcrossRestarts) {
     ASSERT_TRUE(retry[0].is_ok()) << "seq " << seq << ": " << retry[0].status().to_string();
     EXPECT_EQ(retry[0]->start_seq, first[seq - 1].start_seq) << "seq " << seq;
     EXPECT_EQ(retry[0]->end_seq, first[seq - 1].end_seq) << "seq " << seq;
-    EXPECT_EQ(retry[0]->last_timestamp, first[seq - 1].last_timestamp) << "seq " << seq;
+    EXPECT_EQ(retry[0]->end_timestamp, first[seq - 1].end_timestamp) << "seq " << seq;
   }
   EXPECT_EQ(h.log()->tail("orders", "once")->next_seq, 4u) << "no retry was written again";
   // Readers never see the tag: the records and the client's checksums are as sent.
@@ -802,7 +804,7 @@ Result<BucketInfo> delete_bucket(StoreHarness& h, const std::string& name) {
   return run_bucket_op(h, [&](StreamStore& s, StreamStore::BucketCallback cb) { s.delete_bucket(name, std::move(cb)); });
 }
 
-Result<StreamInfo> delete_stream(StoreHarness& h, const std::string& bucket, const std::string& name) {
+Result<StreamEntry> delete_stream(StoreHarness& h, const std::string& bucket, const std::string& name) {
   return run_op(h, [&](StreamStore& s, StreamStore::InfoCallback cb) { s.delete_stream(bucket, name, std::move(cb)); });
 }
 
@@ -814,7 +816,7 @@ std::vector<BucketInfo> buckets_of(StoreHarness& h) {
 
 BucketConfig arrival_on_append() {
   BucketConfig config;
-  config.default_stream_config.timestamping = TimestampMode::kArrival;
+  config.default_stream_config.timestamping = Timestamping::kArrival;
   config.default_stream_config.retention_age_ms = 3'600'000;
   config.create_stream_on_append = true;
   return config;
@@ -882,9 +884,9 @@ TEST(StreamStore, NoStreamIsCreatedInABucketMarkedForDeletion) {
   ASSERT_TRUE(create_bucket(h, "orders").is_ok());
   // A create in flight counts as a stream in the bucket.
   bool marked_with_stream = false;
-  Result<StreamInfo> in_flight = Status(ErrorCode::kInternal, "not run");
+  Result<StreamEntry> in_flight = Status(ErrorCode::kInternal, "not run");
   h.call([&](StreamStore& store, std::function<void()> finish) {
-    store.create_stream("orders", "x", {}, [&in_flight, finish](Result<StreamInfo> r) {
+    store.create_stream("orders", "x", {}, [&in_flight, finish](Result<StreamEntry> r) {
       in_flight = std::move(r);
       finish();
     });
@@ -959,7 +961,7 @@ TEST(StreamStore, AnAppendCreatesAMissingStreamWhenItsBucketSaysSo) {
     ASSERT_TRUE(tally.acks[i].is_ok()) << tally.acks[i].status().to_string();
     EXPECT_EQ(tally.acks[i]->start_seq, i);
   }
-  const StreamInfo* created = h.log()->catalog().find("auto", "x");
+  const StreamEntry* created = h.log()->catalog().find("auto", "x");
   ASSERT_NE(created, nullptr);
   EXPECT_EQ(created->config, arrival_on_append().default_stream_config);
   auto r = read(h, "auto", "x", ReadStart::seq_num(0));

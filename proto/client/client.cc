@@ -898,14 +898,17 @@ std::function<void(Status, std::string_view)> answer_as(Callback<T> done, F conv
   };
 }
 
+// Decodes an answer body that is already the public value (proto/values.h).
+template <typename T>
+std::function<void(Status, std::string_view)> answer_as(Callback<T> done) {
+  return answer_as<T, T>(std::move(done), [](T& w) { return std::move(w); });
+}
+
 std::function<void(Status, std::string_view)> status_answer(StatusCallback done) {
   return [done = std::move(done)](Status st, std::string_view) {
     if (done) done(std::move(st));
   };
 }
-
-StreamInfo stream_info(const wire::StreamInfo& w) { return from_wire(w); }
-BucketInfo bucket_info(const wire::BucketInfo& w) { return from_wire(w); }
 
 }  // namespace
 
@@ -924,37 +927,34 @@ uint32_t Client::connections_ready() const {
 }
 
 void Client::create_bucket(const std::string& bucket, const BucketConfig& config, Callback<BucketInfo> done) {
-  Request* r = impl_->new_request(Opcode::kCreateBucket, false,
-                                  answer_as<BucketInfo, wire::BucketInfo>(std::move(done), bucket_info));
-  r->body = body_of(wire::BucketWithConfig{bucket, to_wire(config)});
+  Request* r = impl_->new_request(Opcode::kCreateBucket, false, answer_as<BucketInfo>(std::move(done)));
+  r->body = body_of(wire::BucketWithConfig{bucket, config});
   impl_->submit(r);
 }
 
 void Client::list_buckets(const ListOptions& options, Callback<Page<BucketInfo>> done) {
-  Request* r = impl_->new_request(
-      Opcode::kListBuckets, true,
-      answer_as<Page<BucketInfo>, wire::ListAnswer<wire::BucketInfo>>(std::move(done), [](const auto& w) {
-        Page<BucketInfo> page;
-        for (const wire::BucketInfo& b : w.items) page.items.push_back(from_wire(b));
-        page.more = w.more;
-        return page;
-      }));
+  Request* r =
+      impl_->new_request(Opcode::kListBuckets, true,
+                         answer_as<Page<BucketInfo>, wire::ListAnswer<BucketInfo>>(std::move(done), [](auto& w) {
+                           Page<BucketInfo> page;
+                           page.items = std::move(w.items);
+                           page.more = w.more;
+                           return page;
+                         }));
   r->body = body_of(wire::ListRequest{"", options.prefix, options.start_after, options.limit});
   impl_->submit(r);
 }
 
 void Client::get_bucket(const std::string& bucket, Callback<BucketInfo> done) {
-  Request* r = impl_->new_request(Opcode::kGetBucket, true,
-                                  answer_as<BucketInfo, wire::BucketInfo>(std::move(done), bucket_info));
+  Request* r = impl_->new_request(Opcode::kGetBucket, true, answer_as<BucketInfo>(std::move(done)));
   r->body = body_of(wire::BucketName{bucket});
   impl_->submit(r);
 }
 
 void Client::reconfigure_bucket(const std::string& bucket, const BucketConfig& config, Callback<BucketInfo> done) {
   // Setting a configuration twice is harmless: safe to resend.
-  Request* r = impl_->new_request(Opcode::kReconfigureBucket, true,
-                                  answer_as<BucketInfo, wire::BucketInfo>(std::move(done), bucket_info));
-  r->body = body_of(wire::BucketWithConfig{bucket, to_wire(config)});
+  Request* r = impl_->new_request(Opcode::kReconfigureBucket, true, answer_as<BucketInfo>(std::move(done)));
+  r->body = body_of(wire::BucketWithConfig{bucket, config});
   impl_->submit(r);
 }
 
@@ -966,22 +966,21 @@ void Client::delete_bucket(const std::string& bucket, StatusCallback done) {
 
 void Client::create_stream(const std::string& bucket, const std::string& stream, std::optional<StreamConfig> config,
                            Callback<StreamInfo> done) {
-  Request* r = impl_->new_request(Opcode::kCreateStream, false,
-                                  answer_as<StreamInfo, wire::StreamInfo>(std::move(done), stream_info));
-  r->body = body_of(wire::CreateStream{bucket, stream, !config.has_value(), to_wire(config.value_or(StreamConfig{}))});
+  Request* r = impl_->new_request(Opcode::kCreateStream, false, answer_as<StreamInfo>(std::move(done)));
+  r->body = body_of(wire::CreateStream{bucket, stream, !config.has_value(), config.value_or(StreamConfig{})});
   r->shard = impl_->shard_for(bucket, stream);
   impl_->submit(r);
 }
 
 void Client::list_streams(const std::string& bucket, const ListOptions& options, Callback<Page<StreamInfo>> done) {
-  Request* r = impl_->new_request(
-      Opcode::kListStreams, true,
-      answer_as<Page<StreamInfo>, wire::ListAnswer<wire::StreamInfo>>(std::move(done), [](const auto& w) {
-        Page<StreamInfo> page;
-        for (const wire::StreamInfo& s : w.items) page.items.push_back(from_wire(s));
-        page.more = w.more;
-        return page;
-      }));
+  Request* r =
+      impl_->new_request(Opcode::kListStreams, true,
+                         answer_as<Page<StreamInfo>, wire::ListAnswer<StreamInfo>>(std::move(done), [](auto& w) {
+                           Page<StreamInfo> page;
+                           page.items = std::move(w.items);
+                           page.more = w.more;
+                           return page;
+                         }));
   r->body = body_of(wire::ListRequest{bucket, options.prefix, options.start_after, options.limit});
   impl_->submit(r);
 }
@@ -999,13 +998,13 @@ void submit_stream_request(Client::Impl* impl, Opcode opcode, bool resend_safe, 
 
 void Client::get_stream(const std::string& bucket, const std::string& stream, Callback<StreamInfo> done) {
   submit_stream_request(impl_, Opcode::kGetStream, true, wire::StreamName{bucket, stream},
-                        answer_as<StreamInfo, wire::StreamInfo>(std::move(done), stream_info));
+                        answer_as<StreamInfo>(std::move(done)));
 }
 
 void Client::reconfigure_stream(const std::string& bucket, const std::string& stream, const StreamConfig& config,
                                 Callback<StreamInfo> done) {
-  submit_stream_request(impl_, Opcode::kReconfigureStream, true, wire::ReconfigureStream{bucket, stream, to_wire(config)},
-                        answer_as<StreamInfo, wire::StreamInfo>(std::move(done), stream_info));
+  submit_stream_request(impl_, Opcode::kReconfigureStream, true, wire::ReconfigureStream{bucket, stream, config},
+                        answer_as<StreamInfo>(std::move(done)));
 }
 
 void Client::delete_stream(const std::string& bucket, const std::string& stream, StatusCallback done) {
@@ -1016,19 +1015,19 @@ void Client::delete_stream(const std::string& bucket, const std::string& stream,
 void Client::seal_stream(const std::string& bucket, const std::string& stream, Callback<StreamInfo> done) {
   // Sealing a sealed stream is no error: safe to resend.
   submit_stream_request(impl_, Opcode::kSealStream, true, wire::StreamName{bucket, stream},
-                        answer_as<StreamInfo, wire::StreamInfo>(std::move(done), stream_info));
+                        answer_as<StreamInfo>(std::move(done)));
 }
 
 void Client::trim_stream(const std::string& bucket, const std::string& stream, uint64_t trim_seq,
                          Callback<StreamInfo> done) {
   submit_stream_request(impl_, Opcode::kTrimStream, true, wire::TrimStream{bucket, stream, trim_seq},
-                        answer_as<StreamInfo, wire::StreamInfo>(std::move(done), stream_info));
+                        answer_as<StreamInfo>(std::move(done)));
 }
 
 void Client::fence_stream(const std::string& bucket, const std::string& stream, const std::string& token,
                           Callback<StreamInfo> done) {
   submit_stream_request(impl_, Opcode::kFenceStream, true, wire::FenceStream{bucket, stream, token},
-                        answer_as<StreamInfo, wire::StreamInfo>(std::move(done), stream_info));
+                        answer_as<StreamInfo>(std::move(done)));
 }
 
 void Client::check_tail(const std::string& bucket, const std::string& stream, Callback<Tail> done) {
@@ -1068,10 +1067,7 @@ void Client::append(const std::string& bucket, const std::string& stream, const 
     m.producer_id = impl_->producer_id_;
     m.producer_seq = impl_->next_producer_seq();
   }
-  Request* r = impl_->new_request(Opcode::kAppend, options.idempotent,
-                                  answer_as<AppendAck, wire::AppendAck>(std::move(done), [](const wire::AppendAck& w) {
-                                    return AppendAck{w.start_seq, w.end_seq, w.start_timestamp, w.end_timestamp, w.tail};
-                                  }));
+  Request* r = impl_->new_request(Opcode::kAppend, options.idempotent, answer_as<AppendAck>(std::move(done)));
   r->body = body_of(m);
   r->shard = impl_->shard_for(bucket, stream);
   r->stream = state;

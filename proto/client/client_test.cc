@@ -335,13 +335,13 @@ wire::Append append_of(const Received& r) {
 Reply answer_streams(const Received& r) {
   if (r.opcode == static_cast<uint16_t>(wire::Opcode::kGetStream)) {
     const wire::StreamName name = stream_of(r);
-    wire::StreamInfo info;
+    StreamInfo info;
     info.bucket = name.bucket;
     info.name = name.stream;
     return Reply::answer(info);
   }
   if (r.opcode == static_cast<uint16_t>(wire::Opcode::kAppend)) {
-    return Reply::answer(wire::AppendAck{100, 100 + append_of(r).record_count, 1, 1, 100 + append_of(r).record_count});
+    return Reply::answer(AppendAck{100, 100 + append_of(r).record_count, 1, 1, 100 + append_of(r).record_count});
   }
   return Reply::fail(::runnel::ErrorCode::kUnsupported, "not in the script");
 }
@@ -413,7 +413,7 @@ TEST(ClientWithFakeServer, ResendsALostIdempotentAppendWithTheSameProducerNumber
       return Reply::fail(::runnel::ErrorCode::kUnsupported, "not in the script");
     }
     if (appends++ == 0) return Reply::drop();
-    return Reply::answer(wire::AppendAck{41, 43, 7, 8, 43});
+    return Reply::answer(AppendAck{41, 43, 7, 8, 43});
   });
   ClientOnLoop c(server.port());
   std::optional<Result<AppendAck>> ack;

@@ -18,27 +18,6 @@ std::string Status::to_string() const {
   return std::string(error_code_name(code_)) + ": " + message_;
 }
 
-wire::StreamConfig to_wire(const StreamConfig& c) {
-  return wire::StreamConfig{static_cast<uint8_t>(c.timestamping), c.retention_age_ms, c.retention_bytes,
-                            c.delete_on_empty_ms, c.compress_lz4};
-}
-wire::BucketConfig to_wire(const BucketConfig& c) {
-  return wire::BucketConfig{to_wire(c.default_stream_config), c.create_stream_on_append, c.create_stream_on_read};
-}
-StreamConfig from_wire(const wire::StreamConfig& c) {
-  return StreamConfig{static_cast<Timestamping>(c.timestamping), c.retention_age_ms, c.retention_bytes,
-                      c.delete_on_empty_ms, c.compress_lz4};
-}
-BucketConfig from_wire(const wire::BucketConfig& c) {
-  return BucketConfig{from_wire(c.default_stream_config), c.create_stream_on_append, c.create_stream_on_read};
-}
-StreamInfo from_wire(const wire::StreamInfo& s) {
-  return StreamInfo{s.bucket,   s.name, from_wire(s.config),           s.created_ms,
-                    s.sealed,   s.fenced, s.trim_seq, s.tail, s.appended_records_last_minute,
-                    s.appended_bytes_last_minute};
-}
-BucketInfo from_wire(const wire::BucketInfo& b) { return BucketInfo{b.name, from_wire(b.config), b.created_ms}; }
-
 Status append_records(const wire::Batch& batch, uint64_t from_seq, std::vector<Record>* out) {
   if (payload_checksum(batch.payload) != batch.payload_checksum) {
     return Status(ErrorCode::kCorrupt, "batch at seq_num " + std::to_string(batch.base_seq) +

@@ -9,13 +9,6 @@
 
 namespace runnel::client {
 
-wire::StreamConfig to_wire(const StreamConfig& c);
-wire::BucketConfig to_wire(const BucketConfig& c);
-StreamConfig from_wire(const wire::StreamConfig& c);
-BucketConfig from_wire(const wire::BucketConfig& c);
-StreamInfo from_wire(const wire::StreamInfo& s);
-BucketInfo from_wire(const wire::BucketInfo& b);
-
 // Checks a batch against its producer's checksum and appends its records
 // with seq_num >= from_seq, with their effective timestamps
 // (storage/FORMAT.md, "Payload"). kCorrupt if the bytes are not what the

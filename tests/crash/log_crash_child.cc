@@ -67,7 +67,7 @@ struct Appender {
                           .payload = payload.bytes(),
                           .record_count = 11,
                           .payload_checksum = payload_checksum(payload.bytes()),
-                          .timestamping = TimestampMode::kArrival,
+                          .timestamping = Timestamping::kArrival,
                           .arrival_ms = crash_timestamp(1, 0)},
                 [this](Result<AppendAck> ack) {
                   if (ack) log->set_floor(kBulkStream, ack->end_seq > kBulkKeep ? ack->end_seq - kBulkKeep : 0);
@@ -96,7 +96,7 @@ struct Appender {
                           .payload = payload.bytes(),
                           .record_count = count,
                           .payload_checksum = payload_checksum(payload.bytes()),
-                          .timestamping = TimestampMode::kClientPrefer,
+                          .timestamping = Timestamping::kClientPrefer,
                           .arrival_ms = crash_timestamp(stream, 0)},
                 [this, stream, count](Result<AppendAck> ack) {
                   if (!ack && ack.status().code() == ErrorCode::kOverloaded) {

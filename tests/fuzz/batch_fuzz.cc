@@ -87,8 +87,8 @@ void check_reencode(const std::vector<DecodedRecord>& records) {
 // its effective timestamps must follow the header.
 void check_stamp(runnel::BatchHeader header, std::string_view payload) {
   runnel::BatchLimits limits;
-  const auto mode = static_cast<runnel::TimestampMode>(header.stream_id % 3);
-  const bool missing_ok = mode != runnel::TimestampMode::kClientRequire;
+  const auto mode = static_cast<runnel::Timestamping>(header.stream_id % 3);
+  const bool missing_ok = mode != runnel::Timestamping::kClientRequire;
   runnel::Status status =
       runnel::stamp_batch(&header, payload, header.base_seq, header.arrival_timestamp, mode, limits);
   if (!status.is_ok()) {

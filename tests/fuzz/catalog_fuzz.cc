@@ -53,7 +53,7 @@ runnel::StreamCatalog small_catalog() {
 
 // Every listed stream is findable by name and id, in strictly increasing name order.
 void check_bucket(const runnel::StreamCatalog& catalog, const std::string& bucket) {
-  const std::vector<const runnel::StreamInfo*> streams = catalog.list(bucket, "", "", 1000);
+  const std::vector<const runnel::StreamEntry*> streams = catalog.list(bucket, "", "", 1000);
   RUNNEL_ASSERT(streams.size() <= catalog.size());
   for (size_t i = 0; i < streams.size(); i++) {
     RUNNEL_ASSERT(streams[i]->bucket == bucket);
@@ -93,8 +93,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const size_t size_before = catalog.size();
   const size_t buckets_before = catalog.bucket_count();
   const uint64_t next_id_before = catalog.next_id();
-  const runnel::StreamInfo* before = catalog.find(m.stream.id);
-  const runnel::StreamInfo copy_before = before != nullptr ? *before : runnel::StreamInfo{};
+  const runnel::StreamEntry* before = catalog.find(m.stream.id);
+  const runnel::StreamEntry copy_before = before != nullptr ? *before : runnel::StreamEntry{};
   const runnel::BucketInfo* bucket_before = catalog.find_bucket(m.bucket.name);
   const runnel::BucketInfo bucket_copy = bucket_before != nullptr ? *bucket_before : runnel::BucketInfo{};
   const bool had_streams = catalog.bucket_has_streams(m.bucket.name);
@@ -127,7 +127,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       RUNNEL_ASSERT(catalog.bucket_count() == buckets_before - 1);
     }
   } else {
-    const runnel::StreamInfo* after = catalog.find(m.stream.id);
+    const runnel::StreamEntry* after = catalog.find(m.stream.id);
     switch (m.op) {
       case runnel::CatalogOp::kCreate:
         RUNNEL_ASSERT(after != nullptr && *after == m.stream);

@@ -15,6 +15,9 @@
 namespace {
 
 using namespace runnel::wire;
+using runnel::AppendAck;
+using runnel::BucketInfo;
+using runnel::StreamInfo;
 
 // Decodes `body` as T; if it decodes, encoding it again must give the same bytes.
 template <typename T>

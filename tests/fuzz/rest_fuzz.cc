@@ -130,14 +130,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 4: {  // A JSON config body.
       auto json = parse_json_object(in);
       if (!json) return check_error(json.status()), 0;
-      wire::BucketConfig bucket;
+      BucketConfig bucket;
       if (Status s = merge_bucket_config(*json, &bucket); s) {
-        wire::BucketConfig back;
+        BucketConfig back;
         RUNNEL_ASSERT(merge_bucket_config(to_json(bucket), &back).is_ok() && back == bucket);
       } else {
         check_error(s);
       }
-      wire::StreamConfig stream;
+      StreamConfig stream;
       if (Status s = merge_stream_config(*json, &stream); !s) check_error(s);
       break;
     }

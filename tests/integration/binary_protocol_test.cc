@@ -261,11 +261,11 @@ TEST(BinaryProtocol, HelloThenPingThenStreamOperations) {
   EXPECT_EQ(pong.header.flags, kFlagResponse);
   create_bucket(c, "orders");
 
-  CreateStream create{"orders", "eu/1", false, StreamConfig{2, 0, 0, 0, false}};
+  CreateStream create{"orders", "eu/1", false, StreamConfig{Timestamping::kArrival, 0, 0, 0, false}};
   StreamInfo info = c.answer_as<StreamInfo>(c.send(Opcode::kCreateStream, create));
   EXPECT_EQ(info.bucket, "orders");
   EXPECT_EQ(info.name, "eu/1");
-  EXPECT_EQ(info.config.timestamping, 2);
+  EXPECT_EQ(info.config.timestamping, Timestamping::kArrival);
   EXPECT_EQ(c.error_of(c.send(Opcode::kCreateStream, create)).code, static_cast<uint16_t>(ErrorCode::kAlreadyExists));
 
   EXPECT_EQ(c.answer_as<StreamInfo>(c.send(Opcode::kGetStream, StreamName{"orders", "eu/1"})).name, "eu/1");
@@ -896,7 +896,7 @@ std::string name_on_shard(const std::string& bucket, uint32_t shard, const std::
 }
 
 // Timestamping by arrival, one hour of retention, LZ4.
-StreamConfig arrival_config() { return StreamConfig{2, 3'600'000, 0, 0, true}; }
+StreamConfig arrival_config() { return StreamConfig{Timestamping::kArrival, 3'600'000, 0, 0, true}; }
 
 TEST(BinaryProtocol, BucketsAreCreatedListedReconfiguredAndDeletedOnEveryShard) {
   TempDir dir;
@@ -984,7 +984,7 @@ TEST(BinaryProtocol, AStreamNeedsItsBucketAndMayTakeItsDefaultConfig) {
     StreamInfo info = c.answer_as<StreamInfo>(c.send(Opcode::kCreateStream, CreateStream{"orders", name, true, {}}));
     EXPECT_EQ(info.config, arrival_config()) << "use_bucket_default takes the bucket's default";
   }
-  const StreamConfig own{1, 0, 5'000, 0, false};
+  const StreamConfig own{Timestamping::kClientRequire, 0, 5'000, 0, false};
   StreamInfo explicit_config =
       c.answer_as<StreamInfo>(c.send(Opcode::kCreateStream, CreateStream{"orders", "own", false, own}));
   EXPECT_EQ(explicit_config.config, own);

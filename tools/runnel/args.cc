@@ -88,7 +88,8 @@ struct RawConfig {
 
   ConfigFlags flags() const {
     ConfigFlags f;
-    if (o_timestamping && o_timestamping->count() > 0) f.timestamping = parse_timestamping(timestamping);
+    client::Timestamping mode{};
+    if (o_timestamping && o_timestamping->count() > 0 && parse_timestamping(timestamping, &mode)) f.timestamping = mode;
     if (o_age && o_age->count() > 0) f.retention_age_ms = retention_age_ms;
     if (o_bytes && o_bytes->count() > 0) f.retention_bytes = retention_bytes;
     if (o_empty && o_empty->count() > 0) f.delete_on_empty_ms = delete_on_empty_ms;

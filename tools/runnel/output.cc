@@ -111,25 +111,6 @@ void Out::flush() {
 bool Out::broken_pipe() { return g_broken_pipe; }
 std::optional<std::string> Out::write_error() { return g_write_error; }
 
-const char* timestamping_name(client::Timestamping t) {
-  switch (t) {
-    case client::Timestamping::kClientPrefer:
-      return "client-prefer";
-    case client::Timestamping::kClientRequire:
-      return "client-require";
-    case client::Timestamping::kArrival:
-      return "arrival";
-  }
-  return "unknown";
-}
-
-std::optional<client::Timestamping> parse_timestamping(std::string_view name) {
-  if (name == "client-prefer") return client::Timestamping::kClientPrefer;
-  if (name == "client-require") return client::Timestamping::kClientRequire;
-  if (name == "arrival") return client::Timestamping::kArrival;
-  return std::nullopt;
-}
-
 ordered_json to_json(const client::StreamConfig& c) {
   ordered_json j;
   j["timestamping"] = timestamping_name(c.timestamping);

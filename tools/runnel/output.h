@@ -47,9 +47,6 @@ class Out {
   static std::optional<std::string> write_error();
 };
 
-const char* timestamping_name(client::Timestamping t);
-std::optional<client::Timestamping> parse_timestamping(std::string_view name);
-
 nlohmann::ordered_json to_json(const client::StreamConfig& c);
 nlohmann::ordered_json to_json(const client::StreamInfo& s);
 nlohmann::ordered_json to_json(const client::BucketInfo& b);

@@ -1,8 +1,8 @@
 #pragma once
 // librunnel's values: what the client library's calls take and return.
-// Self-contained (the standard library and runnel/error_codes.h, the
-// protocol's error-code table) so an application needs nothing of the
-// server's source tree. The shapes follow docs/REFERENCE.md and
+// Self-contained (the standard library, runnel/error_codes.h — the
+// protocol's error-code table — and runnel/values.h, the data model) so an
+// application needs nothing of the server's source tree. The shapes follow docs/REFERENCE.md and
 // proto/PROTOCOL.md; every string is owned.
 
 #include <cstdint>
@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "runnel/error_codes.h"
+#include "runnel/values.h"
 
 // What the shared library exports: the public API, nothing else.
 #define RUNNEL_API __attribute__((visibility("default")))
@@ -74,44 +75,13 @@ class Result {
   std::variant<T, Status> v_;
 };
 
-enum class Timestamping : uint8_t { kClientPrefer = 0, kClientRequire = 1, kArrival = 2 };
-
-struct StreamConfig {
-  Timestamping timestamping = Timestamping::kClientPrefer;
-  uint64_t retention_age_ms = 0;    // 0: no age limit.
-  uint64_t retention_bytes = 0;     // 0: no size limit.
-  uint64_t delete_on_empty_ms = 0;  // 0: never deleted for being empty.
-  bool compress_lz4 = false;
-  bool operator==(const StreamConfig&) const = default;
-};
-
-struct StreamInfo {
-  std::string bucket{};
-  std::string name{};
-  StreamConfig config{};
-  uint64_t created_ms = 0;
-  bool sealed = false;
-  bool fenced = false;
-  uint64_t trim_seq = 0;  // Records below it are gone.
-  uint64_t tail = 0;      // The next seq_num to be assigned.
-  // Appended over the last minute (records, and bytes as stored): divide by
-  // 60 for the per-second rates.
-  uint64_t appended_records_last_minute = 0;
-  uint64_t appended_bytes_last_minute = 0;
-};
-
-struct BucketConfig {
-  StreamConfig default_stream_config{};
-  bool create_stream_on_append = false;
-  bool create_stream_on_read = false;
-  bool operator==(const BucketConfig&) const = default;
-};
-
-struct BucketInfo {
-  std::string name{};
-  BucketConfig config{};
-  uint64_t created_ms = 0;
-};
+// The data model's values, shared with the server (runnel/values.h).
+using runnel::AppendAck;
+using runnel::BucketConfig;
+using runnel::BucketInfo;
+using runnel::StreamConfig;
+using runnel::StreamInfo;
+using runnel::Timestamping;
 
 struct Header {
   std::string name{};
@@ -140,15 +110,6 @@ struct AppendOptions {
   // Numbered with this client's producer id, so a retry after a lost
   // connection is never written twice (proto/PROTOCOL.md, "Append").
   bool idempotent = true;
-};
-
-// [start_seq, end_seq): the records' seq_nums.
-struct AppendAck {
-  uint64_t start_seq = 0;
-  uint64_t end_seq = 0;
-  uint64_t start_timestamp = 0;
-  uint64_t end_timestamp = 0;
-  uint64_t tail = 0;
 };
 
 struct Start {
