@@ -368,7 +368,7 @@ bool BinaryConnection::handle_subscription_frame(uint16_t opcode, uint32_t reque
         }
       }
       subscriptions_[request_id] = owner;
-      subscriptions::start(reactor_, router.stores(), owner, request_id, body, push_target(), limits_.heartbeat_ms);
+      router.subscriptions()->local().start(owner, request_id, body, push_target(), limits_.heartbeat_ms);
       return true;
     }
     case Opcode::kCredit: {
@@ -378,7 +378,9 @@ bool BinaryConnection::handle_subscription_frame(uint16_t opcode, uint32_t reque
         return false;
       }
       auto it = subscriptions_.find(m.subscription_id);
-      if (it != subscriptions_.end()) subscriptions::credit(reactor_, it->second, push_target(), it->first, m.bytes);
+      if (it != subscriptions_.end()) {
+        server_.router_.subscriptions()->local().credit(it->second, push_target(), it->first, m.bytes);
+      }
       return true;  // Never answered; credit for an ended subscription is moot.
     }
     default: {
@@ -393,7 +395,7 @@ bool BinaryConnection::handle_subscription_frame(uint16_t opcode, uint32_t reque
                                  Status(ErrorCode::kNotFound, "no such subscription"));
         return true;
       }
-      subscriptions::stop(reactor_, it->second, push_target(), it->first);
+      server_.router_.subscriptions()->local().stop(it->second, push_target(), it->first);
       subscriptions_.erase(it);
       std::string& pending = out_.pending();
       wire::finish_frame(&pending, wire::begin_frame(&pending, Opcode::kUnsubscribe, wire::kFlagResponse, request_id));
@@ -402,22 +404,20 @@ bool BinaryConnection::handle_subscription_frame(uint16_t opcode, uint32_t reque
   }
 }
 
-PushTarget BinaryConnection::push_target() {
-  return PushTarget{reactor_.shard(), this, generation_, &BinaryConnection::deliver_push};
-}
+PushTarget BinaryConnection::push_target() { return PushTarget{reactor_.shard(), this, generation_}; }
 
-void BinaryConnection::deliver_push(void* connection, uint64_t generation, std::vector<std::string> frame_pieces) {
-  auto* c = static_cast<BinaryConnection*>(connection);
-  if (generation != c->generation_ || c->fd_ < 0 || c->phase_ == Phase::kClosing) return;  // That connection is gone.
+void BinaryConnection::deliver_push(uint64_t generation, std::vector<std::string> frame_pieces) {
+  if (generation != generation_ || fd_ < 0 || phase_ == Phase::kClosing) return;  // That connection is gone.
   RUNNEL_ASSERT(!frame_pieces.empty() && frame_pieces.front().size() >= wire::kFrameHeaderBytes);
   const wire::FrameHeader h = wire::read_frame_header(frame_pieces.front().data());
-  if ((h.flags & wire::kFlagError) != 0) c->subscriptions_.erase(h.request_id);  // It ended.
-  for (std::string& piece : frame_pieces) c->out_.push(std::move(piece));
-  if (!c->in_process_input_) c->flush_output();
+  if ((h.flags & wire::kFlagError) != 0) subscriptions_.erase(h.request_id);  // It ended.
+  for (std::string& piece : frame_pieces) out_.push(std::move(piece));
+  if (!in_process_input_) flush_output();
 }
 
 void BinaryConnection::end_subscriptions() {
-  for (const auto& [id, owner] : subscriptions_) subscriptions::stop(reactor_, owner, push_target(), id);
+  Subscriptions& hub = server_.router_.subscriptions()->local();
+  for (const auto& [id, owner] : subscriptions_) hub.stop(owner, push_target(), id);
   subscriptions_.clear();
 }
 

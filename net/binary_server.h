@@ -55,7 +55,7 @@ struct BinaryServerOptions {
 
 class BinaryServer;
 
-class BinaryConnection final : public AcceptedConnection {
+class BinaryConnection final : public AcceptedConnection, private PushSink {
  public:
   BinaryConnection(BinaryServer& server, Reactor& reactor);
   ~BinaryConnection() override;
@@ -98,7 +98,7 @@ class BinaryConnection final : public AcceptedConnection {
   // SUBSCRIBE, CREDIT, UNSUBSCRIBE (net/subscriptions.h). False: closing.
   bool handle_subscription_frame(uint16_t opcode, uint32_t request_id, std::string_view body);
   PushTarget push_target();
-  static void deliver_push(void* connection, uint64_t generation, std::vector<std::string> frame_pieces);
+  void deliver_push(uint64_t generation, std::vector<std::string> frame_pieces) override;
   void end_subscriptions();
   void protocol_error(uint16_t opcode, uint32_t request_id, const Status& status);
   bool saturated() const;

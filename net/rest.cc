@@ -932,12 +932,13 @@ struct StreamDetails {
   uint64_t tail = 0;
   uint64_t last_timestamp = 0;
   uint64_t stored_bytes = 0;
-  std::vector<subscriptions::SubscriptionStatus> subscriptions;
+  std::vector<SubscriptionStatus> subscriptions;
 };
 
 struct DetailsHop {
   Exchange* ex;
   const Sharded<StreamStore>* stores;
+  const Sharded<Subscriptions>* subscriptions;
   int origin;
   uint32_t owner;
   StreamInfo info;
@@ -955,7 +956,7 @@ void answer_stream_details(DetailsHop* hop) {
     j["stored_bytes"] = d.stored_bytes;
   }
   Json subs = Json::array();
-  for (const subscriptions::SubscriptionStatus& s : d.subscriptions) {
+  for (const SubscriptionStatus& s : d.subscriptions) {
     Json sub = Json::object();
     sub["id"] = s.id;
     sub["connection_shard"] = s.connection_shard;
@@ -979,8 +980,13 @@ void get_stream(Exchange* ex) {
          StreamInfo info;
          if (!decode_answer(e, body, &info)) return;
          const auto shards = static_cast<uint32_t>(e->reactor.shard_count());
-         auto* hop = new DetailsHop{e, e->streams.stores(), e->reactor.shard(),
-                                    wire::owner_shard(info.bucket, info.name, shards), std::move(info), {}};
+         auto* hop = new DetailsHop{e,
+                                    e->streams.stores(),
+                                    e->streams.subscriptions(),
+                                    e->reactor.shard(),
+                                    wire::owner_shard(info.bucket, info.name, shards),
+                                    std::move(info),
+                                    {}};
          e->reactor.hold();  // Shutdown waits for the answer.
          e->reactor.send(static_cast<int>(hop->owner), [hop] {
            Reactor& there = Reactor::current();
@@ -994,7 +1000,7 @@ void get_stream(Exchange* ex) {
                d.last_timestamp = tail->last_timestamp;
              }
              d.stored_bytes = store.log().stored_bytes(stream->id);
-             d.subscriptions = subscriptions::of_stream(hop->info.bucket, hop->info.name);
+             d.subscriptions = hop->subscriptions->local().of_stream(hop->info.bucket, hop->info.name);
            }
            there.send(hop->origin, [hop] {
              answer_stream_details(hop);
@@ -1111,7 +1117,8 @@ constexpr std::pair<const char*, const char*> kShardCounters[] = {
     {"reads", "runnel_log_reads_total"},
 };
 
-ShardStats shard_stats(Reactor& there, const Sharded<StreamStore>* stores, uint32_t streams_listed) {
+ShardStats shard_stats(Reactor& there, const Sharded<StreamStore>* stores, const Sharded<Subscriptions>* subscriptions,
+                       uint32_t streams_listed) {
   ShardStats stats;
   stats.shard = there.shard();
   StreamStore& store = stores->local();
@@ -1125,7 +1132,7 @@ ShardStats shard_stats(Reactor& there, const Sharded<StreamStore>* stores, uint3
       stats.listed.push_back(StreamTailRow{info->bucket, info->name, tail ? tail->next_seq : 0, bytes});
     }
   }
-  stats.subscriptions = subscriptions::count_here();
+  stats.subscriptions = subscriptions->local().count();
   const MetricsSnapshot snapshot = there.metrics().snapshot();
   for (const auto& counter : kShardCounters) {
     uint64_t value = 0;
@@ -1149,8 +1156,10 @@ void shards(Exchange* ex, const QueryParams& params) {
     listed = static_cast<uint32_t>(std::min<uint64_t>(n, kShardStreamsListedMax));
   }
   const Sharded<StreamStore>* stores = ex->streams.stores();
+  const Sharded<Subscriptions>* subscriptions = ex->streams.subscriptions();
   gather_from_shards<ShardStats>(
-      ex->reactor, [stores, listed](Reactor& there) { return shard_stats(there, stores, listed); },
+      ex->reactor,
+      [stores, subscriptions, listed](Reactor& there) { return shard_stats(there, stores, subscriptions, listed); },
       [ex](std::vector<ShardStats> all) {
         Json list = Json::array();
         for (const ShardStats& s : all) {

@@ -16,6 +16,7 @@ namespace runnel {
 struct RouterCall {
   Router* router = nullptr;
   Recycler<RouterCall>* pool = nullptr;
+  Router::LongPolls* long_polls = nullptr;
   StreamStore* store = nullptr;
   uint16_t opcode = 0;
   uint32_t request_id = 0;
@@ -55,55 +56,59 @@ StreamStore::InfoCallback info_answer(Call* call) {
   };
 }
 
+}  // namespace
+
 // A read that found nothing new and may wait (wait_ms): it waits on the
 // stream's tail, reads again when records land, and answers empty with the
-// tail when the wait ends. Lives on the owning shard; a shard that stops
-// answers its waiting reads at once (their in-flight work is done).
+// tail when the wait ends. Lives on the owning shard, taken from and given
+// back to its router's pool; a shard that stops answers its waiting reads at
+// once (their in-flight work is done).
 struct LongPoll {
-  Call* call;
-  std::string bucket, stream;
+  Router::LongPolls* polls = nullptr;
+  Call* call = nullptr;
+  std::string bucket, stream;  // Keep their capacity from use to use.
   wire::Start start;
-  uint32_t max_records, max_bytes;
-  uint64_t until;
-  uint64_t deadline_us;
+  uint32_t max_records = 0, max_bytes = 0;
+  uint64_t until = 0;
+  uint64_t deadline_us = 0;
   ShardLog::TailWaiter waiter;
-  std::unique_ptr<Timer> timer;
-  LongPoll* prev = nullptr;
+  std::unique_ptr<Timer> timer;  // Made on first wait, kept.
+  LongPoll* prev = nullptr;      // In polls->waiting while waiting.
   LongPoll* next = nullptr;
 };
+
+struct Router::LongPolls {
+  Recycler<LongPoll> pool;
+  LongPoll* waiting = nullptr;  // The reads waiting now, so that a stopping shard can answer them.
+};
+
+namespace {
 
 void read_once(LongPoll* poll, uint32_t wait_ms);
 void finish_poll(LongPoll* poll, std::string frame);
 void finish_poll_empty(LongPoll* poll);  // No records: just the tail.
 
-// Every shard's waiting reads, so that a stopping shard can answer them.
-thread_local LongPoll* waiting_polls = nullptr;
-thread_local bool stop_hook_registered = false;
-
 void link_poll(LongPoll* poll) {
-  poll->next = waiting_polls;
-  if (waiting_polls != nullptr) waiting_polls->prev = poll;
-  waiting_polls = poll;
-  if (!stop_hook_registered) {
-    stop_hook_registered = true;
-    Reactor::current().on_stop([] {
-      while (waiting_polls != nullptr) finish_poll_empty(waiting_polls);
-    });
-  }
+  Router::LongPolls& polls = *poll->polls;
+  poll->next = polls.waiting;
+  if (polls.waiting != nullptr) polls.waiting->prev = poll;
+  polls.waiting = poll;
 }
 
 void unlink_poll(LongPoll* poll) {
   if (poll->prev != nullptr) poll->prev->next = poll->next;
   if (poll->next != nullptr) poll->next->prev = poll->prev;
-  if (waiting_polls == poll) waiting_polls = poll->next;
+  if (poll->polls->waiting == poll) poll->polls->waiting = poll->next;
   poll->prev = poll->next = nullptr;
 }
 
 void finish_poll(LongPoll* poll, std::string frame) {
   unlink_poll(poll);
   poll->call->store->log().cancel_wait(&poll->waiter);
+  if (poll->timer) poll->timer->cancel();
   Call* call = poll->call;
-  delete poll;  // The timer goes with it.
+  poll->waiter.wake.reset();
+  poll->polls->pool.give_back(poll);
   call->answer(std::move(frame));
 }
 
@@ -211,7 +216,11 @@ struct Router::Remote {
 };
 
 Router::Router(Reactor& reactor, const Sharded<StreamStore>* stores, BucketRegistry* buckets)
-    : reactor_(reactor), stores_(stores), buckets_(buckets) {}
+    : reactor_(reactor), stores_(stores), buckets_(buckets), long_polls_(std::make_unique<LongPolls>()) {
+  reactor_.on_stop([polls = long_polls_.get()] {
+    while (polls->waiting != nullptr) finish_poll_empty(polls->waiting);
+  });
+}
 
 Router::~Router() = default;
 
@@ -327,8 +336,15 @@ void append(StreamStore& store, Call* call, const wire::Append& m) {
 }
 
 void read(StreamStore&, Call* call, const wire::Read& m) {
-  auto* poll = new LongPoll{call,        std::string(m.bucket), std::string(m.stream), m.start, m.max_records,
-                            m.max_bytes, m.until_timestamp,     0,                     {},      nullptr};
+  LongPoll* poll = call->long_polls->pool.take();
+  poll->polls = call->long_polls;
+  poll->call = call;
+  poll->bucket.assign(m.bucket);
+  poll->stream.assign(m.stream);
+  poll->start = m.start;
+  poll->max_records = m.max_records;
+  poll->max_bytes = m.max_bytes;
+  poll->until = m.until_timestamp;
   poll->deadline_us = Reactor::clock_us() + uint64_t{std::min(m.wait_ms, kWaitMsMax)} * 1000;
   read_once(poll, m.wait_ms);
 }
@@ -381,6 +397,7 @@ bool Router::execute(uint16_t opcode, uint32_t request_id, std::string_view body
   Call* call = calls_.take();
   call->router = this;
   call->pool = &calls_;
+  call->long_polls = long_polls_.get();
   call->store = &store;
   call->opcode = opcode;
   call->request_id = request_id;

@@ -17,6 +17,7 @@
 // writes them out.
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,24 +27,34 @@
 #include "core/recycler.h"
 #include "core/sharded.h"
 #include "net/bucket_registry.h"
+#include "net/subscriptions.h"
 #include "storage/stream_store.h"
 
 namespace runnel {
 
 struct RouterCall;  // An operation waiting for its store's answer (router.cc).
+struct LongPoll;    // A read waiting for records (router.cc).
 
 class Router {
  public:
   // Receives the answer frame on the connection's shard.
   using Reply = InlineFunction<void(std::string frame), 32>;
 
-  // `stores[s]` is shard s's store, used only on shard s; `buckets` lives on
-  // shard 0 and is used only there.
+  // On its shard, during the shard's startup. `stores` holds every shard's
+  // store, used only on its own shard; `buckets` lives on shard 0 and is
+  // used only there. Lives until its reactor has stopped (a stopping shard
+  // answers its waiting reads at once).
   Router(Reactor& reactor, const Sharded<StreamStore>* stores, BucketRegistry* buckets);
   ~Router();
+  Router(const Router&) = delete;
+  Router& operator=(const Router&) = delete;
   // Every shard's router, so a request for another shard's stream runs on
-  // that shard's router (and its pools). Set before serving.
-  void set_routers(const Sharded<Router>* routers) { routers_ = routers; }
+  // that shard's router (and its pools), and every shard's subscriptions.
+  // Set before serving.
+  void set_peers(const Sharded<Router>* routers, const Sharded<Subscriptions>* subscriptions) {
+    routers_ = routers;
+    subscriptions_ = subscriptions;
+  }
 
   // Serves one request frame's body (valid for the duration of the call);
   // `reply` gets the answer frame, now or later. A body that does not decode
@@ -51,8 +62,12 @@ class Router {
   // connection) and `reply` is not called.
   Status handle(uint16_t opcode, uint32_t request_id, std::string_view body, Reply reply);
 
-  // Every shard's store (each used only on its own shard), for subscriptions.
+  // Every shard's store and subscriptions (each used only on its own shard).
   const Sharded<StreamStore>* stores() const { return stores_; }
+  const Sharded<Subscriptions>* subscriptions() const { return subscriptions_; }
+
+  // This shard's reads waiting for records (router.cc).
+  struct LongPolls;
 
  private:
   struct Remote;
@@ -68,12 +83,15 @@ class Router {
   Reactor& reactor_;
   const Sharded<StreamStore>* stores_;
   const Sharded<Router>* routers_ = nullptr;
+  const Sharded<Subscriptions>* subscriptions_ = nullptr;
   BucketRegistry* buckets_;
   // The request path's objects, reused (core/recycler.h): no allocation per
-  // request once warm. Operations run here take from calls_; requests this
-  // shard sent to another take from remotes_.
+  // request once warm. Operations run here take from calls_ (reads that
+  // wait, from long_polls_ as well); requests this shard sent to another
+  // take from remotes_.
   Recycler<RouterCall> calls_;
   Recycler<Remote> remotes_;
+  std::unique_ptr<LongPolls> long_polls_;
 };
 
 }  // namespace runnel

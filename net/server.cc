@@ -90,6 +90,7 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config) {
   binary_options.server_version = RUNNEL_VERSION;
   server->stores_ = std::make_unique<Sharded<StreamStore>>(static_cast<size_t>(shards));
   server->routers_ = std::make_unique<Sharded<Router>>(static_cast<size_t>(shards));
+  server->subscriptions_ = std::make_unique<Sharded<Subscriptions>>(static_cast<size_t>(shards));
   server->buckets_ = std::make_unique<BucketRegistry>(server->stores_.get());
 
   Server* s = server.get();
@@ -121,8 +122,10 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config) {
                                          [opened] { return static_cast<double>(opened->catalog().bucket_count()); });
         services.store->start_retention(config.storage_retention_interval_ms);
         s->stores_->install(services.store.get());
+        services.subscriptions = std::make_unique<Subscriptions>(reactor, s->stores_.get(), s->subscriptions_.get());
+        s->subscriptions_->install(services.subscriptions.get());
         services.router = std::make_unique<Router>(reactor, s->stores_.get(), s->buckets_.get());
-        services.router->set_routers(s->routers_.get());
+        services.router->set_peers(s->routers_.get(), s->subscriptions_.get());
         s->routers_->install(services.router.get());
         // The admin port serves /health at once; its REST API waits for ready.
         services.admin = std::make_unique<HttpServer>(reactor, std::move(s->admin_listeners_[shard]), admin_options,
@@ -140,6 +143,8 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config) {
         if (services.router) s->routers_->uninstall();
         services.router.reset();
         services.admin.reset();
+        if (services.subscriptions) s->subscriptions_->uninstall();
+        services.subscriptions.reset();
         if (services.store) s->stores_->uninstall();
         services.store.reset();
         services.io.reset();

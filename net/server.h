@@ -61,12 +61,14 @@ class Server {
     std::unique_ptr<UringFileIo> io;
     std::unique_ptr<StreamStore> store;
     std::unique_ptr<HttpServer> admin;
+    std::unique_ptr<Subscriptions> subscriptions;
     std::unique_ptr<Router> router;
     std::unique_ptr<BinaryServer> binary;
   };
   std::vector<ShardServices> shard_services_;
   std::unique_ptr<Sharded<StreamStore>> stores_;  // Each shard's store, reached only from its shard.
   std::unique_ptr<Sharded<Router>> routers_;      // Each shard's router, likewise.
+  std::unique_ptr<Sharded<Subscriptions>> subscriptions_;  // Each shard's subscriptions, likewise.
   std::unique_ptr<BucketRegistry> buckets_;  // Used only on shard 0; outlives the shards.
 };
 

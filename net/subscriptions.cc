@@ -11,7 +11,7 @@
 #include "net/wire_convert.h"
 #include "proto/wire.h"
 
-namespace runnel::subscriptions {
+namespace runnel {
 namespace {
 
 using namespace wire_convert;
@@ -29,18 +29,33 @@ constexpr size_t kSpareReadsMin = 16;
 // A subscription is known by its connection and id.
 struct Key {
   int shard;
-  void* connection;
+  PushSink* sink;
   uint64_t generation;
   uint32_t id;
   bool operator<(const Key& o) const {
-    return std::tie(shard, connection, generation, id) < std::tie(o.shard, o.connection, o.generation, o.id);
+    return std::tie(shard, sink, generation, id) < std::tie(o.shard, o.sink, o.generation, o.id);
   }
 };
 
-Key key_of(const PushTarget& t, uint32_t id) { return {t.shard, t.connection, t.generation, id}; }
+Key key_of(const PushTarget& t, uint32_t id) { return {t.shard, t.sink, t.generation, id}; }
+
+struct Subscription;
+struct PendingStart;
+
+}  // namespace
+
+struct Subscriptions::Table {
+  // This shard's subscriptions, so credits, stops and shutdown can find them.
+  std::map<Key, Subscription*> live;
+  // Those waiting for their stream to be created, so a stop can find them.
+  std::multimap<Key, PendingStart*> starting;
+};
+
+namespace {
 
 // Runs on the owning shard.
 struct Subscription {
+  Subscriptions::Table* table = nullptr;
   StreamStore* store = nullptr;
   Key key;
   PushTarget target;
@@ -68,28 +83,21 @@ struct Subscription {
   bool ended = false;
 };
 
-// This shard's subscriptions, so credits, stops and shutdown can find them.
-thread_local std::map<Key, Subscription*> live;
 // A SUBSCRIBE on its way to the owning shard, and there, until its stream
 // exists (create_stream_on_read may have to create it first).
 struct PendingStart {
-  const Sharded<StreamStore>* stores;
   uint32_t id;
   std::string body;
   PushTarget target;
   uint32_t heartbeat_ms;
   bool stopped = false;  // Unsubscribed, or its connection went, meanwhile.
 };
-// Those waiting for a create, so a stop can find them.
-thread_local std::multimap<Key, PendingStart*> starting;
-thread_local bool stop_hook_registered = false;
-
 void deliver_pieces(const PushTarget& t, std::vector<std::string> pieces) {
-  if (t.shard == Reactor::current().shard()) return t.deliver(t.connection, t.generation, std::move(pieces));
+  if (t.shard == Reactor::current().shard()) return t.sink->deliver_push(t.generation, std::move(pieces));
   auto* owned = new std::vector<std::string>(std::move(pieces));
   Reactor::current().send(t.shard, [t, owned] {
     std::unique_ptr<std::vector<std::string>> moved(owned);
-    t.deliver(t.connection, t.generation, std::move(*moved));
+    t.sink->deliver_push(t.generation, std::move(*moved));
   });
 }
 
@@ -113,7 +121,7 @@ void free_if_done(Subscription* sub) {
 void end(Subscription* sub) {
   if (sub->ended) return;
   sub->ended = true;
-  live.erase(sub->key);
+  sub->table->live.erase(sub->key);
   sub->store->log().cancel_wait(&sub->waiter);
   if (sub->heartbeat) sub->heartbeat->cancel();
   sub->reads.clear();
@@ -261,17 +269,8 @@ void on_heartbeat(Subscription* sub) {
   arm_heartbeat(sub);
 }
 
-void register_stop_hook() {
-  if (stop_hook_registered) return;
-  stop_hook_registered = true;
-  // A stopping shard ends its subscriptions, telling each client why.
-  Reactor::current().on_stop([] {
-    while (!live.empty()) fail(live.begin()->second, Status(ErrorCode::kShuttingDown, "the server is stopping"));
-  });
-}
-
-void start_here(StreamStore& store, uint32_t id, const std::string& body, const PushTarget& target,
-                uint32_t default_heartbeat_ms) {
+void start_here(Subscriptions::Table& table, StreamStore& store, uint32_t id, const std::string& body,
+                const PushTarget& target, uint32_t default_heartbeat_ms) {
   wire::Subscribe m;
   (void)wire::decode_body(body, &m);
   const uint16_t opcode = static_cast<uint16_t>(Opcode::kSubscribe);
@@ -284,13 +283,13 @@ void start_here(StreamStore& store, uint32_t id, const std::string& body, const 
                                                           tail->next_seq),
                                               tail->next_seq)));
   }
-  register_stop_hook();
   const Key key = key_of(target, id);
-  if (live.count(key) != 0) {
+  if (table.live.count(key) != 0) {
     return deliver(target, error_frame(opcode, id,
                                        Status(ErrorCode::kAlreadyExists, "a subscription with this id is active")));
   }
   auto* sub = new Subscription();
+  sub->table = &table;
   sub->store = &store;
   sub->key = key;
   sub->target = target;
@@ -301,70 +300,85 @@ void start_here(StreamStore& store, uint32_t id, const std::string& body, const 
   sub->heartbeat_ms = m.heartbeat_ms != 0 ? m.heartbeat_ms : default_heartbeat_ms;
   sub->waiter.wake = [sub] { pump(sub); };
   sub->heartbeat = std::make_unique<Timer>(Reactor::current(), [sub] { on_heartbeat(sub); });
-  live[key] = sub;
+  table.live[key] = sub;
   deliver(target, answer_frame(opcode, id, wire::TailAnswer{tail->next_seq, tail->last_timestamp}));
   arm_heartbeat(sub);
   pump(sub);
 }
 
-Subscription* find(const PushTarget& target, uint32_t id) {
-  auto it = live.find(key_of(target, id));
-  return it == live.end() ? nullptr : it->second;
-}
-
-// Runs `fn` on `owner` (here, or by message).
-template <typename Fn>
-void on_owner(Reactor& here, uint32_t owner, Fn fn) {
-  if (static_cast<int>(owner) == here.shard()) return fn();
-  here.send(static_cast<int>(owner), std::move(fn));
+Subscription* find(const Subscriptions::Table& table, const PushTarget& target, uint32_t id) {
+  auto it = table.live.find(key_of(target, id));
+  return it == table.live.end() ? nullptr : it->second;
 }
 
 }  // namespace
 
-void start(Reactor& here, const Sharded<StreamStore>* stores, uint32_t owner, uint32_t id,
-           std::string_view body, const PushTarget& target, uint32_t default_heartbeat_ms) {
-  auto* request = new PendingStart{stores, id, std::string(body), target, default_heartbeat_ms, false};
-  on_owner(here, owner, [request] {
-    StreamStore& store = request->stores->local();
+Subscriptions::Subscriptions(Reactor& reactor, const Sharded<StreamStore>* stores, const Sharded<Subscriptions>* all)
+    : reactor_(reactor), stores_(stores), all_(all), table_(std::make_unique<Table>()) {
+  // Lives until its reactor has stopped, so the hook may hold it.
+  reactor_.on_stop([table = table_.get()] {
+    while (!table->live.empty()) {
+      fail(table->live.begin()->second, Status(ErrorCode::kShuttingDown, "the server is stopping"));
+    }
+  });
+}
+
+Subscriptions::~Subscriptions() {
+  // Left only by a forced shutdown: their reads never came back.
+  while (!table_->live.empty()) end(table_->live.begin()->second);
+}
+
+template <typename Fn>
+void Subscriptions::on_owner(uint32_t owner, Fn fn) {
+  if (static_cast<int>(owner) == reactor_.shard()) return fn(*this);
+  all_->invoke_on(static_cast<int>(owner), std::move(fn));
+}
+
+void Subscriptions::start(uint32_t owner, uint32_t id, std::string_view body, const PushTarget& target,
+                          uint32_t default_heartbeat_ms) {
+  auto* request = new PendingStart{id, std::string(body), target, default_heartbeat_ms, false};
+  on_owner(owner, [request](Subscriptions& hub) {
+    StreamStore& store = hub.stores_->local();
+    Table& table = *hub.table_;
     wire::Subscribe m;
     (void)wire::decode_body(request->body, &m);
     // A missing stream in a bucket with create_stream_on_read is created
     // first; an existing one (the usual case) is answered at once.
-    auto entry = starting.emplace(key_of(request->target, request->id), request);
-    store.ensure_stream_for_read(m.bucket, m.stream, [request, entry, &store](Status s) {
+    auto entry = table.starting.emplace(key_of(request->target, request->id), request);
+    store.ensure_stream_for_read(m.bucket, m.stream, [request, entry, &store, &table](Status s) {
       std::unique_ptr<PendingStart> r(request);
-      starting.erase(entry);
+      table.starting.erase(entry);
       if (r->stopped) return;
       const uint16_t opcode = static_cast<uint16_t>(Opcode::kSubscribe);
       if (Reactor::current().stopping()) {
         return deliver(r->target, error_frame(opcode, r->id, Status(ErrorCode::kShuttingDown, "the server is stopping")));
       }
       if (!s) return deliver(r->target, error_frame(opcode, r->id, s));
-      start_here(store, r->id, r->body, r->target, r->heartbeat_ms);
+      start_here(table, store, r->id, r->body, r->target, r->heartbeat_ms);
     });
   });
 }
 
-void credit(Reactor& here, uint32_t owner, const PushTarget& target, uint32_t id, uint32_t bytes) {
-  on_owner(here, owner, [target, id, bytes] {
-    Subscription* sub = find(target, id);
+void Subscriptions::credit(uint32_t owner, const PushTarget& target, uint32_t id, uint32_t bytes) {
+  on_owner(owner, [target, id, bytes](Subscriptions& hub) {
+    Subscription* sub = find(*hub.table_, target, id);
     if (sub == nullptr) return;  // Ended meanwhile.
     sub->credit = std::min(kCreditMax, sub->credit + bytes);
     if (!sub->waiter.waiting) pump(sub);  // Else it waits for records, which it now has credit for.
   });
 }
 
-void stop(Reactor& here, uint32_t owner, const PushTarget& target, uint32_t id) {
-  on_owner(here, owner, [target, id] {
-    if (Subscription* sub = find(target, id)) return end(sub);
-    auto [first, last] = starting.equal_range(key_of(target, id));
+void Subscriptions::stop(uint32_t owner, const PushTarget& target, uint32_t id) {
+  on_owner(owner, [target, id](Subscriptions& hub) {
+    if (Subscription* sub = find(*hub.table_, target, id)) return end(sub);
+    auto [first, last] = hub.table_->starting.equal_range(key_of(target, id));
     for (auto it = first; it != last; ++it) it->second->stopped = true;
   });
 }
 
-std::vector<SubscriptionStatus> of_stream(std::string_view bucket, std::string_view stream) {
+std::vector<SubscriptionStatus> Subscriptions::of_stream(std::string_view bucket, std::string_view stream) const {
   std::vector<SubscriptionStatus> out;
-  for (const auto& entry : live) {
+  for (const auto& entry : table_->live) {
     const Subscription& sub = *entry.second;
     if (sub.bucket != bucket || sub.stream != stream) continue;
     out.push_back(SubscriptionStatus{sub.key.id, sub.target.shard, sub.positioned, sub.next_seq, sub.credit});
@@ -372,6 +386,6 @@ std::vector<SubscriptionStatus> of_stream(std::string_view bucket, std::string_v
   return out;
 }
 
-size_t count_here() { return live.size(); }
+size_t Subscriptions::count() const { return table_->live.size(); }
 
-}  // namespace runnel::subscriptions
+}  // namespace runnel
