@@ -132,7 +132,7 @@ void read_once(LongPoll* poll, uint32_t wait_ms) {
                StreamStore& s = *poll->call->store;
                const StreamEntry* info = s.catalog().find(poll->bucket, poll->stream);
                if (!answer.batches.empty() || wait_ms == 0 || info == nullptr ||
-                   Reactor::clock_us() >= poll->deadline_us) {
+                   Reactor::clock_us() >= poll->deadline_us || Reactor::current().stopping()) {
                  return finish_poll(poll, answer_frame(opcode, request_id, answer));
                }
                // Nothing yet: wait for records or the deadline.
