@@ -152,13 +152,10 @@ void ShardLog::log_unfinished_relocation(const Segment& segment, uint64_t source
            segment.path, source);
 }
 
-Status ShardLog::scan_segment(Segment& segment, bool last) {
-  segment.summary = std::make_unique<SegmentSummary>();
-  auto size = io_.file_size_sync(segment.fd);
-  if (!size) return size.status();
-  const size_t window = 32u << 20;  // Large sequential reads: recovery runs at disk speed.
-  SegmentScanner scanner(io_, segment.fd, align_down(*size), window);
-
+// What a scan finds in a segment: the valid batches in order, the regions
+// between them that are not (corrupt, or a torn tail), and where the data
+// ends (the end of the last valid batch).
+struct SegmentScan {
   struct Found {
     uint64_t offset;
     BatchHeader header;
@@ -166,25 +163,35 @@ Status ShardLog::scan_segment(Segment& segment, bool last) {
   struct BadRegion {
     uint64_t start;
     uint64_t end;
-    bool voided = false;
+    bool voided = false;  // A skip marker says it is a torn tail cut earlier, not corruption.
   };
   std::vector<Found> found;
   std::vector<BadRegion> bad;
-  uint64_t pos = 0;
   uint64_t data_end = 0;
-  const uint64_t end = align_down(*size);
+  uint64_t cut = UINT64_MAX;  // Last segment only: where its torn tail starts.
+};
 
-  // A batch at `at` that passes every check, or false.
-  auto valid_at = [&](uint64_t at, BatchHeader* header) {
-    const char* h = scanner.bytes(at, kBatchHeaderBytes);
-    if (h == nullptr) return false;
-    std::memcpy(header, h, kBatchHeaderBytes);
-    if (!verify_header(*header, segment.id, limits_).is_ok()) return false;
-    const char* p = scanner.bytes(at + kBatchHeaderBytes, header->payload_bytes);
-    if (p == nullptr) return false;
-    return verify_payload(*header, std::string_view(p, header->payload_bytes), limits_).is_ok();
-  };
+namespace {
 
+// A batch at `at` that passes every check, or false.
+bool valid_batch_at(SegmentScanner& scanner, uint64_t at, uint64_t segment_id, const BatchLimits& limits,
+                    BatchHeader* header) {
+  const char* h = scanner.bytes(at, kBatchHeaderBytes);
+  if (h == nullptr) return false;
+  std::memcpy(header, h, kBatchHeaderBytes);
+  if (!verify_header(*header, segment_id, limits).is_ok()) return false;
+  const char* p = scanner.bytes(at + kBatchHeaderBytes, header->payload_bytes);
+  if (p == nullptr) return false;
+  return verify_payload(*header, std::string_view(p, header->payload_bytes), limits).is_ok();
+}
+
+// Walks [0, end): each valid batch, zero padding after a batch up to its
+// block's end, and bad data up to the next byte where a whole valid batch
+// starts. Stops at a zero header on a block boundary (where a flush would
+// start: the end of the data).
+void find_batches(SegmentScanner& scanner, uint64_t end, uint64_t segment_id, const BatchLimits& limits,
+                  SegmentScan* scan) {
+  uint64_t pos = 0;
   while (pos + kBatchHeaderBytes <= end) {
     if (pos % kBlock != 0) {
       // After a batch: either another batch or zero padding to the block end.
@@ -196,19 +203,19 @@ Status ShardLog::scan_segment(Segment& segment, bool last) {
       }
     } else {
       const char* h = scanner.bytes(pos, kBatchHeaderBytes);
-      if (h == nullptr || is_zero(h, kBatchHeaderBytes)) break;  // Where a flush would start: the end of the data.
+      if (h == nullptr || is_zero(h, kBatchHeaderBytes)) break;
     }
     BatchHeader header;
-    if (valid_at(pos, &header)) {
-      found.push_back({pos, header});
+    if (valid_batch_at(scanner, pos, segment_id, limits, &header)) {
+      scan->found.push_back({pos, header});
       pos += kBatchHeaderBytes + header.payload_bytes;
-      data_end = pos;
+      scan->data_end = pos;
       continue;
     }
     // Bad data: resynchronize at the next byte where a whole valid batch
     // starts, stopping at a zero block (the end of the data). Batches need
     // not start on blocks, so probing blocks only would lose the rest of a flush.
-    BadRegion region{pos, 0};
+    SegmentScan::BadRegion region{pos, 0};
     uint64_t probe = pos + 1;
     while (probe + kBatchHeaderBytes <= end) {
       if (probe % kBlock == 0) {
@@ -217,48 +224,78 @@ Status ShardLog::scan_segment(Segment& segment, bool last) {
       }
       const char* m = scanner.bytes(probe, 4);
       BatchHeader next;
-      if (m != nullptr && std::memcmp(m, &kBatchMagic, 4) == 0 && valid_at(probe, &next)) break;
+      if (m != nullptr && std::memcmp(m, &kBatchMagic, 4) == 0 &&
+          valid_batch_at(scanner, probe, segment_id, limits, &next)) {
+        break;
+      }
       probe++;
     }
     region.end = std::min(probe, end);
-    bad.push_back(region);
+    scan->bad.push_back(region);
     pos = region.end;
   }
-  if (!scanner.status().is_ok()) return scanner.status();
-  recovery_.bytes_scanned += scanner.bytes_read();
+}
 
-  // Skip markers void the bad region that ends where they start.
-  for (const Found& f : found) {
+// Skip markers void the bad region that ends where they start.
+void void_marked_regions(SegmentScanner& scanner, const BatchLimits& limits, SegmentScan* scan) {
+  for (const SegmentScan::Found& f : scan->found) {
     if (f.header.stream_id != kControlStreamId) continue;
     const char* p = scanner.bytes(f.offset + kBatchHeaderBytes, f.header.payload_bytes);
     uint64_t void_from = 0;
-    if (p != nullptr && parse_skip_marker(f.header, std::string_view(p, f.header.payload_bytes), limits_, &void_from)) {
-      for (BadRegion& r : bad) {
+    if (p != nullptr && parse_skip_marker(f.header, std::string_view(p, f.header.payload_bytes), limits, &void_from)) {
+      for (SegmentScan::BadRegion& r : scan->bad) {
         if (r.start == void_from && r.end == f.offset) r.voided = true;
       }
     }
   }
+}
 
-  // In the last segment, a bad region followed only by data within the
-  // in-flight window is a torn tail: unacknowledged, cut off with what follows.
-  uint64_t cut = UINT64_MAX;
-  if (last) {
-    for (const BadRegion& r : bad) {
-      if (r.voided) continue;
-      if (data_end <= r.start + zero_window_bytes_) {
-        cut = r.start;
-        break;
-      }
-    }
+// In the last segment, a bad region followed only by data within the
+// in-flight window is a torn tail: unacknowledged, cut off with what follows.
+uint64_t torn_tail_start(const SegmentScan& scan, uint64_t zero_window_bytes) {
+  for (const SegmentScan::BadRegion& r : scan.bad) {
+    if (r.voided) continue;
+    if (scan.data_end <= r.start + zero_window_bytes) return r.start;
   }
-  for (const BadRegion& r : bad) {
-    if (r.start >= cut) {
+  return UINT64_MAX;
+}
+
+}  // namespace
+
+Status ShardLog::scan_segment(Segment& segment, bool last) {
+  segment.summary = std::make_unique<SegmentSummary>();
+  auto size = io_.file_size_sync(segment.fd);
+  if (!size) return size.status();
+  const size_t window = 32u << 20;  // Large sequential reads: recovery runs at disk speed.
+  const uint64_t end = align_down(*size);
+  SegmentScanner scanner(io_, segment.fd, end, window);
+
+  SegmentScan scan;
+  find_batches(scanner, end, segment.id, limits_, &scan);
+  if (!scanner.status().is_ok()) return scanner.status();
+  recovery_.bytes_scanned += scanner.bytes_read();
+  void_marked_regions(scanner, limits_, &scan);
+  if (last) scan.cut = torn_tail_start(scan, zero_window_bytes_);
+  note_bad_regions(segment, scan);
+  const uint64_t valid_end = replay_batches(segment, scan, scanner);
+  segment.durable_end = align_up(scan.cut == UINT64_MAX ? scan.data_end : valid_end);
+  if (!last) return Status::ok();
+  if (scan.cut != UINT64_MAX) {
+    if (Status s = cut_torn_tail(segment, scan); !s) return s;
+    if (scan.cut % kBlock != 0) return Status::ok();  // Zeroed past the marker already.
+  }
+  return zero_past_the_data(segment, scanner);
+}
+
+void ShardLog::note_bad_regions(Segment& segment, const SegmentScan& scan) {
+  for (const SegmentScan::BadRegion& r : scan.bad) {
+    if (r.start >= scan.cut) {
       // The torn tail is cut off, zeroed and written over by later appends
       // from align_up(cut) on: only the torn bytes left in the block holding
       // `cut` stay a hole. (Keeping the whole region made reads skip records
       // appended there after the restart, for good once the segment's
       // summary carried the stale hole.)
-      const uint64_t torn_end = std::min(r.end, align_up(cut));
+      const uint64_t torn_end = std::min(r.end, align_up(scan.cut));
       if (r.start < torn_end) segment.holes.emplace_back(r.start, torn_end);
       continue;
     }
@@ -268,13 +305,15 @@ Status ShardLog::scan_segment(Segment& segment, bool last) {
     if (corrupt_batches_ != nullptr) corrupt_batches_->inc();
     log_error("corrupt data in segment {} at bytes [{}, {}): skipped, never returned", segment.path, r.start, r.end);
   }
+}
 
+uint64_t ShardLog::replay_batches(Segment& segment, const SegmentScan& scan, SegmentScanner& scanner) {
   uint64_t valid_end = 0;
   // Compaction copies count only between a begin and an end marker of the
   // same source in this segment (storage/FORMAT.md, "Compaction").
   RelocationBuilder relocating;
-  for (const Found& f : found) {
-    if (f.offset >= cut) break;
+  for (const SegmentScan::Found& f : scan.found) {
+    if (f.offset >= scan.cut) break;
     const BatchHeader& h = f.header;
     valid_end = f.offset + kBatchHeaderBytes + h.payload_bytes;
     recovery_.batches++;
@@ -283,149 +322,148 @@ Status ShardLog::scan_segment(Segment& segment, bool last) {
       relocating.copy(h, f.offset);
       continue;
     }
+    const char* p = scanner.bytes(f.offset + kBatchHeaderBytes, h.payload_bytes);
+    const std::string_view payload = p == nullptr ? std::string_view() : std::string_view(p, h.payload_bytes);
     if (h.stream_id == kControlStreamId) {
       segment.summary->batches++;
-      const char* p = scanner.bytes(f.offset + kBatchHeaderBytes, h.payload_bytes);
-      uint8_t type = 0;
-      std::string_view bytes;
-      const bool parsed = p != nullptr && parse_control(h, std::string_view(p, h.payload_bytes), limits_, &type, &bytes);
-      uint64_t a = 0, b = 0;
-      if (parsed && type == kControlRelocationBegin && control_field(bytes, 0, &a)) {
-        if (relocating.active) log_unfinished_relocation(segment, relocating.relocation.source);
-        relocating.begin(a);
-      } else if (parsed && type == kControlRelocationRun && control_field(bytes, 1, &b) && control_field(bytes, 0, &a)) {
-        relocating.run(a, b);
-      } else if (parsed && type == kControlRelocationEnd && control_field(bytes, 0, &a)) {
-        if (relocating.active && relocating.relocation.source == a) {
-          apply_relocation(relocating.relocation, segment.id);
-          segment.summary->relocations.push_back(std::move(relocating.relocation));
-        }
-        relocating = RelocationBuilder();
-      }
-      if (parsed && type == kControlUser && control_handler_) {
-        segment.summary->controls.emplace_back(bytes);
-        segment.control_records++;
-        if (Status s = control_handler_(bytes, segment.id); !s) {
-          // kNotFound is expected after a catalog snapshot: records about
-          // streams the snapshot already dropped.
-          log(s.code() == ErrorCode::kNotFound ? LogLevel::kDebug : LogLevel::kError,
-              "segment {} offset {}: control record rejected at replay: {}", segment.path, f.offset,
-                    s.to_string());
-        }
-      }
+      if (p != nullptr) replay_control(segment, f.offset, h, payload, &relocating);
       continue;
     }
-    auto& slot = streams_[h.stream_id];
-    if (!slot) slot = std::make_unique<StreamState>();
-    StreamState& stream = *slot;
-    if (h.base_seq < stream.next_seq) {
-      recovery_.corrupt_regions++;
-      log_error("segment {} offset {}: batch of stream {} repeats seq {} (tail {}); skipped", segment.path, f.offset,
-                h.stream_id, h.base_seq, stream.next_seq);
-      continue;
-    }
-    // A stream's first batch on disk may start above 0 once older segments
-    // were reclaimed: only a gap after batches of it is lost data.
-    // So may one whose tail so far comes from compaction copies (later
-    // copies, further on, fill the gap).
-    // Otherwise the records between were trimmed and their segment deleted,
-    // or were in a corrupt region (reported above); reads never skip them.
-    if (h.base_seq > stream.next_seq && stream.next_seq > 0 && !stream.tail_from_copies) {
-      log_debug("stream {}: records [{}, {}) are not in the log (trimmed, or in a corrupt region)", h.stream_id,
-                stream.next_seq, h.base_seq);
-    }
-    const uint64_t previous_end = stream.durable_next_seq;
-    stream.next_seq = stream.durable_next_seq = h.base_seq + h.record_count;
-    stream.last_timestamp = stream.durable_last_timestamp = h.last_timestamp;
-    stream.tail_from_copies = false;
-    log_position_ += kBatchHeaderBytes + h.payload_bytes;
-    index_batch(h.stream_id, stream, h.base_seq, previous_end, segment.id, f.offset, h.first_timestamp,
-                kBatchHeaderBytes + h.payload_bytes);
-    segment.summary->tails[h.stream_id] = {stream.next_seq, stream.last_timestamp, stream.bytes_total};
-    segment.summary->batches++;
-    if ((h.flags & kBatchFlagProducer) != 0) {
-      // Verified with the batch: the tag's own checksum passed.
-      const char* p = scanner.bytes(f.offset + kBatchHeaderBytes, h.payload_bytes);
-      ProducerTag tag;
-      BatchHeader rest_header;
-      std::string_view rest;
-      if (p != nullptr &&
-          split_producer_tag(h, std::string_view(p, h.payload_bytes), &tag, &rest_header, &rest).is_ok()) {
-        const AppendAck ack{h.base_seq, h.base_seq + h.record_count, h.first_timestamp, h.last_timestamp,
-                            h.base_seq + h.record_count};
-        segment.summary->note_producer(h.stream_id, tag.id,
-                                       {tag.seq, ack.start_seq, ack.end_seq, ack.start_timestamp, ack.end_timestamp});
-        if (producer_handler_) producer_handler_(h.stream_id, tag, ack);
-      }
-    }
+    replay_stream_batch(segment, f.offset, h, payload);
   }
   if (relocating.active) log_unfinished_relocation(segment, relocating.relocation.source);
-  segment.durable_end = align_up(cut == UINT64_MAX ? data_end : valid_end);
+  return valid_end;
+}
 
-  if (last && cut != UINT64_MAX) {
-    uint64_t cut_end = cut;
-    for (const BadRegion& r : bad) {
-      if (r.start >= cut) cut_end = std::max(cut_end, r.end);
+void ShardLog::replay_control(Segment& segment, uint64_t offset, const BatchHeader& h, std::string_view payload,
+                              RelocationBuilder* relocating) {
+  uint8_t type = 0;
+  std::string_view bytes;
+  if (!parse_control(h, payload, limits_, &type, &bytes)) return;
+  uint64_t a = 0, b = 0;
+  if (type == kControlRelocationBegin && control_field(bytes, 0, &a)) {
+    if (relocating->active) log_unfinished_relocation(segment, relocating->relocation.source);
+    relocating->begin(a);
+  } else if (type == kControlRelocationRun && control_field(bytes, 1, &b) && control_field(bytes, 0, &a)) {
+    relocating->run(a, b);
+  } else if (type == kControlRelocationEnd && control_field(bytes, 0, &a)) {
+    if (relocating->active && relocating->relocation.source == a) {
+      apply_relocation(relocating->relocation, segment.id);
+      segment.summary->relocations.push_back(std::move(relocating->relocation));
     }
-    cut_end = std::max(cut_end, data_end);
-    recovery_.torn_tail_bytes += cut_end - cut;
-    log_warn("segment {}: torn tail at byte {} ({} bytes from there discarded: never acknowledged)", segment.path,
-             cut, cut_end - cut);
-    // The block holding `cut` keeps the torn batch's first bytes; a skip
-    // marker right after it tells future scans that this is not corruption.
-    uint64_t resume = align_up(cut);
-    segment.durable_end = resume;
-    if (cut % kBlock != 0) {
-      BatchHeader marker;
-      std::string payload = skip_marker_payload(cut);
-      marker.stream_id = kControlStreamId;
-      marker.record_count = 1;
-      marker.payload_bytes = static_cast<uint32_t>(payload.size());
-      marker.payload_checksum = payload_checksum(payload);
-      seal_header(&marker, segment.id);
-      // Zero what may follow first, then write the marker, each durably.
-      uint64_t zero_end = std::min(options_.segment_bytes, resume + zero_window_bytes_);
-      AlignedBytes zeros = aligned_alloc_bytes(1 << 20);
-      for (uint64_t off = resume; off < zero_end; off += 1 << 20) {
-        if (Status s = io_.write_sync(segment.fd, zeros.get(), std::min<uint64_t>(1 << 20, zero_end - off), off); !s) {
-          return s;
-        }
-      }
-      if (Status s = io_.fdatasync_sync(segment.fd); !s) return s;
-      if (resume + kBlock <= options_.segment_bytes) {
-        AlignedBytes block = aligned_alloc_bytes(kBlock);
-        std::memcpy(block.get(), &marker, kBatchHeaderBytes);
-        std::memcpy(block.get() + kBatchHeaderBytes, payload.data(), payload.size());
-        if (Status s = io_.write_sync(segment.fd, block.get(), kBlock, resume); !s) return s;
-        if (Status s = io_.fdatasync_sync(segment.fd); !s) return s;
-        segment.durable_end = resume + kBlock;
-      }
-      return Status::ok();
+    *relocating = RelocationBuilder();
+  }
+  if (type == kControlUser && control_handler_) {
+    segment.summary->controls.emplace_back(bytes);
+    segment.control_records++;
+    if (Status s = control_handler_(bytes, segment.id); !s) {
+      // kNotFound is expected after a catalog snapshot: records about
+      // streams the snapshot already dropped.
+      log(s.code() == ErrorCode::kNotFound ? LogLevel::kDebug : LogLevel::kError,
+          "segment {} offset {}: control record rejected at replay: {}", segment.path, offset, s.to_string());
     }
   }
-  if (last) {
-    // Unacknowledged flushes may have landed beyond a hole that reads as the
-    // end of the data; zero them so later appends can never be followed by
-    // stale batches.
-    uint64_t resume = segment.durable_end;
-    uint64_t zero_end = std::min(options_.segment_bytes, resume + zero_window_bytes_);
-    const char* probe = nullptr;
-    bool dirty = false;
-    for (uint64_t off = resume; off < zero_end && !dirty; off += kBlock) {
-      probe = scanner.bytes(off, kBlock);
-      if (probe != nullptr && !is_zero(probe, kBlock)) dirty = true;
-    }
-    if (dirty) {
-      AlignedBytes zeros = aligned_alloc_bytes(1 << 20);
-      for (uint64_t off = resume; off < zero_end; off += 1 << 20) {
-        if (Status s = io_.write_sync(segment.fd, zeros.get(), std::min<uint64_t>(1 << 20, zero_end - off), off); !s) {
-          return s;
-        }
-      }
-      if (Status s = io_.fdatasync_sync(segment.fd); !s) return s;
-    }
+}
+
+void ShardLog::replay_stream_batch(Segment& segment, uint64_t offset, const BatchHeader& h, std::string_view payload) {
+  auto& slot = streams_[h.stream_id];
+  if (!slot) slot = std::make_unique<StreamState>();
+  StreamState& stream = *slot;
+  if (h.base_seq < stream.next_seq) {
+    recovery_.corrupt_regions++;
+    log_error("segment {} offset {}: batch of stream {} repeats seq {} (tail {}); skipped", segment.path, offset,
+              h.stream_id, h.base_seq, stream.next_seq);
+    return;
+  }
+  // A stream's first batch on disk may start above 0 once older segments
+  // were reclaimed: only a gap after batches of it is lost data.
+  // So may one whose tail so far comes from compaction copies (later
+  // copies, further on, fill the gap).
+  // Otherwise the records between were trimmed and their segment deleted,
+  // or were in a corrupt region (reported above); reads never skip them.
+  if (h.base_seq > stream.next_seq && stream.next_seq > 0 && !stream.tail_from_copies) {
+    log_debug("stream {}: records [{}, {}) are not in the log (trimmed, or in a corrupt region)", h.stream_id,
+              stream.next_seq, h.base_seq);
+  }
+  const uint64_t previous_end = stream.durable_next_seq;
+  stream.next_seq = stream.durable_next_seq = h.base_seq + h.record_count;
+  stream.last_timestamp = stream.durable_last_timestamp = h.last_timestamp;
+  stream.tail_from_copies = false;
+  log_position_ += kBatchHeaderBytes + h.payload_bytes;
+  index_batch(h.stream_id, stream, h.base_seq, previous_end, segment.id, offset, h.first_timestamp,
+              kBatchHeaderBytes + h.payload_bytes);
+  segment.summary->tails[h.stream_id] = {stream.next_seq, stream.last_timestamp, stream.bytes_total};
+  segment.summary->batches++;
+  if ((h.flags & kBatchFlagProducer) == 0) return;
+  // Verified with the batch: the tag's own checksum passed.
+  ProducerTag tag;
+  BatchHeader rest_header;
+  std::string_view rest;
+  if (payload.empty() || !split_producer_tag(h, payload, &tag, &rest_header, &rest).is_ok()) return;
+  const AppendAck ack{h.base_seq, h.base_seq + h.record_count, h.first_timestamp, h.last_timestamp,
+                      h.base_seq + h.record_count};
+  segment.summary->note_producer(h.stream_id, tag.id,
+                                 {tag.seq, ack.start_seq, ack.end_seq, ack.start_timestamp, ack.end_timestamp});
+  if (producer_handler_) producer_handler_(h.stream_id, tag, ack);
+}
+
+Status ShardLog::cut_torn_tail(Segment& segment, const SegmentScan& scan) {
+  const uint64_t cut = scan.cut;
+  uint64_t cut_end = cut;
+  for (const SegmentScan::BadRegion& r : scan.bad) {
+    if (r.start >= cut) cut_end = std::max(cut_end, r.end);
+  }
+  cut_end = std::max(cut_end, scan.data_end);
+  recovery_.torn_tail_bytes += cut_end - cut;
+  log_warn("segment {}: torn tail at byte {} ({} bytes from there discarded: never acknowledged)", segment.path, cut,
+           cut_end - cut);
+  // The block holding `cut` keeps the torn batch's first bytes; a skip
+  // marker right after it tells future scans that this is not corruption.
+  const uint64_t resume = align_up(cut);
+  segment.durable_end = resume;
+  if (cut % kBlock == 0) return Status::ok();
+  BatchHeader marker;
+  std::string payload = skip_marker_payload(cut);
+  marker.stream_id = kControlStreamId;
+  marker.record_count = 1;
+  marker.payload_bytes = static_cast<uint32_t>(payload.size());
+  marker.payload_checksum = payload_checksum(payload);
+  seal_header(&marker, segment.id);
+  // Zero what may follow first, then write the marker, each durably.
+  if (Status s = zero_sync(segment, resume); !s) return s;
+  if (resume + kBlock <= options_.segment_bytes) {
+    AlignedBytes block = aligned_alloc_bytes(kBlock);
+    std::memcpy(block.get(), &marker, kBatchHeaderBytes);
+    std::memcpy(block.get() + kBatchHeaderBytes, payload.data(), payload.size());
+    if (Status s = io_.write_sync(segment.fd, block.get(), kBlock, resume); !s) return s;
+    if (Status s = io_.fdatasync_sync(segment.fd); !s) return s;
+    segment.durable_end = resume + kBlock;
   }
   return Status::ok();
+}
+
+Status ShardLog::zero_past_the_data(Segment& segment, SegmentScanner& scanner) {
+  // Unacknowledged flushes may have landed beyond a hole that reads as the
+  // end of the data; zero them so later appends can never be followed by
+  // stale batches.
+  const uint64_t resume = segment.durable_end;
+  const uint64_t zero_end = std::min(options_.segment_bytes, resume + zero_window_bytes_);
+  for (uint64_t off = resume; off < zero_end; off += kBlock) {
+    const char* probe = scanner.bytes(off, kBlock);
+    if (probe != nullptr && !is_zero(probe, kBlock)) return zero_sync(segment, resume);
+  }
+  return Status::ok();
+}
+
+Status ShardLog::zero_sync(Segment& segment, uint64_t from) {
+  const uint64_t zero_end = std::min(options_.segment_bytes, from + zero_window_bytes_);
+  AlignedBytes zeros = aligned_alloc_bytes(1 << 20);
+  for (uint64_t off = from; off < zero_end; off += 1 << 20) {
+    if (Status s = io_.write_sync(segment.fd, zeros.get(), std::min<uint64_t>(1 << 20, zero_end - off), off); !s) {
+      return s;
+    }
+  }
+  return io_.fdatasync_sync(segment.fd);
 }
 
 Status ShardLog::recover() {

@@ -48,6 +48,8 @@ namespace runnel {
 
 struct Relocation;      // storage/segment_summary.h
 struct SegmentSummary;  // storage/segment_summary.h
+struct SegmentScan;     // storage/log_recovery.cc
+class SegmentScanner;   // storage/log_recovery.cc
 
 struct LogOptions {
   std::string dir;                         // This shard's directory.
@@ -308,7 +310,19 @@ class ShardLog {
     uint64_t deadline_us;
   };
   Status recover();
+  // Recovery of one segment without a usable summary, in steps
+  // (log_recovery.cc): find the batches and bad regions, record the holes,
+  // replay the batches (control records, stream tails and indexes,
+  // producers), then in the last segment cut a torn tail or zero past the data.
   Status scan_segment(Segment& segment, bool last);
+  void note_bad_regions(Segment& segment, const SegmentScan& scan);
+  uint64_t replay_batches(Segment& segment, const SegmentScan& scan, SegmentScanner& scanner);  // The valid end.
+  void replay_control(Segment& segment, uint64_t offset, const BatchHeader& h, std::string_view payload,
+                      RelocationBuilder* relocating);
+  void replay_stream_batch(Segment& segment, uint64_t offset, const BatchHeader& h, std::string_view payload);
+  Status cut_torn_tail(Segment& segment, const SegmentScan& scan);
+  Status zero_past_the_data(Segment& segment, SegmentScanner& scanner);
+  Status zero_sync(Segment& segment, uint64_t from);  // Zeroes the in-flight window from `from`, durably.
   void log_unfinished_relocation(const Segment& segment, uint64_t source);
   Status create_segment_sync(uint64_t id);
   std::string segment_path(uint64_t id) const;
