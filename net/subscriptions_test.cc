@@ -60,6 +60,8 @@ struct Subscriber {
   RecordingSink sink;
   int shard = 0;  // The subscriber's (its sink's) shard.
   uint64_t generation = 1;
+  // The shards stop first: a stopping shard still pushes (shutting_down) to the sink.
+  ~Subscriber() { node.stop(); }
 
   PushTarget target() { return PushTarget{shard, &sink, generation}; }
   void subscribe(uint32_t id, std::string_view bucket, std::string_view stream, uint32_t credit) {
