@@ -87,8 +87,8 @@ void BinaryConnection::start(int fd) {
   in_flight_ = 0;
   subscriptions_.clear();
   phase_ = Phase::kAwaitingHello;
-  recv_in_flight_ = in_process_input_ = false;
-  recv_multishot_ = cancel_in_flight_ = plain_recv_once_ = large_frames_ = false;
+  recv_ = Recv::kNone;
+  in_process_input_ = cancel_in_flight_ = plain_recv_once_ = large_frames_ = false;
   last_heard_us_ = reactor_.now_us();
   const int one = 1;
   (void)::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -107,7 +107,7 @@ void BinaryConnection::resize_input(size_t capacity) {
 }
 
 void BinaryConnection::post_recv() {
-  if (recv_in_flight_ || cancel_in_flight_ || !reading() || saturated()) return;
+  if (recv_ != Recv::kNone || cancel_in_flight_ || !reading() || saturated()) return;
   RecvBufferRing* ring = server_.recv_ring_.get();
   // A client sending large frames is served by plain recvs sized for them
   // until it sends a small one: switching back and forth would copy the
@@ -122,12 +122,11 @@ void BinaryConnection::post_recv() {
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = ring->group();
     Reactor::set_completion(sqe, &recv_op_);
-    recv_in_flight_ = recv_multishot_ = true;
+    recv_ = Recv::kMultishot;
     return;
   }
   // A plain recv into our own buffer, sized for the frame in progress.
   plain_recv_once_ = false;
-  recv_multishot_ = false;
   const size_t unparsed = in_end_ - in_start_;
   // The frame being received decides the room needed (its header says how big it is).
   size_t needed = wire::kFrameHeaderBytes;
@@ -148,7 +147,7 @@ void BinaryConnection::post_recv() {
   io_uring_sqe* sqe = reactor_.get_sqe();
   io_uring_prep_recv(sqe, fd_, in_.get() + in_end_, in_capacity_ - in_end_, 0);
   Reactor::set_completion(sqe, &recv_op_);
-  recv_in_flight_ = true;
+  recv_ = Recv::kPlain;
 }
 
 bool BinaryConnection::saturated() const {
@@ -164,7 +163,7 @@ bool BinaryConnection::large_frame_pending() const {
 
 void BinaryConnection::on_recv(int res, uint32_t flags) {
   RecvBufferRing* ring = server_.recv_ring_.get();
-  if (!recv_multishot_ || (flags & IORING_CQE_F_MORE) == 0) recv_in_flight_ = false;
+  if (recv_ != Recv::kMultishot || (flags & IORING_CQE_F_MORE) == 0) recv_ = Recv::kNone;  // Its last completion.
   // A ring buffer goes back once its bytes are handled or copied, whatever happens here.
   struct GiveBack {
     RecvBufferRing* ring;
@@ -194,7 +193,7 @@ void BinaryConnection::on_recv(int res, uint32_t flags) {
   process_input();
   // The multishot recv would go on delivering: stop it while we must not
   // read, or to take a large frame into a buffer of its own.
-  if (recv_in_flight_ && recv_multishot_ && (saturated() || !reading() || large_frames_)) {
+  if (recv_ == Recv::kMultishot && (saturated() || !reading() || large_frames_)) {
     cancel_recv();
   }
 }
@@ -233,7 +232,7 @@ void BinaryConnection::keep_input(const char* data, size_t len) {
 }
 
 void BinaryConnection::cancel_recv() {
-  if (!recv_in_flight_ || !recv_multishot_ || cancel_in_flight_) return;
+  if (recv_ != Recv::kMultishot || cancel_in_flight_) return;
   io_uring_sqe* sqe = reactor_.get_sqe();
   io_uring_prep_cancel(sqe, &recv_op_, 0);
   Reactor::set_completion(sqe, &cancel_op_);
@@ -501,7 +500,7 @@ void BinaryConnection::begin_close() {
 }
 
 void BinaryConnection::maybe_finish_close() {
-  if (phase_ != Phase::kClosing || recv_in_flight_ || cancel_in_flight_ || out_.in_flight() || fd_ < 0) return;
+  if (phase_ != Phase::kClosing || recv_ != Recv::kNone || cancel_in_flight_ || out_.in_flight() || fd_ < 0) return;
   ::close(fd_);
   fd_ = -1;
   generation_++;  // Answers still on their way are for a connection that is gone.

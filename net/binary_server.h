@@ -136,13 +136,16 @@ class BinaryConnection final : public AcceptedConnection, private PushSink {
   void drain() {
     if (reading()) phase_ = Phase::kDraining;
   }
-  // The receive side (which recv is in flight, and into which buffer).
-  bool recv_in_flight_ = false;
-  bool recv_multishot_ = false;    // The recv in flight is the multishot one.
+  // The receive side. At most one recv is in flight: a multishot one into
+  // the server's buffer ring (small frames), or a plain one into this
+  // connection's buffer (the ring ran dry, or large frames). A cancel of the
+  // multishot recv completes apart from the recv's own last completion.
+  enum class Recv : uint8_t { kNone, kPlain, kMultishot };
+  Recv recv_ = Recv::kNone;
   bool cancel_in_flight_ = false;
   bool plain_recv_once_ = false;   // The ring ran dry: the next recv uses our buffer.
   bool large_frames_ = false;      // The latest frame was kDirectRecvMin or more: plain recvs.
-  bool in_process_input_ = false;
+  bool in_process_input_ = false;  // Inside the input loop: answers given synchronously wait for its flush.
 };
 
 class BinaryServer {
