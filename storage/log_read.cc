@@ -173,26 +173,28 @@ bool ShardLog::parse_chunk(ReadOp* op, const char* base, uint64_t base_offset, u
                                             fmt::format("records [{}, {}) of this stream are lost (corrupt on disk)",
                                                         op->next_seq, h.base_seq)));
       }
-      if (!verify_payload(h, payload, limits_).is_ok()) {
-        if (corrupt_batches_ != nullptr) corrupt_batches_->inc();
-        log_error("read: bad batch payload in segment {} at {}", op->segment_id, base_offset + pos);
-        return finish_read_false(
-            op, Status(ErrorCode::kCorrupt, fmt::format("stream records from seq {} are corrupt on disk", h.base_seq)));
-      }
-      // What the reader gets: the raw payload and a header that describes it.
-      op->in_relocated = relocated;
+      // What the reader gets: the raw payload and a header that describes
+      // it. The producer tag is the server's own: readers never see it (it
+      // is split off once, its own checksum checked, then the rest verified).
       BatchHeader out = h;
       out.flags = static_cast<uint16_t>(out.flags & ~kBatchFlagRelocated);
       std::string_view stored = payload;
+      Status verified = Status::ok();
       if ((h.flags & kBatchFlagProducer) != 0) {
-        // The producer tag is the server's own: readers never see it.
         ProducerTag tag;
         BatchHeader untagged;
-        if (!split_producer_tag(out, stored, &tag, &untagged, &stored).is_ok()) {
-          return finish_read_false(op, Status(ErrorCode::kCorrupt, "producer tag is corrupt on disk"));
-        }
-        out = untagged;
+        verified = split_producer_tag(out, payload, &tag, &untagged, &stored);
+        if (verified) out = untagged;
       }
+      if (verified) verified = verify_payload(out, stored, limits_);
+      if (!verified) {
+        if (corrupt_batches_ != nullptr) corrupt_batches_->inc();
+        log_error("read: bad batch payload in segment {} at {}: {}", op->segment_id, base_offset + pos,
+                  verified.to_string());
+        return finish_read_false(
+            op, Status(ErrorCode::kCorrupt, fmt::format("stream records from seq {} are corrupt on disk", h.base_seq)));
+      }
+      op->in_relocated = relocated;
       std::string body;
       if ((out.flags & kBatchFlagLz4) != 0) {
         auto raw = decompress_payload(out, stored, limits_);
