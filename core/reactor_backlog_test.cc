@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <thread>
 
 #include "core/reactor.h"
@@ -65,6 +66,12 @@ TEST(ReactorBacklog, AdmissionStopsAtTheBoundAndResumesOnceDrained) {
   while (phase.load() != 2) std::this_thread::yield();  // Bounded by the test timeout.
   EXPECT_EQ(refused.code(), ErrorCode::kOverloaded);
   EXPECT_NE(refused.message().find("reactor.message_backlog_max"), std::string::npos) << refused.message();
+  // Parked messages all reach shard 1's queue; it runs them in its own time
+  // (a stop does not wait for messages that hold nothing), so wait for them.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (delivered.load() != sent_total.load() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
   shards.request_stop();
   shards.join();
   EXPECT_GE(sent_total.load(), 40) << "the queue and then the bound's worth of messages went out";
