@@ -65,6 +65,34 @@ inline size_t utf8_valid_prefix_bytes(std::string_view s) {
 // True if all of `text` is well-formed UTF-8 (see utf8_sequence_bytes).
 inline bool valid_utf8(std::string_view text) { return utf8_valid_prefix_bytes(text) == text.size(); }
 
+// `text` safe to print on a terminal: control characters (C0, DEL, and C1
+// as UTF-8 encodes them) become \xNN escapes, so a name someone else chose
+// cannot move the cursor, clear the screen or retitle the window. Everything
+// else, invalid UTF-8 included, is left as it is.
+inline std::string printable(std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(text.size());
+  auto escape = [&out](unsigned char c) {
+    out += "\\x";
+    out += kHex[c >> 4];
+    out += kHex[c & 0xf];
+  };
+  for (size_t i = 0; i < text.size(); i++) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x20 || c == 0x7f) {
+      escape(c);
+    } else if (c == 0xc2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
+               static_cast<unsigned char>(text[i + 1]) <= 0x9f) {
+      escape(c);  // U+0080..U+009F: the C1 controls (CSI is U+009B).
+      escape(static_cast<unsigned char>(text[++i]));
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
 // Standard base64 (RFC 4648 alphabet, "+/") with '=' padding.
 inline std::string base64_encode(std::string_view bytes) {
   static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

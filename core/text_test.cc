@@ -247,5 +247,19 @@ TEST(TextBase64, IgnoresBitsBelowTheLastByte) {
   EXPECT_EQ(base64_encode(out), "Zg==");
 }
 
+TEST(TextPrintable, EscapesControlCharactersAndLeavesTheRest) {
+  EXPECT_EQ(printable("orders/eu-1"), "orders/eu-1");
+  EXPECT_EQ(printable("caf\xc3\xa9 \xe2\x82\xac"), "caf\xc3\xa9 \xe2\x82\xac");  // UTF-8 stays.
+  EXPECT_EQ(printable("a\x1b[2Jb"), "a\\x1b[2Jb");
+  EXPECT_EQ(printable(std::string("\0\t\n\x7f", 4)), "\\x00\\x09\\x0a\\x7f");
+  EXPECT_EQ(printable("\xc2\x9b" "31m"), "\\xc2\\x9b31m");  // CSI as a C1 control.
+  EXPECT_EQ(printable("\xc2\xa0"), "\xc2\xa0");               // U+00A0 is not a control.
+  EXPECT_EQ(printable("\xc2"), "\xc2");                         // Truncated: left as it is.
+  // Nothing printed from any byte string is a control character.
+  std::string all;
+  for (int c = 0; c < 256; c++) all.push_back(static_cast<char>(c));
+  for (char c : printable(all)) EXPECT_FALSE(static_cast<unsigned char>(c) < 0x20 || c == 0x7f);
+}
+
 }  // namespace
 }  // namespace runnel

@@ -457,6 +457,21 @@ TEST_F(CliTest, StreamCommands) {
   EXPECT_EQ(ok({"stream", "list", "strm"}), "x\n");
 }
 
+TEST_F(CliTest, NamesAreNeverPrintedWithControlCharacters) {
+  ok({"bucket", "create", "hostile"});
+  // Stream names are any UTF-8 without NUL: someone else's may hold terminal escapes.
+  ok({"--json", "stream", "create", "hostile/x\x1b[2J\x07\xc2\x9b" "31m"});
+  const std::string listed = ok({"stream", "list", "hostile"});
+  EXPECT_EQ(listed, "x\\x1b[2J\\x07\\xc2\\x9b31m\n");
+  const std::string got = ok({"stream", "get", "hostile/x\x1b[2J\x07\xc2\x9b" "31m"});
+  EXPECT_NE(got.find("name: x\\x1b[2J"), std::string::npos) << got;
+  for (const std::string& text : {listed, got}) EXPECT_EQ(text.find('\x1b'), std::string::npos);
+  // JSON keeps the name exact, escaped the JSON way.
+  const std::string as_json = ok({"--json", "stream", "list", "hostile"});
+  EXPECT_EQ(as_json.find('\x1b'), std::string::npos);
+  EXPECT_NE(as_json.find("\\u001b[2J"), std::string::npos) << as_json;
+}
+
 TEST_F(CliTest, AppendLinesAndReadBack) {
   ok({"bucket", "create", "apnd"});
   ok({"stream", "create", "apnd/lines"});

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <string>
 
+#include "core/text.h"
 #include "tools/runnel/output.h"
 
 namespace runnel::cli {
@@ -114,11 +115,11 @@ int bucket_command(BlockingClient& client, const Invocation& inv) {
             if (inv.json) {
               Out::json(to_json(b));
             } else if (inv.long_format) {
-              Out::line(fmt::format("{}\t{}\t{}\t{}\t{}", b.name, b.created_ms, b.config.create_stream_on_append,
+              Out::line(fmt::format("{}\t{}\t{}\t{}\t{}", printable(b.name), b.created_ms, b.config.create_stream_on_append,
                                     b.config.create_stream_on_read,
                                     timestamping_name(b.config.default_stream_config.timestamping)));
             } else {
-              Out::line(b.name);
+              Out::line(printable(b.name));
             }
           });
     }
@@ -183,9 +184,9 @@ int stream_command(BlockingClient& client, const Invocation& inv) {
               Out::json(to_json(s));
             } else if (inv.long_format) {
               Out::line(
-                  fmt::format("{}\t{}\t{}\t{}\t{}\t{}", s.name, s.tail, s.trim_seq, s.sealed, s.fenced, s.created_ms));
+                  fmt::format("{}\t{}\t{}\t{}\t{}\t{}", printable(s.name), s.tail, s.trim_seq, s.sealed, s.fenced, s.created_ms));
             } else {
-              Out::line(s.name);
+              Out::line(printable(s.name));
             }
           });
     }

@@ -65,6 +65,7 @@ void print_error(std::string_view message) {
   for (char& c : text) {
     if (c == '\n' || c == '\r') c = ' ';
   }
+  text = printable(text);  // The server's message may quote names someone else chose.
   std::fflush(stdout);
   std::fprintf(stderr, "runnel: %s\n", text.c_str());
   std::fflush(stderr);
@@ -189,7 +190,7 @@ void describe_config(std::string* out, const client::StreamConfig& c, std::strin
 std::string describe(const client::StreamInfo& s) {
   std::string out;
   out += fmt::format("bucket: {}\n", s.bucket);
-  out += fmt::format("name: {}\n", s.name);
+  out += fmt::format("name: {}\n", printable(s.name));
   describe_config(&out, s.config, "");
   out += fmt::format("created_ms: {}\n", s.created_ms);
   out += fmt::format("sealed: {}\n", s.sealed);
@@ -204,7 +205,7 @@ std::string describe(const client::StreamInfo& s) {
 
 std::string describe(const client::BucketInfo& b) {
   std::string out;
-  out += fmt::format("name: {}\n", b.name);
+  out += fmt::format("name: {}\n", printable(b.name));
   describe_config(&out, b.config.default_stream_config, "default_stream_config.");
   out += fmt::format("create_stream_on_append: {}\n", b.config.create_stream_on_append);
   out += fmt::format("create_stream_on_read: {}\n", b.config.create_stream_on_read);
