@@ -52,6 +52,7 @@ struct Config {
   uint32_t frame_bytes_max = 2u << 20;       // server.frame_bytes_max
   uint32_t requests_in_flight_max = 1024;    // server.requests_in_flight_max (per connection)
   uint32_t subscriptions_max = 1024;         // server.subscriptions_max (per connection)
+  uint32_t output_bytes_max = 64u << 20;     // server.output_bytes_max (per connection)
   uint32_t batch_records_max = kConfigBatchRecordsMax;  // server.batch_records_max
   uint32_t batch_bytes_max = kConfigBatchBytesMax;      // server.batch_bytes_max (encoded records)
   uint32_t record_bytes_max = kConfigRecordBytesMax;    // server.record_bytes_max

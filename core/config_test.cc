@@ -33,6 +33,7 @@ connections_max = 3
 frame_bytes_max = 65536
 requests_in_flight_max = 2
 subscriptions_max = 5
+output_bytes_max = 2097152
 batch_records_max = 10
 batch_bytes_max = 4096
 record_bytes_max = 512
@@ -360,6 +361,7 @@ TEST(Config, ApplyTomlSetsKeysInSections) {
   EXPECT_EQ(config.frame_bytes_max, 65536u);
   EXPECT_EQ(config.requests_in_flight_max, 2u);
   EXPECT_EQ(config.subscriptions_max, 5u);
+  EXPECT_EQ(config.output_bytes_max, 2u << 20);
   EXPECT_EQ(config.batch_records_max, 10u);
   EXPECT_EQ(config.batch_bytes_max, 4096u);
   EXPECT_EQ(config.record_bytes_max, 512u);
@@ -903,6 +905,7 @@ TEST(Config, ConfigKeysAreUniqueAndInDocumentationOrder) {
                                             "server.frame_bytes_max",
                                             "server.requests_in_flight_max",
                                             "server.subscriptions_max",
+                                            "server.output_bytes_max",
                                             "server.batch_records_max",
                                             "server.batch_bytes_max",
                                             "server.record_bytes_max",

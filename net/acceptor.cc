@@ -30,6 +30,9 @@ Acceptor::Acceptor(Reactor& reactor, UniqueFd listener, AcceptorOptions options,
       connections_rejected_(reactor.metrics().counter(
           fmt::format("runnel_{}_connections_rejected_total", options_.name),
           fmt::format("{} connections refused because all slots were busy.", options_.description))),
+      connections_evicted_(reactor.metrics().counter(
+          fmt::format("runnel_{}_connections_evicted_total", options_.name),
+          fmt::format("Idle {} connections closed to make room for a new one.", options_.description))),
       accept_errors_(reactor.metrics().counter(fmt::format("runnel_{}_accept_errors_total", options_.name),
                                                fmt::format("Failed accepts on the {} port.", options_.description))) {
   accept_op_.acceptor = this;
@@ -57,7 +60,7 @@ void Acceptor::on_accept(int res, uint32_t flags) {
   if (res >= 0) {
     if (stopping_) {
       ::close(res);
-    } else if (open_ >= options_.connections_max) {
+    } else if (open_ >= options_.connections_max && !(options_.evict_idle && evict_one())) {
       reject(res);
     } else {
       AcceptedConnection* connection;
@@ -89,6 +92,20 @@ void Acceptor::on_accept(int res, uint32_t flags) {
       arm_accept();  // The kernel ended the multishot accept; start another.
     }
   }
+}
+
+bool Acceptor::evict_one() {
+  // Linear in the slots, and only when they are all taken.
+  AcceptedConnection* oldest = nullptr;
+  for (const auto& slot : slots_) {
+    if (slot->open() && slot->idle() && (oldest == nullptr || slot->idle_since_us() < oldest->idle_since_us())) {
+      oldest = slot.get();
+    }
+  }
+  if (oldest == nullptr) return false;
+  connections_evicted_.inc();
+  oldest->shut_down();  // Idle: it closes now, and gives its slot back once gone.
+  return true;
 }
 
 void Acceptor::reject(int fd) {

@@ -4,8 +4,9 @@
 // a multishot accept, so a connection lives on the shard that accepted it.
 //
 // Connections live in slots created on demand up to connections_max and
-// reused after close; a connection beyond the limit is sent reject_bytes
-// (best effort) and closed at once. After EMFILE/ENFILE accepting backs off
+// reused after close; a connection beyond the limit takes the place of the
+// longest-idle one where the server allows it (evict_idle), else it is sent
+// reject_bytes (best effort) and closed at once. After EMFILE/ENFILE accepting backs off
 // instead of spinning. On shutdown it stops accepting, asks every
 // connection to shut down, and holds the reactor until the last is gone.
 
@@ -28,6 +29,11 @@ class AcceptedConnection {
   virtual void start(int fd) = 0;  // Takes ownership of an accepted socket.
   virtual void shut_down() = 0;    // Close now if idle, else after the work in hand.
   virtual bool open() const = 0;
+  // A connection the acceptor may close to make room when every slot is
+  // taken (the admin port: no request in hand), and since when it has been
+  // so. The binary port's connections never are.
+  virtual bool idle() const { return false; }
+  virtual uint64_t idle_since_us() const { return 0; }
 };
 
 struct AcceptorOptions {
@@ -35,6 +41,11 @@ struct AcceptorOptions {
   std::string description;  // "admin HTTP": metric help texts.
   uint32_t connections_max = 256;
   std::string reject_bytes;  // Sent to a connection refused for want of a slot.
+  // At connections_max, close the longest-idle connection to take the new
+  // one, so silent clients cannot lock everyone else out (the admin port:
+  // /health and /metrics stay reachable). A closing connection keeps its
+  // slot until it is gone: at most connections_max more are open meanwhile.
+  bool evict_idle = false;
 };
 
 class Acceptor {
@@ -60,6 +71,8 @@ class Acceptor {
   void arm_accept();
   void on_accept(int res, uint32_t flags);
   void reject(int fd);
+  // Asks the longest-idle connection to close; false if none is idle.
+  bool evict_one();
   void stop();
   void maybe_release();
 
@@ -79,6 +92,7 @@ class Acceptor {
   Gauge& connections_open_;
   Counter& connections_accepted_;
   Counter& connections_rejected_;
+  Counter& connections_evicted_;
   Counter& accept_errors_;
 };
 

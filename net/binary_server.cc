@@ -306,6 +306,10 @@ bool BinaryConnection::handle_frame(const char* frame, uint32_t frame_bytes) {
     return true;
   }
   if (is_ping) {
+    if (!body.empty()) {
+      protocol_error(h.opcode, h.request_id, Status(ErrorCode::kInvalidArgument, "a PING has no body"));
+      return false;
+    }
     std::string& pending = out_.pending();
     wire::finish_frame(&pending, wire::begin_frame(&pending, Opcode::kPing, wire::kFlagResponse, h.request_id));
     return true;
@@ -367,7 +371,8 @@ bool BinaryConnection::handle_subscription_frame(uint16_t opcode, uint32_t reque
         }
       }
       subscriptions_[request_id] = owner;
-      router.subscriptions()->local().start(owner, request_id, body, push_target(), limits_.heartbeat_ms);
+      router.subscriptions()->local().start(owner, request_id, body, push_target(),
+                                            SubscriptionLimits{limits_.heartbeat_ms, limits_.output_bytes_max});
       return true;
     }
     case Opcode::kCredit: {
@@ -410,6 +415,24 @@ void BinaryConnection::deliver_push(uint64_t generation, std::vector<std::string
   RUNNEL_ASSERT(!frame_pieces.empty() && frame_pieces.front().size() >= wire::kFrameHeaderBytes);
   const wire::FrameHeader h = wire::read_frame_header(frame_pieces.front().data());
   if ((h.flags & wire::kFlagError) != 0) subscriptions_.erase(h.request_id);  // It ended.
+  if (h.opcode == static_cast<uint16_t>(Opcode::kSubscriptionData) && (h.flags & wire::kFlagError) == 0 &&
+      out_.queued_bytes() >= limits_.output_bytes_max) {
+    // The subscriber does not read what it asked for: end the subscription
+    // rather than hold more for it (the records are not lost: it can
+    // resubscribe from the seq_num after the last one it received).
+    auto it = subscriptions_.find(h.request_id);
+    if (it == subscriptions_.end()) return;  // Ended already; this push was on its way.
+    server_.router_.subscriptions()->local().stop(it->second, push_target(), it->first);
+    subscriptions_.erase(it);
+    wire::append_error_frame(
+        &out_.pending(), static_cast<uint16_t>(Opcode::kSubscriptionData), h.request_id,
+        Status(ErrorCode::kOverloaded, fmt::format("the subscriber is not reading: {} bytes wait unsent on its "
+                                                   "connection (server.output_bytes_max); resubscribe",
+                                                   out_.queued_bytes())),
+        wire::kFlagPush);
+    if (!in_process_input_) flush_output();
+    return;
+  }
   for (std::string& piece : frame_pieces) out_.push(std::move(piece));
   if (!in_process_input_) flush_output();
 }

@@ -43,6 +43,9 @@ struct BinaryLimits {
   uint32_t frame_bytes_max = 2u << 20;
   uint32_t requests_in_flight_max = 1024;
   uint32_t subscriptions_max = 1024;  // Open at once per connection; one more is refused (kOverloaded).
+  // Unsent answers and pushes; beyond it the connection is not read, and
+  // a subscription with more to push is ended (kOverloaded). Also the most
+  // credit one subscription may hold.
   uint64_t output_bytes_max = 64ull << 20;
   uint32_t heartbeat_ms = 5000;
 };

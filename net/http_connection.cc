@@ -107,8 +107,14 @@ void HttpConnection::start(int fd) {
   recv_in_flight_ = handler_pending_ = in_process_input_ = false;
   peer_closed_ = close_after_send_ = closing_ = false;
   request_started_us_ = 0;
+  idle_since_us_ = reactor_.now_us();
+  answered_any_ = false;
   post_recv();
   arm_timer();
+}
+
+bool HttpConnection::idle() const {
+  return fd_ >= 0 && !closing_ && !handler_pending_ && !parser_->in_progress() && read_pos_ >= read_len_ && out_.idle();
 }
 
 void HttpConnection::post_recv() {
@@ -126,6 +132,9 @@ void HttpConnection::arm_timer() {
   } else if (parser_->in_progress() || read_pos_ < read_len_) {
     if (request_started_us_ == 0) request_started_us_ = reactor_.now_us();
     timer_.arm_at_us(request_started_us_ + uint64_t{limits_.request_timeout_ms} * 1000);
+  } else if (!answered_any_) {
+    // Connected and silent: a request is due, not a keep-alive's patience.
+    timer_.arm_at_us(idle_since_us_ + uint64_t{limits_.request_timeout_ms} * 1000);
   } else {
     timer_.arm_after_us(uint64_t{limits_.idle_timeout_ms} * 1000);
   }
@@ -219,6 +228,8 @@ void HttpConnection::answer(HttpResponse response) {
   if (fd_ >= 0 && !closing_) queue_response(response, close_after);
   parser_->next();
   request_started_us_ = 0;
+  answered_any_ = true;
+  idle_since_us_ = reactor_.now_us();
   if (closing_) {
     maybe_finish_close();
     return;

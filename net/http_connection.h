@@ -83,6 +83,10 @@ class HttpConnection final : public AcceptedConnection {
   // Server shutdown: close now if idle, else after the current response.
   void shut_down() override;
   bool open() const override { return fd_ >= 0; }
+  // Open with no request in progress or being answered and nothing left
+  // to send: silent since it connected, or an idle keep-alive.
+  bool idle() const override;
+  uint64_t idle_since_us() const override { return idle_since_us_; }
 
  private:
   friend class HttpResponder;
@@ -131,6 +135,8 @@ class HttpConnection final : public AcceptedConnection {
   bool close_after_send_ = false;  // Answer is final (error, Connection: close, shutdown).
   bool closing_ = false;           // Tearing down; no new work.
   uint64_t request_started_us_ = 0;
+  uint64_t idle_since_us_ = 0;  // Connected, or its last answer queued.
+  bool answered_any_ = false;   // A connection that never sent a request is on the request timeout.
 };
 
 }  // namespace runnel

@@ -24,16 +24,16 @@ std::string overloaded_response() {
 HttpServer::HttpServer(Reactor& reactor, UniqueFd listener, const HttpServerOptions& options, HttpHandler handler)
     : handler_(std::move(handler)),
       acceptor_(reactor, std::move(listener),
-                AcceptorOptions{"admin", "admin HTTP", options.connections_max, overloaded_response()},
+                AcceptorOptions{"admin", "admin HTTP", options.connections_max, overloaded_response(), true},
                 [this, &reactor, limits = options.limits] {
                   return std::make_unique<HttpConnection>(*this, reactor, limits);
                 }),
-      requests_2xx_(reactor.metrics().counter("runnel_admin_requests_total", "Admin requests answered, by status class.",
-                                              {{"class", "2xx"}})),
-      requests_4xx_(reactor.metrics().counter("runnel_admin_requests_total", "Admin requests answered, by status class.",
-                                              {{"class", "4xx"}})),
-      requests_5xx_(reactor.metrics().counter("runnel_admin_requests_total", "Admin requests answered, by status class.",
-                                              {{"class", "5xx"}})),
+      requests_2xx_(reactor.metrics().counter("runnel_admin_requests_total",
+                                              "Admin requests answered, by status class.", {{"class", "2xx"}})),
+      requests_4xx_(reactor.metrics().counter("runnel_admin_requests_total",
+                                              "Admin requests answered, by status class.", {{"class", "4xx"}})),
+      requests_5xx_(reactor.metrics().counter("runnel_admin_requests_total",
+                                              "Admin requests answered, by status class.", {{"class", "5xx"}})),
       request_us_(reactor.metrics().histogram("runnel_admin_request_seconds",
                                               "Time from a request's first byte to its answer.", 1e-6)) {}
 

@@ -17,6 +17,7 @@
 #include <charconv>
 #include <chrono>
 #include <functional>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -269,6 +270,14 @@ class HttpServerTest : public ::testing::Test {
           });
   }
 
+  // Shard 0's open connections, asked on the shard.
+  size_t open_connections() {
+    std::promise<size_t> answer;
+    auto future = answer.get_future();
+    shards_->reactor(0).post_external([this, &answer] { answer.set_value(servers_[0]->open_connections()); });
+    return future.get();
+  }
+
   void stop_and_join() {
     if (shards_ == nullptr || joined_) return;
     shards_->request_stop();
@@ -277,7 +286,7 @@ class HttpServerTest : public ::testing::Test {
   }
 
   // /echo answers with the body; /big with kBigBodyBytes; /sync at once;
-  // /slow 20 ms later from a timer; /slow-until-stop 20 ms after shutdown
+  // /slow 20 ms later from a timer, /slower 600 ms later; /slow-until-stop 20 ms after shutdown
   // begins; /drop never answers (drops the responder); anything else is 404.
   HttpHandler test_handler(Reactor& reactor, ShardState& state) {
     return [this, &reactor, &state](const HttpRequest& request, HttpResponder responder) {
@@ -287,11 +296,13 @@ class HttpServerTest : public ::testing::Test {
         responder.respond(text(200, std::string(kBigBodyBytes, 'b')));
       } else if (request.path == "/sync") {
         responder.respond(text(200, "sync"));
-      } else if (request.path == "/slow" || request.path == "/slow-until-stop") {
+      } else if (request.path == "/slow" || request.path == "/slower" || request.path == "/slow-until-stop") {
         auto reply = std::make_unique<SlowReply>(reactor);
         reply->responder = std::move(responder);
         if (request.path == "/slow") {
           reply->timer.arm_after_us(20'000);
+        } else if (request.path == "/slower") {
+          reply->timer.arm_after_us(600'000);
         } else {
           reactor.on_stop([timer = &reply->timer] { timer->arm_after_us(20'000); });
         }
@@ -682,17 +693,16 @@ TEST_F(HttpServerTest, AnswersAClientThatHalfClosesAfterItsRequest) {
 
 // --- connection limit ---
 
-TEST_F(HttpServerTest, RefusesAConnectionBeyondTheMaximumWith503) {
+TEST_F(HttpServerTest, RefusesAConnectionBeyondTheMaximumWith503WhenNoneIsIdle) {
   HttpServerOptions o;
   o.connections_max = 2;
   ASSERT_NO_FATAL_FAILURE(start(o));
   Client first(port_);
   Client second(port_);
   ASSERT_TRUE(first.connected() && second.connected());
-  // An answered request proves the server holds each connection in a slot.
-  ASSERT_TRUE(first.send(get("/sync")) && second.send(get("/sync")));
-  ASSERT_TRUE(first.read_response().has_value());
-  ASSERT_TRUE(second.read_response().has_value());
+  // Both busy: their requests are with the handler until shutdown.
+  ASSERT_TRUE(first.send(get("/slow-until-stop")) && second.send(get("/slow-until-stop")));
+  ASSERT_TRUE(eventually([this] { return slow_requests_started_.load() == 2; }));
   Client third(port_);
   ASSERT_TRUE(third.connected());
   auto response = third.read_response();
@@ -711,14 +721,49 @@ TEST_F(HttpServerTest, KeepsServingExistingConnectionsWhileRefusingNewOnes) {
   ASSERT_TRUE(first.connected());
   ASSERT_TRUE(first.send(get("/sync")));
   ASSERT_TRUE(first.read_response().has_value());
+  // Busy (its request with the handler): the slot is not given away.
+  ASSERT_TRUE(first.send(get("/slow-until-stop")));
+  ASSERT_TRUE(eventually([this] { return slow_requests_started_.load() == 1; }));
   Client refused(port_);
   auto rejection = refused.read_response();
   ASSERT_TRUE(rejection.has_value());
   ASSERT_EQ(rejection->status, 503);
-  ASSERT_TRUE(first.send(get("/sync")));
+  stop_and_join();  // The handler answers once shutdown begins.
   auto response = first.read_response();
   ASSERT_TRUE(response.has_value());
   EXPECT_EQ(response->status, 200);
+}
+
+TEST_F(HttpServerTest, ANewConnectionTakesTheSlotOfTheLongestIdleOne) {
+  HttpServerOptions o;
+  o.connections_max = 2;
+  ASSERT_NO_FATAL_FAILURE(start(o));
+  // Two silent connections hold every slot (a client that connects and
+  // never speaks): a newcomer still gets in, closing the older one.
+  Client silent_old(port_);
+  ASSERT_TRUE(silent_old.connected());
+  ASSERT_TRUE(eventually([this] { return open_connections() == 1; }));
+  Client silent_new(port_);
+  ASSERT_TRUE(silent_new.connected());
+  ASSERT_TRUE(eventually([this] { return open_connections() == 2; }));
+  Client health(port_);
+  ASSERT_TRUE(health.send(get("/sync")));
+  auto response = health.read_response();
+  ASSERT_TRUE(response.has_value());
+  EXPECT_EQ(response->status, 200);
+  EXPECT_TRUE(silent_old.closed_by_server());
+}
+
+TEST_F(HttpServerTest, ManySilentConnectionsDoNotLockOthersOut) {
+  HttpServerOptions o;
+  o.connections_max = 8;
+  ASSERT_NO_FATAL_FAILURE(start(o));
+  std::vector<std::unique_ptr<Client>> silent;
+  for (int i = 0; i < 40; i++) {
+    silent.push_back(std::make_unique<Client>(port_));
+    ASSERT_TRUE(silent.back()->connected());
+  }
+  for (int i = 0; i < 5; i++) EXPECT_TRUE(serves_a_new_connection(port_)) << "attempt " << i;
 }
 
 TEST_F(HttpServerTest, AcceptsAgainOnceAConnectionCloses) {
@@ -764,11 +809,11 @@ TEST_F(HttpServerTest, AnswersAHalfSentBodyWith408) {
 
 TEST_F(HttpServerTest, DoesNotTimeOutARequestWhileItsHandlerWorks) {
   HttpServerOptions o;
-  o.limits.request_timeout_ms = 1;  // Far shorter than /slow takes.
+  o.limits.request_timeout_ms = 200;  // Far shorter than /slower takes (a new connection's request is due by then).
   ASSERT_NO_FATAL_FAILURE(start(o));
   Client client(port_);
   ASSERT_TRUE(client.connected());
-  ASSERT_TRUE(client.send(get("/slow")));
+  ASSERT_TRUE(client.send(get("/slower")));
   auto response = client.read_response();
   ASSERT_TRUE(response.has_value());
   EXPECT_EQ(response->status, 200);
@@ -790,7 +835,8 @@ TEST_F(HttpServerTest, ClosesAnIdleKeepAliveConnection) {
 
 TEST_F(HttpServerTest, ClosesAConnectionThatNeverSendsAnything) {
   HttpServerOptions o;
-  o.limits.idle_timeout_ms = 100;
+  o.limits.request_timeout_ms = 100;  // A silent newcomer owes a request, not keep-alive patience.
+  o.limits.idle_timeout_ms = 600'000;
   ASSERT_NO_FATAL_FAILURE(start(o));
   Client client(port_);
   ASSERT_TRUE(client.connected());

@@ -86,6 +86,7 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config) {
   binary_options.limits.frame_bytes_max = config.frame_bytes_max;
   binary_options.limits.requests_in_flight_max = config.requests_in_flight_max;
   binary_options.limits.subscriptions_max = config.subscriptions_max;
+  binary_options.limits.output_bytes_max = config.output_bytes_max;
   binary_options.limits.heartbeat_ms = config.heartbeat_ms;
   binary_options.server_version = RUNNEL_VERSION;
   server->stores_ = std::make_unique<Sharded<StreamStore>>(static_cast<size_t>(shards));

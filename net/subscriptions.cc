@@ -64,6 +64,7 @@ struct Subscription {
   bool positioned = false;
   uint64_t next_seq = 0;  // ...then the next seq_num to send.
   uint64_t credit = 0;
+  uint64_t credit_max = 0;
   uint32_t heartbeat_ms = 0;
   ShardLog::TailWaiter waiter;
   std::unique_ptr<Timer> heartbeat;
@@ -89,7 +90,7 @@ struct PendingStart {
   uint32_t id;
   std::string body;
   PushTarget target;
-  uint32_t heartbeat_ms;
+  SubscriptionLimits limits;
   bool stopped = false;  // Unsubscribed, or its connection went, meanwhile.
 };
 void deliver_pieces(const PushTarget& t, std::vector<std::string> pieces) {
@@ -270,7 +271,7 @@ void on_heartbeat(Subscription* sub) {
 }
 
 void start_here(Subscriptions::Table& table, StreamStore& store, uint32_t id, const std::string& body,
-                const PushTarget& target, uint32_t default_heartbeat_ms) {
+                const PushTarget& target, const SubscriptionLimits& limits) {
   wire::Subscribe m;
   (void)wire::decode_body(body, &m);
   const uint16_t opcode = static_cast<uint16_t>(Opcode::kSubscribe);
@@ -296,8 +297,9 @@ void start_here(Subscriptions::Table& table, StreamStore& store, uint32_t id, co
   sub->bucket = std::string(m.bucket);
   sub->stream = std::string(m.stream);
   sub->start = m.start;
-  sub->credit = m.credit_bytes;
-  sub->heartbeat_ms = m.heartbeat_ms != 0 ? m.heartbeat_ms : default_heartbeat_ms;
+  sub->credit_max = std::min(kCreditMax, limits.credit_max);
+  sub->credit = std::min<uint64_t>(m.credit_bytes, sub->credit_max);
+  sub->heartbeat_ms = m.heartbeat_ms != 0 ? m.heartbeat_ms : limits.default_heartbeat_ms;
   sub->waiter.wake = [sub] { pump(sub); };
   sub->heartbeat = std::make_unique<Timer>(Reactor::current(), [sub] { on_heartbeat(sub); });
   table.live[key] = sub;
@@ -335,8 +337,8 @@ void Subscriptions::on_owner(uint32_t owner, Fn fn) {
 }
 
 void Subscriptions::start(uint32_t owner, uint32_t id, std::string_view body, const PushTarget& target,
-                          uint32_t default_heartbeat_ms) {
-  auto* request = new PendingStart{id, std::string(body), target, default_heartbeat_ms, false};
+                          const SubscriptionLimits& limits) {
+  auto* request = new PendingStart{id, std::string(body), target, limits, false};
   on_owner(owner, [request](Subscriptions& hub) {
     StreamStore& store = hub.stores_->local();
     Table& table = *hub.table_;
@@ -354,7 +356,7 @@ void Subscriptions::start(uint32_t owner, uint32_t id, std::string_view body, co
         return deliver(r->target, error_frame(opcode, r->id, Status(ErrorCode::kShuttingDown, "the server is stopping")));
       }
       if (!s) return deliver(r->target, error_frame(opcode, r->id, s));
-      start_here(table, store, r->id, r->body, r->target, r->heartbeat_ms);
+      start_here(table, store, r->id, r->body, r->target, r->limits);
     });
   });
 }
@@ -363,7 +365,7 @@ void Subscriptions::credit(uint32_t owner, const PushTarget& target, uint32_t id
   on_owner(owner, [target, id, bytes](Subscriptions& hub) {
     Subscription* sub = find(*hub.table_, target, id);
     if (sub == nullptr) return;  // Ended meanwhile.
-    sub->credit = std::min(kCreditMax, sub->credit + bytes);
+    sub->credit = std::min(sub->credit_max, sub->credit + bytes);
     if (!sub->waiter.waiting) pump(sub);  // Else it waits for records, which it now has credit for.
   });
 }

@@ -55,6 +55,15 @@ struct SubscriptionStatus {
   uint64_t credit_bytes = 0;  // Bytes it may be sent before the subscriber grants more.
 };
 
+// What a connection's server allows its subscriptions.
+struct SubscriptionLimits {
+  uint32_t default_heartbeat_ms = 5000;  // When SUBSCRIBE asks for 0.
+  // The most credit one subscription may hold (more granted is ignored):
+  // what it may have pushed and not yet sent stays within the connection's
+  // output bound.
+  uint64_t credit_max = 64ull << 20;
+};
+
 // One shard's subscriptions: those on its streams, whoever's connection they
 // push to. Each shard has one (Sharded<Subscriptions>); requests from a
 // connection go to the stream owner's by message.
@@ -72,7 +81,7 @@ class Subscriptions {
   // request id) on shard `owner`; its answer and every later frame go to
   // `target`. `body` is a SUBSCRIBE body that decoded.
   void start(uint32_t owner, uint32_t id, std::string_view body, const PushTarget& target,
-             uint32_t default_heartbeat_ms);
+             const SubscriptionLimits& limits);
   // Adds credit to / ends one subscription (on `owner`, by message).
   void credit(uint32_t owner, const PushTarget& target, uint32_t id, uint32_t bytes);
   void stop(uint32_t owner, const PushTarget& target, uint32_t id);

@@ -60,6 +60,7 @@ struct Subscriber {
   RecordingSink sink;
   int shard = 0;  // The subscriber's (its sink's) shard.
   uint64_t generation = 1;
+  uint64_t credit_max = uint64_t{1} << 30;
   // The shards stop first: a stopping shard still pushes (shutting_down) to the sink.
   ~Subscriber() { node.stop(); }
 
@@ -68,7 +69,7 @@ struct Subscriber {
     const std::string body = testing::body_of(wire::Subscribe{bucket, stream, wire::Start{}, credit, kHeartbeatMs});
     const auto owner = wire::owner_shard(bucket, stream, static_cast<uint32_t>(node.shard_count()));
     node.run_on(shard, [&](Reactor&, std::function<void()> done) {
-      node.subscriptions().local().start(owner, id, body, target(), kHeartbeatMs);
+      node.subscriptions().local().start(owner, id, body, target(), SubscriptionLimits{kHeartbeatMs, credit_max});
       done();
     });
   }
@@ -157,6 +158,24 @@ TEST(Subscriptions, ALiveSubscriptionIsListedOnItsStreamsShardUntilStopped) {
   EXPECT_EQ(left, 0u);
   append_batch(node, name, "after the stop");
   EXPECT_FALSE(sub.sink.next(std::chrono::milliseconds(100)).has_value()) << "pushed after the stop";
+}
+
+TEST(Subscriptions, CreditNeverExceedsTheConnectionsBound) {
+  NodeHarness node(kShards);
+  const std::string name = node.stream_owned_by(1, "orders");
+  node.create_stream("orders", name);
+  Subscriber sub{node, {}, 1};  // On the owner's shard: a credit applies at once.
+  sub.credit_max = 1000;
+  sub.subscribe(4, "orders", name, UINT32_MAX);
+  ASSERT_TRUE(sub.sink.next().has_value());
+  auto credit_now = [&] {
+    const auto listed = node.value_on<std::vector<SubscriptionStatus>>(
+        1, [&](Reactor&) { return node.subscriptions().local().of_stream("orders", name); });
+    return listed.empty() ? uint64_t{0} : listed[0].credit_bytes;
+  };
+  EXPECT_EQ(credit_now(), 1000u);
+  sub.credit(1, 4, UINT32_MAX);  // More granted: still capped.
+  EXPECT_EQ(credit_now(), 1000u);
 }
 
 TEST(Subscriptions, BadStartsAreAnsweredWithErrors) {

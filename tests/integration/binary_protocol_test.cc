@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
@@ -476,6 +477,12 @@ TEST(BinaryProtocol, BadFramesCloseOnlyTheirConnection) {
   const uint32_t big = 1u << 30;
   std::memcpy(huge.data(), &big, 4);
   expect_closed_with(huge, ErrorCode::kTooLarge, true);
+  // A PING with a body (the protocol says it has none).
+  std::string fat_ping;
+  const size_t ping_start = begin_frame(&fat_ping, Opcode::kPing, 0, 2);
+  fat_ping.append("extra");
+  finish_frame(&fat_ping, ping_start);
+  expect_closed_with(fat_ping, ErrorCode::kInvalidArgument, true);
   // A body that does not decode (truncated append).
   std::string truncated;
   const size_t start = begin_frame(&truncated, Opcode::kAppend, 0, 5);
@@ -681,6 +688,71 @@ TEST(BinaryProtocol, SubscriptionsPerConnectionAreBounded) {
   // Ending one makes room for another.
   c.answer(c.send(Opcode::kUnsubscribe, Unsubscribe{ids[1]}));
   c.answer_as<TailAnswer>(c.send(Opcode::kSubscribe, Subscribe{"orders", "feed3", Start{}, 1 << 20, 1000}));
+}
+
+// A subscriber that grants credit and never reads cannot make the server
+// hold more for it than server.output_bytes_max: one subscription's credit
+// is capped there, and once that much waits unsent on the connection, its
+// subscriptions with more to push end with overloaded (after the frames
+// already queued, so the client knows where to resume).
+TEST(BinaryProtocol, ASubscriberThatDoesNotReadIsEndedNotBufferedFor) {
+  TempDir dir;
+  constexpr uint64_t kOutputMax = 1u << 20;
+  auto server = start_server(dir, 1, {"RUNNEL_SERVER_OUTPUT_BYTES_MAX=" + std::to_string(kOutputMax)});
+  ASSERT_NE(server, nullptr);
+  WireClient writer(server->binary().port);
+  writer.hello();
+  create_bucket(writer, "orders");
+  create_stream(writer, "feed");
+  WireClient reader(server->binary().port);
+  reader.hello();
+  // Each asks for 4 GiB of credit; together they would push far more than
+  // the bound plus what the sockets' buffers hold.
+  constexpr int kSubscriptions = 24;
+  std::vector<uint32_t> ids;
+  for (int i = 0; i < kSubscriptions; i++) {
+    ids.push_back(
+        reader.send(Opcode::kSubscribe, Subscribe{"orders", "feed", Start{Start::kSeqNum, 0}, UINT32_MAX, 60'000}));
+    reader.answer_as<TailAnswer>(ids.back());
+  }
+  HttpReply before = http_request(server->admin(), "GET", "/v1/buckets/orders/streams/feed");
+  EXPECT_NE(before.body.find("\"credit_bytes\":" + std::to_string(kOutputMax)), std::string::npos)
+      << "credit is not capped: " << before.body;
+  for (int i = 0; i < 2; i++) {
+    PayloadBuilder payload;
+    for (int r = 0; r < 1000; r++) payload.add(0, std::string(1000, static_cast<char>('a' + i)));
+    writer.answer_as<AppendAck>(writer.send(Opcode::kAppend, append_of(payload, "orders", "feed")));
+  }
+  // Without reading a byte, wait (bounded) for the server to end some.
+  auto live = [&server] {
+    HttpReply details = http_request(server->admin(), "GET", "/v1/buckets/orders/streams/feed");
+    size_t n = 0;
+    for (size_t at = details.body.find("\"connection_shard\""); at != std::string::npos;
+         at = details.body.find("\"connection_shard\"", at + 1)) {
+      n++;
+    }
+    return n;
+  };
+  bool some_ended = false;
+  for (int tries = 0; tries < 600 && !some_ended; tries++) {
+    some_ended = live() < static_cast<size_t>(kSubscriptions);
+    if (!some_ended) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(some_ended) << "every subscription still pushes to a reader that reads nothing";
+  std::optional<Frame> ended;
+  for (int frames = 0; frames < 100'000 && !ended; frames++) {
+    auto f = reader.receive();
+    ASSERT_TRUE(f.has_value()) << "the connection closed";
+    if ((f->header.flags & kFlagError) != 0) ended = std::move(f);
+  }
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_EQ(ended->header.opcode, static_cast<uint16_t>(Opcode::kSubscriptionData));
+  ErrorBody why;
+  ASSERT_TRUE(decode_body(ended->body, &why));
+  EXPECT_EQ(why.code, static_cast<uint16_t>(ErrorCode::kOverloaded)) << why.message;
+  EXPECT_NE(why.message.find("server.output_bytes_max"), std::string_view::npos) << why.message;
+  // The connection itself still serves.
+  reader.answer_as<TailAnswer>(reader.send(Opcode::kCheckTail, StreamName{"orders", "feed"}));
 }
 
 // The batch limits come from the config: an append over them is refused

@@ -61,7 +61,11 @@ inline constexpr uint32_t kIdempotentAppendsInFlight = 32;
 struct SubscribeOptions {
   Start start{};
   // How many payload bytes the server may push ahead of the application;
-  // credit is returned as the records are handed over.
+  // credit is returned as the records are handed over. The server keeps at
+  // most its server.output_bytes_max of credit per subscription (64 MiB by
+  // default, never below 1 MiB) and the library grants more once a quarter
+  // of credit_bytes is consumed: keep credit_bytes within four times the
+  // server's bound (the default, 4 MiB, always is).
   uint32_t credit_bytes = 4u << 20;
   uint32_t heartbeat_ms = 0;  // 0: the connection's.
 };
