@@ -418,14 +418,28 @@ void ShardLog::complete_flushes() {
     tails_moved_.pop_back();
     auto it = tail_waiters_.find(stream_id);
     if (it == tail_waiters_.end()) continue;
-    std::vector<TailWaiter*> woken = std::move(it->second);
+    to_wake_.insert(to_wake_.end(), it->second.begin(), it->second.end());
     tail_waiters_.erase(it);
-    for (TailWaiter* w : woken) w->waiting = false;
-    for (TailWaiter* w : woken) w->wake();  // May wait again, or free itself.
   }
+  wake_waiters();
   maybe_flush();
   drain_waiting();  // Buffers came free: waiting appends go in.
   if (compaction_) schedule_compaction_step();  // ...and then compaction's copies.
+}
+
+void ShardLog::wake_waiters() {
+  for (size_t n = 0; n < kWakeBatch && !to_wake_.empty(); n++) {
+    TailWaiter* w = to_wake_.front();
+    to_wake_.pop_front();
+    w->waiting = false;
+    w->wake();  // May wait again, cancel others, or free itself.
+  }
+  if (to_wake_.empty() || wake_posted_) return;
+  wake_posted_ = true;
+  reactor_.post([this] {
+    wake_posted_ = false;
+    wake_waiters();
+  });
 }
 
 void ShardLog::fail(Status status) {

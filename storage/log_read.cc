@@ -25,10 +25,13 @@ void ShardLog::cancel_wait(TailWaiter* waiter) {
   if (!waiter->waiting) return;
   waiter->waiting = false;
   auto it = tail_waiters_.find(waiter->stream_id);
-  if (it == tail_waiters_.end()) return;
-  auto& list = it->second;
-  list.erase(std::remove(list.begin(), list.end(), waiter), list.end());
-  if (list.empty()) tail_waiters_.erase(it);
+  if (it != tail_waiters_.end()) {
+    auto& list = it->second;
+    list.erase(std::remove(list.begin(), list.end(), waiter), list.end());
+    if (list.empty()) tail_waiters_.erase(it);
+  }
+  // Or its stream moved and it waits its turn to be woken.
+  to_wake_.erase(std::remove(to_wake_.begin(), to_wake_.end(), waiter), to_wake_.end());
 }
 
 StreamTail ShardLog::tail(uint64_t stream_id) const {

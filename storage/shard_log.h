@@ -200,6 +200,7 @@ class ShardLog {
   };
   void wait_for_records(TailWaiter* waiter);
   void cancel_wait(TailWaiter* waiter);
+  static constexpr size_t kWakeBatch = 256;  // Waiters woken per loop step.
 
   StreamTail tail(uint64_t stream_id) const;
   // The seq_num the next append to the stream will get (durable or not):
@@ -334,6 +335,7 @@ class ShardLog {
   void on_flush_written(WriteBuffer* buffer, int res);
   void complete_flushes();
   void fail(Status status);
+  void wake_waiters();  // Up to kWakeBatch of to_wake_; posts itself for the rest.
   void prepare_next_segment();
   void roll_segment();
 
@@ -421,6 +423,12 @@ class ShardLog {
   uint64_t control_horizon_ = 0;
   std::unordered_map<uint64_t, std::vector<TailWaiter*>> tail_waiters_;
   std::vector<uint64_t> tails_moved_;  // Streams with waiters whose tail moved in this completion.
+  // Waiters whose stream moved, woken kWakeBatch per loop step (still
+  // `waiting` until then, so a cancel takes them out): a hundred thousand
+  // long polls on one stream never hold back the ack of the append that
+  // woke them, nor anything else of the shard.
+  std::deque<TailWaiter*> to_wake_;
+  bool wake_posted_ = false;
   std::unique_ptr<Compaction> compaction_;
   bool compaction_step_scheduled_ = false;
   CompactionStats compaction_stats_;

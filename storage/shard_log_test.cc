@@ -608,5 +608,94 @@ TEST(ShardLog, TailWaitersWakeOnceWhenTheirStreamMovesAndNotAfterCancel) {
   std::filesystem::remove_all(dir);
 }
 
+// A hundred thousand long polls on one stream once held back the ack of the
+// append that woke them (~290 ms): waiters are now woken in turns of
+// kWakeBatch per loop step, after the acks, each exactly once.
+TEST(ShardLog, ManyTailWaitersAreWokenInTurnsAfterTheAck) {
+  std::string dir = temp_dir();
+  LogHarness h(small_options(dir));
+  ASSERT_NE(h.log(), nullptr);
+  uint64_t next_seq[2] = {};
+  ASSERT_TRUE(append_many(h, 1, 1, 1, next_seq).errors.empty());  // Stream 1 exists.
+  constexpr size_t kWaiters = 5 * ShardLog::kWakeBatch + 7;
+  std::vector<ShardLog::TailWaiter> waiters(kWaiters);
+  std::vector<int> woken(kWaiters, 0);
+  size_t woken_total = 0;
+  size_t woken_at_ack = SIZE_MAX, woken_one_step_later = SIZE_MAX;
+  PayloadBuilder payload;
+  payload.add(0, "wake up");
+  h.call([&](ShardLog& log, std::function<void()> finish) {
+    for (size_t i = 0; i < kWaiters; i++) {
+      waiters[i].stream_id = 1;
+      waiters[i].wake = [&, i] {
+        woken[i]++;
+        woken_total++;
+      };
+      log.wait_for_records(&waiters[i]);
+    }
+    log.append(log_append_of(1, payload), [&](Result<AppendAck> ack) {
+      ASSERT_TRUE(ack.is_ok());
+      woken_at_ack = woken_total;
+      Reactor::current().post([&] { woken_one_step_later = woken_total; });
+    });
+    // Done once every waiter has been woken (bounded by the harness's wait).
+    struct Poll {
+      static void again(size_t* total, std::function<void()> done) {
+        if (*total == kWaiters) return done();
+        Reactor::current().post([total, done] { again(total, done); });
+      }
+    };
+    Poll::again(&woken_total, finish);
+  });
+  EXPECT_EQ(woken_at_ack, 0u) << "waiters ran before the ack";
+  EXPECT_LE(woken_one_step_later, ShardLog::kWakeBatch) << "every waiter woke in the ack's loop step";
+  for (size_t i = 0; i < kWaiters; i++) EXPECT_EQ(woken[i], 1) << "waiter " << i;
+  std::filesystem::remove_all(dir);
+}
+
+// A waiter cancelled while it waits its turn to be woken is not woken.
+TEST(ShardLog, AWaiterCancelledBeforeItsTurnIsNotWoken) {
+  std::string dir = temp_dir();
+  LogHarness h(small_options(dir));
+  ASSERT_NE(h.log(), nullptr);
+  uint64_t next_seq[2] = {};
+  ASSERT_TRUE(append_many(h, 1, 1, 1, next_seq).errors.empty());
+  constexpr size_t kWaiters = 2 * ShardLog::kWakeBatch;
+  std::vector<ShardLog::TailWaiter> waiters(kWaiters);
+  size_t woken_total = 0;
+  bool last_woken = false;
+  PayloadBuilder payload;
+  payload.add(0, "x");
+  h.call([&](ShardLog& log, std::function<void()> finish) {
+    for (size_t i = 0; i < kWaiters; i++) {
+      waiters[i].stream_id = 1;
+      if (i == 0) {
+        // The first one woken cancels the last, still waiting its turn.
+        waiters[i].wake = [&] {
+          woken_total++;
+          log.cancel_wait(&waiters[kWaiters - 1]);
+        };
+      } else if (i == kWaiters - 1) {
+        waiters[i].wake = [&] { last_woken = true; };
+      } else {
+        waiters[i].wake = [&] { woken_total++; };
+      }
+      log.wait_for_records(&waiters[i]);
+    }
+    log.append(log_append_of(1, payload), [](Result<AppendAck>) {});
+    struct Poll {
+      static void again(size_t* total, std::function<void()> done) {
+        if (*total == kWaiters - 1) return done();
+        Reactor::current().post([total, done] { again(total, done); });
+      }
+    };
+    Poll::again(&woken_total, finish);
+  });
+  h.call([](ShardLog&, std::function<void()> finish) { finish(); });  // One more loop step.
+  EXPECT_FALSE(last_woken);
+  EXPECT_FALSE(waiters[kWaiters - 1].waiting);
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace runnel
