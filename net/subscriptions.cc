@@ -95,11 +95,9 @@ struct PendingStart {
 };
 void deliver_pieces(const PushTarget& t, std::vector<std::string> pieces) {
   if (t.shard == Reactor::current().shard()) return t.sink->deliver_push(t.generation, std::move(pieces));
-  auto* owned = new std::vector<std::string>(std::move(pieces));
-  Reactor::current().send(t.shard, [t, owned] {
-    std::unique_ptr<std::vector<std::string>> moved(owned);
-    t.sink->deliver_push(t.generation, std::move(*moved));
-  });
+  // Carried in the message itself: one dropped at shutdown frees it.
+  Reactor::current().send(
+      t.shard, [t, pieces = std::move(pieces)]() mutable { t.sink->deliver_push(t.generation, std::move(pieces)); });
 }
 
 void deliver(const PushTarget& t, std::string frame) {

@@ -270,6 +270,33 @@ Status effective_timestamps(const BatchHeader& header, std::string_view payload,
   return Status::ok();
 }
 
+namespace {
+
+// A client timestamp this far ahead of the server's clock is not taken as
+// is: since timestamps never decrease, one record stamped far in the future
+// would hold every later record of its stream there (and stop age
+// retention). Within it, ordinary clock skew keeps the client's times.
+bool in_the_future(uint64_t client_timestamp, uint64_t arrival_ms) {
+  return client_timestamp > arrival_ms && client_timestamp - arrival_ms > kFutureTimestampSkewMs;
+}
+
+Status future_timestamp(uint64_t client_timestamp, uint64_t arrival_ms) {
+  return malformed(fmt::format(
+      "a record's timestamp {} is more than {} ms ahead of the server's clock ({}); the stream requires client "
+      "timestamps, so it is refused rather than replaced",
+      client_timestamp, kFutureTimestampSkewMs, arrival_ms));
+}
+
+// The batch stamped as if in arrival mode: what a batch holding a client
+// timestamp in the future gets on a client-prefer stream.
+void stamp_with_arrival(uint64_t arrival_ms, uint64_t previous_last_timestamp, uint64_t* first, uint64_t* last,
+                        uint16_t* flags) {
+  *first = *last = std::max(arrival_ms, previous_last_timestamp);
+  *flags |= kBatchFlagArrivalTimestamps;
+}
+
+}  // namespace
+
 Status stamp_batch(BatchHeader* header, std::string_view payload, uint64_t arrival_ms, uint64_t previous_last_timestamp,
                    Timestamping mode, const BatchLimits& limits) {
   RUNNEL_ASSERT(header != nullptr);
@@ -291,10 +318,12 @@ Status stamp_batch(BatchHeader* header, std::string_view payload, uint64_t arriv
       // stream's tail; the running max then keeps later records from going back.
       uint64_t eff = previous_last_timestamp;
       uint32_t index = 0;
+      uint64_t future = 0;  // A client timestamp too far ahead (0: none).
       RecordIterator it(payload, header->record_count, limits);
       RecordView record;
       while (it.next(&record)) {
         uint64_t given = record.timestamp;
+        if (future == 0 && in_the_future(given, arrival_ms)) future = given;
         if (given == 0) {
           if (mode == Timestamping::kClientRequire) {
             return malformed(fmt::format("record {} has no timestamp and the stream requires one", index));
@@ -307,6 +336,10 @@ Status stamp_batch(BatchHeader* header, std::string_view payload, uint64_t arriv
       }
       if (!it.status().is_ok()) return it.status();
       last = eff;
+      if (future != 0) {
+        if (mode == Timestamping::kClientRequire) return future_timestamp(future, arrival_ms);
+        stamp_with_arrival(arrival_ms, previous_last_timestamp, &first, &last, &flags);
+      }
       break;
     }
     default:
@@ -339,6 +372,10 @@ Status stamp_batch(BatchHeader* header, const PayloadTimestamps& t, uint64_t arr
     // last is the maximum of all of them.
     first = std::max(t.first != 0 ? t.first : arrival_ms, previous_last_timestamp);
     last = std::max({first, t.max_given, t.any_missing ? arrival_ms : 0});
+    if (in_the_future(t.max_given, arrival_ms)) {
+      if (mode == Timestamping::kClientRequire) return future_timestamp(t.max_given, arrival_ms);
+      stamp_with_arrival(arrival_ms, previous_last_timestamp, &first, &last, &flags);
+    }
   }
   header->arrival_timestamp = arrival_ms;
   header->first_timestamp = first;

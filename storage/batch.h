@@ -128,12 +128,21 @@ Status verify_payload(const BatchHeader& header, std::string_view payload, const
 Status effective_timestamps(const BatchHeader& header, std::string_view payload, const BatchLimits& limits,
                             std::vector<uint64_t>* out);
 
+// Client timestamps more than this ahead of the server's clock are not
+// taken as they are (see stamp_batch).
+inline constexpr uint64_t kFutureTimestampSkewMs = 60'000;
+
 // Server side of an append: sets arrival_timestamp, first/last_timestamp and
 // the arrival flag so that effective timestamps never go below
 // `previous_last_timestamp` (the stream's last effective timestamp) and never
 // decrease. Fails with kInvalidArgument under kClientRequire when a record has
-// no timestamp. The payload must already be verified. On error *header is
-// unchanged. On success the header must be sealed again (seal_header).
+// no timestamp. A batch holding a client timestamp more than
+// kFutureTimestampSkewMs ahead of arrival_ms is stamped as in arrival mode
+// (every record gets the arrival time) under kClientPrefer, and refused
+// (kInvalidArgument) under kClientRequire: one absurd timestamp must not hold
+// a stream's later records in the future. The payload must already be
+// verified. On error *header is unchanged. On success the header must be
+// sealed again (seal_header).
 Status stamp_batch(BatchHeader* header, std::string_view payload, uint64_t arrival_ms, uint64_t previous_last_timestamp,
                    Timestamping mode, const BatchLimits& limits);
 // The same from timestamps gathered by verify_payload (no second decode).

@@ -556,6 +556,38 @@ TEST(Batch, StampRejectsMissingUnderClientRequireAndLeavesHeader) {
   EXPECT_EQ(std::memcmp(&header, &before, sizeof(header)), 0);
 }
 
+TEST(Batch, StampKeepsClientTimestampsWithinTheSkewAllowance) {
+  const uint64_t arrival = 1'000'000;
+  std::vector<uint64_t> eff =
+      stamp_and_derive({arrival - 5, arrival + kFutureTimestampSkewMs}, arrival, 0, Timestamping::kClientPrefer);
+  EXPECT_EQ(eff, (std::vector<uint64_t>{arrival - 5, arrival + kFutureTimestampSkewMs}));
+}
+
+TEST(Batch, StampCapsABatchWithAFutureTimestampAtArrivalUnderClientPrefer) {
+  const uint64_t arrival = 1'000'000;
+  for (uint64_t future : {arrival + kFutureTimestampSkewMs + 1, UINT64_MAX}) {
+    BatchHeader header;
+    std::vector<uint64_t> eff =
+        stamp_and_derive({arrival - 5, future, 7}, arrival, 900, Timestamping::kClientPrefer, &header);
+    EXPECT_EQ(eff, (std::vector<uint64_t>{arrival, arrival, arrival})) << future;
+    EXPECT_NE(header.flags & kBatchFlagArrivalTimestamps, 0);
+    EXPECT_EQ(header.last_timestamp, arrival);
+  }
+  // Never below the stream's last timestamp.
+  std::vector<uint64_t> eff = stamp_and_derive({UINT64_MAX}, arrival, arrival + 10, Timestamping::kClientPrefer);
+  EXPECT_EQ(eff, (std::vector<uint64_t>{arrival + 10}));
+}
+
+TEST(Batch, StampRefusesAFutureTimestampUnderClientRequireAndLeavesHeader) {
+  PayloadBuilder builder = builder_with_timestamps({10, UINT64_MAX});
+  BatchHeader header = header_for(builder.bytes(), 2);
+  const BatchHeader before = header;
+  Status status = stamp_batch(&header, builder.bytes(), 100, 0, Timestamping::kClientRequire, BatchLimits{});
+  EXPECT_EQ(status.code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(status.message().find("ahead of the server's clock"), std::string::npos) << status.message();
+  EXPECT_EQ(std::memcmp(&header, &before, sizeof(header)), 0);
+}
+
 TEST(Batch, StampArrivalModeSetsFlagAndEqualTimestamps) {
   BatchHeader header;
   std::vector<uint64_t> eff = stamp_and_derive({10, 20, 0}, 500, 0, Timestamping::kArrival, &header);
@@ -703,7 +735,9 @@ TEST(Batch, StampingFromVerifiedTimestampsMatchesStampingByDecoding) {
     PayloadBuilder payload;
     const int records = 1 + static_cast<int>(rng() % 20);
     for (int r = 0; r < records; r++) {
-      const uint64_t ts = rng() % 3 == 0 ? 0 : 1000 + rng() % 100;
+      const uint64_t ts = rng() % 3 == 0    ? 0
+                          : rng() % 10 == 0 ? 1000 + kFutureTimestampSkewMs + rng() % 200  // Too far ahead, or not.
+                                            : 1000 + rng() % 100;
       payload.add(ts, "r" + std::to_string(r));
     }
     BatchHeader h;

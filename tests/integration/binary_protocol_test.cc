@@ -755,6 +755,41 @@ TEST(BinaryProtocol, ASubscriberThatDoesNotReadIsEndedNotBufferedFor) {
   reader.answer_as<TailAnswer>(reader.send(Opcode::kCheckTail, StreamName{"orders", "feed"}));
 }
 
+// A client timestamp far in the future (2^64 - 1 here) once held every later
+// record of its stream there and stopped age retention: on a client-prefer
+// stream its batch now gets the arrival time, and a client-require stream
+// refuses it.
+TEST(BinaryProtocol, AFutureClientTimestampDoesNotPoisonTheStream) {
+  TempDir dir;
+  auto server = start_server(dir);
+  ASSERT_NE(server, nullptr);
+  WireClient c(server->binary().port);
+  c.hello();
+  create_bucket(c, "orders");
+  create_stream(c, "prefer");
+  const auto now_ms = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
+  PayloadBuilder poison;
+  poison.add(UINT64_MAX, "from the far future");
+  AppendAck first = c.answer_as<AppendAck>(c.send(Opcode::kAppend, append_of(poison, "orders", "prefer")));
+  EXPECT_LT(first.end_timestamp, now_ms + 3'600'000) << "stored as given";
+  PayloadBuilder honest;
+  honest.add(now_ms, "from now");
+  AppendAck second = c.answer_as<AppendAck>(c.send(Opcode::kAppend, append_of(honest, "orders", "prefer")));
+  EXPECT_LT(second.end_timestamp, now_ms + 3'600'000) << "the stream is stuck in the future";
+  EXPECT_GE(second.end_timestamp, now_ms);
+  TailAnswer tail = c.answer_as<TailAnswer>(c.send(Opcode::kCheckTail, StreamName{"orders", "prefer"}));
+  EXPECT_EQ(tail.last_timestamp, second.end_timestamp);
+
+  c.answer_as<StreamInfo>(
+      c.send(Opcode::kCreateStream,
+             CreateStream{"orders", "require", false, StreamConfig{Timestamping::kClientRequire, 0, 0, 0, false}}));
+  ErrorBody refused = c.error_of(c.send(Opcode::kAppend, append_of(poison, "orders", "require")));
+  EXPECT_EQ(refused.code, static_cast<uint16_t>(ErrorCode::kInvalidArgument));
+  EXPECT_EQ(c.answer_as<TailAnswer>(c.send(Opcode::kCheckTail, StreamName{"orders", "require"})).tail, 0u);
+}
+
 // The batch limits come from the config: an append over them is refused
 // with too_large naming the key, one within them lands, and lowering a limit
 // after larger batches were stored never hides them from readers.
