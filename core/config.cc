@@ -574,6 +574,9 @@ Result<CommandLine> parse_command_line(int argc, const char* const* argv) {
                      ->default_str(value_text(defaults, def));
   }
   app.add_flag("--print-config", out.print_config, "Print the effective config as TOML");
+  app.add_flag("--allow-unauthenticated", out.allow_unauthenticated,
+               "Serve on a non-loopback address although clients are not authenticated (access tokens are not "
+               "built yet): anyone who reaches a port can read, write and delete everything");
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success&) {
@@ -667,6 +670,22 @@ Status validate(const Config& config) {
   if (uint64_t{config.storage_flush_bytes_max} > uint64_t{config.storage_segment_mib} << 20) {
     return invalid(fmt::format("config key 'storage.flush_bytes_max' = {} exceeds the segment size ({} MiB)",
                                config.storage_flush_bytes_max, config.storage_segment_mib));
+  }
+  return Status::ok();
+}
+
+bool is_loopback_host(std::string_view host) { return host == "localhost" || host.substr(0, 4) == "127."; }
+
+Status check_exposure(const Config& config, bool allow_unauthenticated) {
+  if (allow_unauthenticated) return Status::ok();
+  for (const auto& [key, address] :
+       {std::pair{"server.listen", config.listen}, {"admin.listen", config.admin_listen}}) {
+    if (is_loopback_host(address.host)) continue;
+    return invalid(fmt::format(
+        "refusing to listen on {} ('{}'): clients are not authenticated (access tokens are not built yet), so "
+        "anyone who can reach it could read, write and delete everything; listen on loopback, or pass "
+        "--allow-unauthenticated on a network you trust",
+        address.to_string(), key));
   }
   return Status::ok();
 }

@@ -92,12 +92,20 @@ inline constexpr size_t kConfigBytesMax = 1024 * 1024;
 struct CommandLine {
   std::optional<std::string> config_file;  // --config FILE
   bool print_config = false;               // --print-config
+  bool allow_unauthenticated = false;      // --allow-unauthenticated (see check_exposure)
   bool help = false;                       // --help / -h: help_text holds the usage
   std::string help_text;
   // (dotted key, value) pairs from flags, in order: --data-dir, --listen,
   // --admin-listen, --shards, --log-level.
   std::vector<std::pair<std::string, std::string>> settings;
 };
+
+// Refuses a config whose ports listen beyond loopback (any address but
+// 127.0.0.0/8 and localhost) unless `allow_unauthenticated`: access tokens
+// are not built yet, so such a server would let anyone who can reach it read,
+// write and delete everything. The message names the flag that overrides it.
+Status check_exposure(const Config& config, bool allow_unauthenticated);
+bool is_loopback_host(std::string_view host);
 
 // Parses runneld's flags. Unknown flags and missing values are errors.
 Result<CommandLine> parse_command_line(int argc, const char* const* argv);

@@ -803,6 +803,32 @@ TEST(Config, ValidateRejectsAnyAddressOverlappingOnePort) {
   EXPECT_THAT(message_of(validate(config)), HasSubstr("use the same port"));
 }
 
+TEST(Config, ListeningBeyondLoopbackNeedsTheOverride) {
+  Config config;  // The defaults: loopback on both ports.
+  EXPECT_TRUE(check_exposure(config, false).is_ok());
+  config.listen = {"localhost", 0};
+  config.admin_listen = {"127.0.0.2", 0};
+  EXPECT_TRUE(check_exposure(config, false).is_ok());
+  config.listen = {"0.0.0.0", 7420};
+  Status refused = check_exposure(config, false);
+  EXPECT_EQ(refused.code(), ErrorCode::kInvalidArgument);
+  EXPECT_THAT(refused.message(), HasSubstr("--allow-unauthenticated"));
+  EXPECT_THAT(refused.message(), HasSubstr("server.listen"));
+  EXPECT_TRUE(check_exposure(config, true).is_ok());
+  config.listen = {"127.0.0.1", 0};
+  config.admin_listen = {"10.1.2.3", 7421};
+  EXPECT_THAT(check_exposure(config, false).message(), HasSubstr("admin.listen"));
+  EXPECT_FALSE(is_loopback_host("128.0.0.1"));
+  EXPECT_FALSE(is_loopback_host("localhost.example.com"));
+}
+
+TEST(Config, AllowUnauthenticatedIsAFlag) {
+  auto cl = parse_args({"--allow-unauthenticated"});
+  ASSERT_TRUE(cl.is_ok()) << cl.status().to_string();
+  EXPECT_TRUE(cl->allow_unauthenticated);
+  EXPECT_FALSE(parse_args({})->allow_unauthenticated);
+}
+
 TEST(Config, ValidateAllowsBothPortsZero) {
   Config config;
   config.listen = {"127.0.0.1", 0};

@@ -221,6 +221,27 @@ TEST(Runneld, BusyPortFailsWithAClearMessage) {
   EXPECT_NE(r.err.find("cannot bind"), std::string::npos) << r.err;
 }
 
+// No authentication yet: a server that would listen beyond loopback refuses
+// to start, naming the flag that overrides it (never bound: the check comes first).
+TEST(Runneld, ListeningBeyondLoopbackWithoutAuthIsRefused) {
+  TempDir dir;
+  for (const std::vector<std::string>& listen :
+       {std::vector<std::string>{"--listen", "0.0.0.0:0", "--admin-listen", "127.0.0.1:0"},
+        std::vector<std::string>{"--listen", "127.0.0.1:0", "--admin-listen", "0.0.0.0:0"}}) {
+    std::vector<std::string> args = {"--data-dir", dir.path()};
+    args.insert(args.end(), listen.begin(), listen.end());
+    RunResult r = run_runneld(args, {});
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("--allow-unauthenticated"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("0.0.0.0:0"), std::string::npos) << r.err;
+  }
+  // The same from the environment.
+  RunResult env =
+      run_runneld({"--data-dir", dir.path(), "--admin-listen", "127.0.0.1:0"}, {"RUNNEL_SERVER_LISTEN=0.0.0.0:0"});
+  EXPECT_EQ(env.exit_code, 2) << env.err;
+  EXPECT_NE(env.err.find("server.listen"), std::string::npos) << env.err;
+}
+
 TEST(Runneld, SecondServerOnTheSameDataDirIsRefused) {
   TempDir dir;
   auto first = must_start(loopback_args(dir, 1));

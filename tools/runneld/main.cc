@@ -55,6 +55,10 @@ int run(int argc, char** argv) {
     std::fputs(config_to_toml(*config).c_str(), stdout);
     return 0;
   }
+  if (Status exposed = check_exposure(*config, command_line->allow_unauthenticated); !exposed) {
+    std::fprintf(stderr, "runneld: %s\n", exposed.message().c_str());
+    return 2;
+  }
   set_log_level(config->log_level);
 
   int signal_fd = signalfd(-1, &stop_signals, SFD_CLOEXEC);
