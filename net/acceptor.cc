@@ -60,7 +60,9 @@ void Acceptor::on_accept(int res, uint32_t flags) {
   if (res >= 0) {
     if (stopping_) {
       ::close(res);
-    } else if (open_ >= options_.connections_max && !(options_.evict_idle && evict_one())) {
+    } else if (open_ >= options_.connections_max &&
+               // Evicted connections keep their slot until closed: never more than twice the maximum open.
+               !(options_.evict_idle && open_ < 2 * size_t{options_.connections_max} && evict_one())) {
       reject(res);
     } else {
       AcceptedConnection* connection;
