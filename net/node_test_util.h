@@ -24,6 +24,7 @@
 #include "net/subscriptions.h"
 #include "proto/records.h"
 #include "proto/wire.h"
+#include "proto/wire_test_util.h"
 #include "storage/uring_file_io.h"
 
 namespace runnel::testing {
@@ -64,17 +65,6 @@ std::string body_of(const M& m) {
   wire::Writer w(&body);
   wire::encode(w, m);
   return body;
-}
-
-// An APPEND of `payload` (which must outlive the message).
-inline wire::Append append_of(const PayloadBuilder& payload, std::string_view bucket, std::string_view stream) {
-  wire::Append a;
-  a.bucket = bucket;
-  a.stream = stream;
-  a.record_count = payload.record_count();
-  a.payload = payload.bytes();
-  a.payload_checksum = payload_checksum(a.payload);
-  return a;
 }
 
 class NodeHarness {

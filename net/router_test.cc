@@ -17,8 +17,8 @@ namespace runnel {
 namespace {
 
 using testing::Answer;
-using testing::append_of;
 using testing::NodeHarness;
+using wire::append_of;
 using wire::Opcode;
 
 constexpr int kShards = 2;

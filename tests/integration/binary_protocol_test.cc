@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "proto/wire.h"
+#include "proto/wire_test_util.h"
 #include "storage/batch.h"
 #include "tests/integration/process.h"
 
@@ -190,16 +191,6 @@ void expect_clean_stop(RunneldProcess& server) {
 }
 
 std::string body_of(const std::string& stream, uint64_t seq) { return stream + " record " + std::to_string(seq); }
-
-Append append_of(const PayloadBuilder& payload, std::string_view bucket, std::string_view stream) {
-  Append a;
-  a.bucket = bucket;
-  a.stream = stream;
-  a.record_count = payload.record_count();
-  a.payload = payload.bytes();
-  a.payload_checksum = payload_checksum(a.payload);
-  return a;
-}
 
 // The records of a READ answer or SUBSCRIPTION_DATA frame from *next_seq on,
 // each batch's end-to-end checksum verified; returns the payload bytes.
