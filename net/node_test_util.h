@@ -59,13 +59,7 @@ inline Answer answer_of(std::string frame) {
   return a;
 }
 
-template <typename M>
-std::string body_of(const M& m) {
-  std::string body;
-  wire::Writer w(&body);
-  wire::encode(w, m);
-  return body;
-}
+using wire::body_of;
 
 class NodeHarness {
  public:

@@ -753,13 +753,7 @@ void call(Exchange* ex, Opcode opcode, const std::string& body, Next next) {
   if (!s) fail(ex, Status(ErrorCode::kInternal, "the REST adapter built a malformed request: " + s.message()));
 }
 
-template <typename T>
-std::string body_of(const T& m) {
-  std::string out;
-  wire::Writer w(&out);
-  wire::encode(w, m);
-  return out;
-}
+using wire::body_of;
 
 // Decodes an answer body as T, or ends the exchange with an internal error.
 template <typename T>

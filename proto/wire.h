@@ -310,6 +310,15 @@ bool decode_body(std::string_view body, T* m) {
   return decode(r, m) && r.done();
 }
 
+// `m` encoded as a frame body (a request's, for librunnel and the REST adapter).
+template <typename T>
+std::string body_of(const T& m) {
+  std::string out;
+  Writer w(&out);
+  encode(w, m);
+  return out;
+}
+
 // A Batch's fields and its payload's length: all encode(Writer, Batch) writes
 // before the payload bytes (for senders that queue the payload separately).
 void encode_batch_head(Writer& w, const Batch& m);

@@ -15,14 +15,6 @@
 namespace runnel::wire {
 namespace {
 
-template <typename T>
-std::string body_of(const T& m) {
-  std::string out;
-  Writer w(&out);
-  encode(w, m);
-  return out;
-}
-
 // Encodes m, decodes it back, and checks that the decoded message encodes to
 // the same bytes; also that every strict prefix and one extra byte fail.
 // Bodies of decoded messages stay alive here: their string_views point into them.

@@ -877,14 +877,7 @@ void Client::Impl::unsubscribe(uint64_t handle) {
 
 namespace {
 
-// Encodes `m` as a request body.
-template <typename M>
-std::string body_of(const M& m) {
-  std::string body;
-  wire::Writer w(&body);
-  wire::encode(w, m);
-  return body;
-}
+using wire::body_of;
 
 // Decodes an answer body as W and converts it with `convert`.
 template <typename T, typename W, typename F>
@@ -896,6 +889,17 @@ std::function<void(Status, std::string_view)> answer_as(Callback<T> done, F conv
     if (!wire::decode_body(body, &w)) return done(Status(ErrorCode::kCorrupt, "malformed answer from the server"));
     done(convert(w));
   };
+}
+
+// A listing answer as a page (the items are the public values already).
+template <typename T>
+std::function<void(Status, std::string_view)> page_answer(Callback<Page<T>> done) {
+  return answer_as<Page<T>, wire::ListAnswer<T>>(std::move(done), [](auto& w) {
+    Page<T> page;
+    page.items = std::move(w.items);
+    page.more = w.more;
+    return page;
+  });
 }
 
 // Decodes an answer body that is already the public value (proto/values.h).
@@ -933,14 +937,7 @@ void Client::create_bucket(const std::string& bucket, const BucketConfig& config
 }
 
 void Client::list_buckets(const ListOptions& options, Callback<Page<BucketInfo>> done) {
-  Request* r =
-      impl_->new_request(Opcode::kListBuckets, true,
-                         answer_as<Page<BucketInfo>, wire::ListAnswer<BucketInfo>>(std::move(done), [](auto& w) {
-                           Page<BucketInfo> page;
-                           page.items = std::move(w.items);
-                           page.more = w.more;
-                           return page;
-                         }));
+  Request* r = impl_->new_request(Opcode::kListBuckets, true, page_answer<BucketInfo>(std::move(done)));
   r->body = body_of(wire::ListRequest{"", options.prefix, options.start_after, options.limit});
   impl_->submit(r);
 }
@@ -973,14 +970,7 @@ void Client::create_stream(const std::string& bucket, const std::string& stream,
 }
 
 void Client::list_streams(const std::string& bucket, const ListOptions& options, Callback<Page<StreamInfo>> done) {
-  Request* r =
-      impl_->new_request(Opcode::kListStreams, true,
-                         answer_as<Page<StreamInfo>, wire::ListAnswer<StreamInfo>>(std::move(done), [](auto& w) {
-                           Page<StreamInfo> page;
-                           page.items = std::move(w.items);
-                           page.more = w.more;
-                           return page;
-                         }));
+  Request* r = impl_->new_request(Opcode::kListStreams, true, page_answer<StreamInfo>(std::move(done)));
   r->body = body_of(wire::ListRequest{bucket, options.prefix, options.start_after, options.limit});
   impl_->submit(r);
 }
