@@ -27,9 +27,11 @@ namespace {
 
 // Where a key's value lives in Config. The alternative held is the key's type:
 // std::string is a path, uint32_t an integer in [min, max] (optionally a power
-// of two), HostPort "HOST:PORT", LogLevel a level name. There is no plain
-// string type because no key needs one yet.
-using MemberPtr = std::variant<std::string Config::*, uint32_t Config::*, HostPort Config::*, LogLevel Config::*>;
+// of two), HostPort "HOST:PORT", LogLevel a level name, bool true/false (its
+// flag takes no value: present means true). There is no plain string type
+// because no key needs one yet.
+using MemberPtr =
+    std::variant<std::string Config::*, uint32_t Config::*, HostPort Config::*, LogLevel Config::*, bool Config::*>;
 
 struct KeyDef {
   std::string_view name;  // Dotted: "admin.listen". At most one dot: "section.key".
@@ -55,6 +57,9 @@ constexpr KeyDef pow2_key(std::string_view name, uint32_t Config::*member, uint3
 }
 constexpr KeyDef host_port_key(std::string_view name, std::string_view flag, HostPort Config::*member,
                                std::string_view doc) {
+  return KeyDef{name, flag, member, 0, 0, false, doc};
+}
+constexpr KeyDef bool_key(std::string_view name, std::string_view flag, bool Config::*member, std::string_view doc) {
   return KeyDef{name, flag, member, 0, 0, false, doc};
 }
 constexpr KeyDef log_level_key(std::string_view name, std::string_view flag, LogLevel Config::*member,
@@ -104,6 +109,10 @@ constexpr std::array kKeys = {
             "Time allowed for a whole admin request (and a new connection's first) to arrive, in milliseconds"),
     u32_key("admin.idle_timeout_ms", {}, &Config::admin_idle_timeout_ms, 1, 86400000,
             "How long an idle keep-alive admin connection stays open, in milliseconds"),
+    bool_key("auth.enabled", "--auth", &Config::auth_enabled,
+             "Require an access token on both ports; the first start creates a root token in the data directory"),
+    bool_key("auth.metrics_open", {}, &Config::auth_metrics_open,
+             "Serve /metrics without a token while access control is on"),
     pow2_key("reactor.ring_entries", &Config::reactor_ring_entries, 8, 32768,
              "io_uring submission queue entries per shard"),
     pow2_key("reactor.message_queue_capacity", &Config::reactor_message_queue_capacity, 16, 1048576,
@@ -344,6 +353,7 @@ std::string expectation(const KeyDef& def) {
   }
   if (std::holds_alternative<HostPort Config::*>(def.member)) return "IPV4:PORT or localhost:PORT";
   if (std::holds_alternative<LogLevel Config::*>(def.member)) return "one of debug, info, warn, error";
+  if (std::holds_alternative<bool Config::*>(def.member)) return "true or false";
   return "a path";
 }
 
@@ -352,6 +362,7 @@ std::string_view value_name(const KeyDef& def) {
   if (std::holds_alternative<uint32_t Config::*>(def.member)) return "N";
   if (std::holds_alternative<HostPort Config::*>(def.member)) return "HOST:PORT";
   if (std::holds_alternative<LogLevel Config::*>(def.member)) return "LEVEL";
+  if (std::holds_alternative<bool Config::*>(def.member)) return "BOOL";
   return "PATH";
 }
 
@@ -379,6 +390,9 @@ Status set_text(Config* config, const KeyDef& def, std::string_view text, std::s
     if (!parse_log_level(text, &(config->**level_member))) {
       return value_error(def, shown(text), origin, "expected " + expectation(def));
     }
+  } else if (auto* bool_member = std::get_if<bool Config::*>(&def.member)) {
+    if (text != "true" && text != "false") return value_error(def, shown(text), origin, "expected true or false");
+    config->** bool_member = text == "true";
   } else {
     auto path_member = std::get<std::string Config::*>(def.member);
     // A NUL would silently cut the path short in every system call.
@@ -410,6 +424,7 @@ std::string value_text(const Config& config, const KeyDef& def) {
   if (auto* level_member = std::get_if<LogLevel Config::*>(&def.member)) {
     return std::string(log_level_name(config.**level_member));
   }
+  if (auto* bool_member = std::get_if<bool Config::*>(&def.member)) return config.**bool_member ? "true" : "false";
   return config.*std::get<std::string Config::*>(def.member);
 }
 
@@ -468,6 +483,15 @@ Status apply_toml_entry(Config* config, const TomlEntry& entry, std::string_view
   }
 
   const bool wants_integer = std::holds_alternative<uint32_t Config::*>(def->member);
+  if (auto* bool_member = std::get_if<bool Config::*>(&def->member)) {
+    if (node.is_boolean()) {
+      config->** bool_member = node.as_boolean()->get();
+      return Status::ok();
+    }
+    std::string why = fmt::format("expected true or false, got {}", type_phrase(node));
+    if (node.is_string()) return value_error(*def, shown(node.as_string()->get()), where, why);
+    return invalid(fmt::format("config key '{}' (from {}): {}", def->name, where, why));
+  }
   if (wants_integer && node.is_integer()) {
     int64_t value = node.as_integer()->get();
     return set_integer(config, *def, value, std::to_string(value), where);
@@ -569,14 +593,19 @@ Result<CommandLine> parse_command_line(int argc, const char* const* argv) {
   for (size_t i = 0; i < kKeys.size(); ++i) {
     const KeyDef& def = kKeys[i];
     if (def.flag.empty()) continue;
+    if (std::holds_alternative<bool Config::*>(def.member)) {
+      options[i] = app.add_flag(std::string(def.flag))->description(fmt::format("{} ({})", def.doc, def.name));
+      values[i] = "true";
+      continue;
+    }
     options[i] = app.add_option(std::string(def.flag), values[i], fmt::format("{} ({})", def.doc, def.name))
                      ->type_name(std::string(value_name(def)))
                      ->default_str(value_text(defaults, def));
   }
   app.add_flag("--print-config", out.print_config, "Print the effective config as TOML");
   app.add_flag("--allow-unauthenticated", out.allow_unauthenticated,
-               "Serve on a non-loopback address although clients are not authenticated (access tokens are not "
-               "built yet): anyone who reaches a port can read, write and delete everything");
+               "Serve on a non-loopback address without access control (auth.enabled false): anyone who reaches "
+               "a port can read, write and delete everything");
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success&) {
@@ -677,13 +706,13 @@ Status validate(const Config& config) {
 bool is_loopback_host(std::string_view host) { return host == "localhost" || host.substr(0, 4) == "127."; }
 
 Status check_exposure(const Config& config, bool allow_unauthenticated) {
-  if (allow_unauthenticated) return Status::ok();
+  if (allow_unauthenticated || config.auth_enabled) return Status::ok();
   for (const auto& [key, address] :
        {std::pair{"server.listen", config.listen}, {"admin.listen", config.admin_listen}}) {
     if (is_loopback_host(address.host)) continue;
     return invalid(fmt::format(
-        "refusing to listen on {} ('{}'): clients are not authenticated (access tokens are not built yet), so "
-        "anyone who can reach it could read, write and delete everything; listen on loopback, or pass "
+        "refusing to listen on {} ('{}') without access control: anyone who can reach it could read, write and "
+        "delete everything; turn it on with --auth (auth.enabled), listen on loopback, or pass "
         "--allow-unauthenticated on a network you trust",
         address.to_string(), key));
   }
@@ -735,9 +764,10 @@ std::string config_to_toml(const Config& config) {
       section = key_section;
     }
     out += fmt::format("# {} ({})\n", def.doc, expectation(def));
-    std::string value = std::holds_alternative<uint32_t Config::*>(def.member)
-                            ? value_text(config, def)
-                            : toml_quoted(value_text(config, def));
+    std::string value =
+        std::holds_alternative<uint32_t Config::*>(def.member) || std::holds_alternative<bool Config::*>(def.member)
+            ? value_text(config, def)
+            : toml_quoted(value_text(config, def));
     out += fmt::format("{} = {}\n", leaf_of(def.name), value);
   }
   return out;
@@ -749,6 +779,8 @@ std::string config_to_json(const Config& config) {
   for (const KeyDef& def : kKeys) {
     if (auto* u32_member = std::get_if<uint32_t Config::*>(&def.member)) {
       object[std::string(def.name)] = config.**u32_member;
+    } else if (auto* bool_member = std::get_if<bool Config::*>(&def.member)) {
+      object[std::string(def.name)] = config.**bool_member;
     } else {
       object[std::string(def.name)] = value_text(config, def);
     }

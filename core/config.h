@@ -66,6 +66,10 @@ struct Config {
   uint32_t admin_request_timeout_ms = 10'000;     // admin.request_timeout_ms (whole request must arrive)
   uint32_t admin_idle_timeout_ms = 60'000;        // admin.idle_timeout_ms (keep-alive idle)
 
+  // --- [auth]: access tokens (docs/SECURITY.md) ---
+  bool auth_enabled = false;       // auth.enabled (--auth)
+  bool auth_metrics_open = false;  // auth.metrics_open (/metrics without a token)
+
   // --- [reactor] ---
   uint32_t reactor_ring_entries = 1024;           // reactor.ring_entries (SQ size, power of two)
   uint32_t reactor_message_queue_capacity = 4096; // reactor.message_queue_capacity (per shard pair)
@@ -101,9 +105,10 @@ struct CommandLine {
 };
 
 // Refuses a config whose ports listen beyond loopback (any address but
-// 127.0.0.0/8 and localhost) unless `allow_unauthenticated`: access tokens
-// are not built yet, so such a server would let anyone who can reach it read,
-// write and delete everything. The message names the flag that overrides it.
+// 127.0.0.0/8 and localhost) unless access control is on (auth.enabled) or
+// `allow_unauthenticated`: such a server would let anyone who can reach it
+// read, write and delete everything. The message names the flag that
+// overrides it.
 Status check_exposure(const Config& config, bool allow_unauthenticated);
 bool is_loopback_host(std::string_view host);
 

@@ -47,6 +47,10 @@ body_bytes_max = 0
 request_timeout_ms = 1
 idle_timeout_ms = 86400000
 
+[auth]
+enabled = true
+metrics_open = true
+
 [reactor]
 ring_entries = 8
 message_queue_capacity = 1048576
@@ -146,6 +150,8 @@ TEST(Config, DefaultsAreTheDocumentedValues) {
   EXPECT_EQ(config.admin_body_bytes_max, 1024u * 1024);
   EXPECT_EQ(config.admin_request_timeout_ms, 10'000u);
   EXPECT_EQ(config.admin_idle_timeout_ms, 60'000u);
+  EXPECT_FALSE(config.auth_enabled);
+  EXPECT_FALSE(config.auth_metrics_open);
   EXPECT_EQ(config.reactor_ring_entries, 1024u);
   EXPECT_EQ(config.reactor_message_queue_capacity, 4096u);
   EXPECT_EQ(config.reactor_shutdown_timeout_ms, 5'000u);
@@ -370,6 +376,8 @@ TEST(Config, ApplyTomlSetsKeysInSections) {
   EXPECT_EQ(config.admin_body_bytes_max, 0u);
   EXPECT_EQ(config.admin_request_timeout_ms, 1u);
   EXPECT_EQ(config.admin_idle_timeout_ms, 86400000u);
+  EXPECT_TRUE(config.auth_enabled);
+  EXPECT_TRUE(config.auth_metrics_open);
   EXPECT_EQ(config.reactor_ring_entries, 8u);
   EXPECT_EQ(config.reactor_message_queue_capacity, 1048576u);
   EXPECT_EQ(config.reactor_shutdown_timeout_ms, 600000u);
@@ -818,6 +826,9 @@ TEST(Config, ListeningBeyondLoopbackNeedsTheOverride) {
   config.listen = {"127.0.0.1", 0};
   config.admin_listen = {"10.1.2.3", 7421};
   EXPECT_THAT(check_exposure(config, false).message(), HasSubstr("admin.listen"));
+  EXPECT_THAT(check_exposure(config, false).message(), HasSubstr("--auth"));
+  config.auth_enabled = true;  // With access control, any address.
+  EXPECT_TRUE(check_exposure(config, false).is_ok());
   EXPECT_FALSE(is_loopback_host("128.0.0.1"));
   EXPECT_FALSE(is_loopback_host("localhost.example.com"));
 }
@@ -827,6 +838,28 @@ TEST(Config, AllowUnauthenticatedIsAFlag) {
   ASSERT_TRUE(cl.is_ok()) << cl.status().to_string();
   EXPECT_TRUE(cl->allow_unauthenticated);
   EXPECT_FALSE(parse_args({})->allow_unauthenticated);
+}
+
+TEST(Config, AuthIsAFlagWithoutAValue) {
+  auto cl = parse_args({"--auth", "--shards", "2"});
+  ASSERT_TRUE(cl.is_ok()) << cl.status().to_string();
+  auto config = load_config(*cl, {});
+  ASSERT_TRUE(config.is_ok()) << config.status().to_string();
+  EXPECT_TRUE(config->auth_enabled);
+  EXPECT_EQ(config->shards, 2u);
+  EXPECT_FALSE(load_config(*parse_args({}), {})->auth_enabled);
+}
+
+TEST(Config, BooleanKeysTakeTrueOrFalseOnly) {
+  Config config;
+  EXPECT_TRUE(apply_toml(&config, "[auth]\nenabled = true\n", "test").is_ok());
+  EXPECT_TRUE(config.auth_enabled);
+  Status s = apply_toml(&config, "[auth]\nenabled = \"yes\"\n", "test");
+  EXPECT_THAT(s.message(), HasSubstr("expected true or false"));
+  EXPECT_THAT(apply_toml(&config, "[auth]\nenabled = 1\n", "test").message(), HasSubstr("got an integer"));
+  EXPECT_TRUE(apply_setting(&config, "auth.enabled", "false", "env").is_ok());
+  EXPECT_FALSE(config.auth_enabled);
+  EXPECT_THAT(apply_setting(&config, "auth.enabled", "1", "env").message(), HasSubstr("expected true or false"));
 }
 
 TEST(Config, ValidateAllowsBothPortsZero) {
@@ -942,6 +975,8 @@ TEST(Config, ConfigKeysAreUniqueAndInDocumentationOrder) {
                                             "admin.body_bytes_max",
                                             "admin.request_timeout_ms",
                                             "admin.idle_timeout_ms",
+                                            "auth.enabled",
+                                            "auth.metrics_open",
                                             "reactor.ring_entries",
                                             "reactor.message_queue_capacity",
                                             "reactor.shutdown_timeout_ms",

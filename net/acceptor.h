@@ -61,6 +61,13 @@ class Acceptor {
   void connection_closed(AcceptedConnection* connection);
   bool stopping() const { return stopping_; }
   size_t open_connections() const { return open_; }
+  // Calls `fn` with every open connection.
+  template <typename Fn>
+  void for_each_open(Fn&& fn) {
+    for (auto& slot : slots_) {
+      if (slot && slot->open()) fn(slot.get());
+    }
+  }
 
  private:
   struct AcceptOp final : IoCompletion {

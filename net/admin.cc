@@ -2,8 +2,10 @@
 
 #include "core/metrics.h"
 #include "core/shard_gather.h"
+#include "net/auth/access.h"
 #include "net/json.h"
 #include "net/rest.h"
+#include "net/router.h"
 
 namespace runnel {
 namespace {
@@ -55,6 +57,26 @@ constexpr Route kRoutes[] = {
 
 HttpHandler make_admin_handler(Reactor& reactor, const NodeInfo& node, Router& streams) {
   return [&reactor, &node, &streams](const HttpRequest& request, HttpResponder responder) {
+    // Access control: /health and /ready stay open (probes), /metrics too
+    // if configured; everything else needs a valid bearer token.
+    const TokenInfo* who = nullptr;
+    const bool open_path = request.path == "/health" || request.path == "/ready" ||
+                           (request.path == "/metrics" && node.config.auth_metrics_open);
+    auth::Principal principal;
+    if (node.config.auth_enabled && !open_path) {
+      auth::Refusal refusal{};
+      const uint64_t now_ms = static_cast<uint64_t>(Reactor::clock_realtime_ms());
+      Status s = principal.sign_in(streams.stores()->local().catalog(),
+                                   auth::bearer_of(request.header("Authorization")), now_ms, &refusal);
+      if (s) who = principal.current(streams.stores()->local().catalog(), now_ms, &refusal);
+      if (who == nullptr) {
+        streams.count_refusal(refusal);
+        HttpResponse response = rest::error_response(s ? auth::unauthenticated(refusal) : s);
+        response.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"runnel\"");
+        responder.respond(std::move(response));
+        return;
+      }
+    }
     for (const Route& route : kRoutes) {
       if (request.path != route.path) continue;
       if (request.method != "GET" && request.method != "HEAD") {
@@ -69,7 +91,7 @@ HttpHandler make_admin_handler(Reactor& reactor, const NodeInfo& node, Router& s
     }
     // Everything else is the REST API's (which answers 404 to what it does
     // not know). Its requests may need any shard's store: not before ready.
-    rest::serve(reactor, streams, node.ready.load(std::memory_order_acquire), request, std::move(responder));
+    rest::serve(reactor, streams, node.ready.load(std::memory_order_acquire), who, request, std::move(responder));
   };
 }
 

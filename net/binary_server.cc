@@ -39,8 +39,7 @@ std::string overloaded_frame() {
 
 }  // namespace
 
-BinaryServer::BinaryServer(Reactor& reactor, UniqueFd listener, const BinaryServerOptions& options,
-                           Router& router)
+BinaryServer::BinaryServer(Reactor& reactor, UniqueFd listener, const BinaryServerOptions& options, Router& router)
     : reactor_(reactor),
       options_(options),
       router_(router),
@@ -59,7 +58,16 @@ BinaryServer::BinaryServer(Reactor& reactor, UniqueFd listener, const BinaryServ
           "write included; next to a client's ack latency it tells the server's part from the network's and the "
           "client's.",
           1e-6)),
-      recv_ring_(RecvBufferRing::create(reactor, kRecvBufferGroup, kRecvBuffers, kRecvBufferBytes)) {}
+      recv_ring_(RecvBufferRing::create(reactor, kRecvBufferGroup, kRecvBuffers, kRecvBufferBytes)),
+      access_timer_(reactor, [this] {
+        acceptor_.for_each_open([](AcceptedConnection* c) { static_cast<BinaryConnection*>(c)->check_access(); });
+        if (!acceptor_.stopping()) access_timer_.arm_after_us(kAccessCheckMs * 1000);
+      }) {}
+
+void BinaryServer::start() {
+  acceptor_.start();
+  if (options_.auth) access_timer_.arm_after_us(kAccessCheckMs * 1000);
+}
 
 BinaryConnection::BinaryConnection(BinaryServer& server, Reactor& reactor)
     : server_(server), reactor_(reactor), limits_(server.options_.limits), timer_(reactor, [this] { on_timer(); }) {
@@ -294,6 +302,16 @@ bool BinaryConnection::handle_frame(const char* frame, uint32_t frame_bytes) {
                                         hello.max_version, wire::kVersion)));
       return false;
     }
+    if (server_.options_.auth) {
+      auth::Refusal refusal{};
+      const uint64_t now_ms = static_cast<uint64_t>(Reactor::clock_realtime_ms());
+      if (Status s = principal_.sign_in(server_.router_.stores()->local().catalog(), hello.token, now_ms, &refusal);
+          !s) {
+        server_.router_.count_refusal(refusal);
+        protocol_error(h.opcode, h.request_id, s);
+        return false;
+      }
+    }
     phase_ = Phase::kServing;
     wire::HelloOk ok;
     ok.version = wire::kVersion;
@@ -319,19 +337,24 @@ bool BinaryConnection::handle_frame(const char* frame, uint32_t frame_bytes) {
     return false;
   }
   server_.requests_.inc();
+  bool refused = false;
+  const TokenInfo* asking = who(&refused);
+  if (refused) return false;
   if (h.opcode == static_cast<uint16_t>(Opcode::kSubscribe) || h.opcode == static_cast<uint16_t>(Opcode::kCredit) ||
       h.opcode == static_cast<uint16_t>(Opcode::kUnsubscribe)) {
-    return handle_subscription_frame(h.opcode, h.request_id, body);
+    return handle_subscription_frame(asking, h.opcode, h.request_id, body);
   }
   in_flight_++;
   const uint64_t generation = generation_;
   // Loop-step times: a step's worth of error either way, no clock read per request.
   const uint64_t append_from_us = h.opcode == static_cast<uint16_t>(Opcode::kAppend) ? reactor_.now_us() : 0;
-  Status s = server_.router_.handle(h.opcode, h.request_id, body, [this, generation, append_from_us](std::string answer) {
-    if (generation != generation_) return;  // The connection it was for is gone.
-    if (append_from_us != 0) server_.append_us_.record(reactor_.now_us() - append_from_us);
-    on_answer(std::move(answer));
-  });
+  Status s = server_.router_.handle(asking, h.opcode, h.request_id, body,
+                                    [this, generation, append_from_us](std::string answer) {
+                                      if (generation != generation_) return;  // The connection it was for is gone.
+                                      if (append_from_us != 0)
+                                        server_.append_us_.record(reactor_.now_us() - append_from_us);
+                                      on_answer(std::move(answer));
+                                    });
   if (!s) {
     in_flight_--;
     protocol_error(h.opcode, h.request_id, s);
@@ -340,7 +363,40 @@ bool BinaryConnection::handle_frame(const char* frame, uint32_t frame_bytes) {
   return true;
 }
 
-bool BinaryConnection::handle_subscription_frame(uint16_t opcode, uint32_t request_id, std::string_view body) {
+const TokenInfo* BinaryConnection::who(bool* refused) {
+  if (!server_.options_.auth) return nullptr;
+  auth::Refusal refusal{};
+  const TokenInfo* token = principal_.current(server_.router_.stores()->local().catalog(),
+                                              static_cast<uint64_t>(Reactor::clock_realtime_ms()), &refusal);
+  if (token == nullptr) {
+    *refused = true;
+    lose_access(refusal);
+  }
+  return token;
+}
+
+void BinaryConnection::check_access() {
+  if (fd_ < 0 || phase_ != Phase::kServing) return;
+  bool refused = false;
+  (void)who(&refused);
+  if (refused) flush_output();
+}
+
+void BinaryConnection::lose_access(auth::Refusal refusal) {
+  server_.router_.count_refusal(refusal);
+  const Status why = auth::unauthenticated(refusal);
+  log_info("binary connection of token '{}' ended: {}", principal_.id(), why.message());
+  for (const auto& [id, owner] : subscriptions_) {
+    wire::append_error_frame(&out_.pending(), static_cast<uint16_t>(Opcode::kSubscriptionData), id, why,
+                             wire::kFlagPush);
+  }
+  end_subscriptions();
+  wire::append_error_frame(&out_.pending(), static_cast<uint16_t>(Opcode::kHello), 0, why);
+  drain();  // Stop reading; answer what is in flight, then close.
+}
+
+bool BinaryConnection::handle_subscription_frame(const TokenInfo* who, uint16_t opcode, uint32_t request_id,
+                                                 std::string_view body) {
   Router& router = server_.router_;
   const auto shards = static_cast<uint32_t>(router.stores()->shard_count());
   switch (static_cast<Opcode>(opcode)) {
@@ -349,6 +405,19 @@ bool BinaryConnection::handle_subscription_frame(uint16_t opcode, uint32_t reque
       if (!wire::decode_body(body, &m)) {
         protocol_error(opcode, request_id, Status(ErrorCode::kInvalidArgument, "malformed subscribe request"));
         return false;
+      }
+      std::string prefixed;  // The body with the token's stream prefix, when it auto-prefixes.
+      if (who != nullptr) {
+        auto admitted = router.admit_subscribe(*who, body);
+        if (!admitted) {
+          wire::append_error_frame(&out_.pending(), opcode, request_id, admitted.status());
+          return true;
+        }
+        if (!admitted->empty()) {
+          prefixed = std::move(*admitted);
+          body = prefixed;
+          (void)wire::decode_body(body, &m);
+        }
       }
       if (subscriptions_.count(request_id) != 0) {
         wire::append_error_frame(&out_.pending(), opcode, request_id,

@@ -32,9 +32,10 @@
 #include "core/metrics.h"
 #include "core/reactor.h"
 #include "net/acceptor.h"
+#include "net/auth/access.h"
 #include "net/recv_buffer_ring.h"
-#include "net/socket_output.h"
 #include "net/router.h"
+#include "net/socket_output.h"
 #include "net/subscriptions.h"
 
 namespace runnel {
@@ -52,6 +53,10 @@ struct BinaryLimits {
 
 struct BinaryServerOptions {
   BinaryLimits limits;
+  // Access control: the hello must carry a valid token, every request is
+  // checked against it, and a connection whose token is revoked or expires
+  // is ended within kAccessCheckMs.
+  bool auth = false;
   uint32_t connections_max = 10000;
   std::string server_version;
 };
@@ -67,6 +72,9 @@ class BinaryConnection final : public AcceptedConnection, private PushSink {
 
   void start(int fd) override;
   void shut_down() override;  // Answers what is in flight, then closes.
+  // With access control on: ends the connection (its subscriptions told
+  // why) if its token was revoked or has expired.
+  void check_access();
   bool open() const override { return fd_ >= 0; }
 
  private:
@@ -99,11 +107,15 @@ class BinaryConnection final : public AcceptedConnection, private PushSink {
   bool handle_frame(const char* frame, uint32_t frame_bytes);  // False: the connection is closing.
   void on_answer(std::string frame);
   // SUBSCRIBE, CREDIT, UNSUBSCRIBE (net/subscriptions.h). False: closing.
-  bool handle_subscription_frame(uint16_t opcode, uint32_t request_id, std::string_view body);
+  bool handle_subscription_frame(const TokenInfo* who, uint16_t opcode, uint32_t request_id, std::string_view body);
   PushTarget push_target();
   void deliver_push(uint64_t generation, std::vector<std::string> frame_pieces) override;
   void end_subscriptions();
   void protocol_error(uint16_t opcode, uint32_t request_id, const Status& status);
+  // The token asking now (null while access control is off), or null with
+  // the connection ending (its token revoked or expired): *refused set.
+  const TokenInfo* who(bool* refused);
+  void lose_access(auth::Refusal refusal);
   bool saturated() const;
   void post_recv();
   void resize_input(size_t capacity);
@@ -125,6 +137,7 @@ class BinaryConnection final : public AcceptedConnection, private PushSink {
   SocketOutput out_;
   uint64_t generation_ = 0;  // Answers for an earlier connection in this slot are dropped.
   std::map<uint32_t, uint32_t> subscriptions_;  // Subscription id -> the shard it lives on.
+  auth::Principal principal_;                   // Signed in by the hello (access control on).
   uint32_t in_flight_ = 0;
   uint64_t last_heard_us_ = 0;
   int fd_ = -1;
@@ -157,7 +170,8 @@ class BinaryServer {
   BinaryServer(const BinaryServer&) = delete;
   BinaryServer& operator=(const BinaryServer&) = delete;
 
-  void start() { acceptor_.start(); }
+  static constexpr uint64_t kAccessCheckMs = 250;
+  void start();
   bool stopping() const { return acceptor_.stopping(); }
   size_t open_connections() const { return acceptor_.open_connections(); }
 
@@ -173,6 +187,7 @@ class BinaryServer {
   Counter& recv_copied_bytes_;
   Histogram& append_us_;
   std::unique_ptr<RecvBufferRing> recv_ring_;  // Null: plain recvs only.
+  Timer access_timer_;                         // Access control on: every connection's token re-checked.
 };
 
 }  // namespace runnel

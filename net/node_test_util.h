@@ -19,7 +19,7 @@
 
 #include "core/shard_set.h"
 #include "core/sharded.h"
-#include "net/bucket_registry.h"
+#include "net/node_registry.h"
 #include "net/router.h"
 #include "net/subscriptions.h"
 #include "proto/records.h"
@@ -83,7 +83,7 @@ class NodeHarness {
           LogOptions options;
           options.dir = dir_ + "/shard-" + std::to_string(shard);
           options.segment_bytes = 4u << 20;
-          auto store = StreamStore::open(reactor, *s.io, options, shard == BucketRegistry::kHomeShard);
+          auto store = StreamStore::open(reactor, *s.io, options, shard == NodeRegistry::kHomeShard);
           if (!store) return store.status();
           s.store = std::move(*store);
           stores_.install(s.store.get());
@@ -106,7 +106,7 @@ class NodeHarness {
         });
     EXPECT_TRUE(started.is_ok()) << started.to_string();
     // As runneld does before serving: every replica gets shard 0's buckets.
-    run_on(BucketRegistry::kHomeShard,
+    run_on(NodeRegistry::kHomeShard,
            [this](Reactor&, std::function<void()> done) { buckets_.replicate_all([done] { done(); }); });
   }
   ~NodeHarness() {
@@ -158,7 +158,7 @@ class NodeHarness {
     std::string frame;
     run_on(shard, [&](Reactor&, std::function<void()> done) {
       auto finish = std::make_shared<std::function<void()>>(std::move(done));  // Answers may come later.
-      Status s = routers_.local().handle(static_cast<uint16_t>(opcode), request_id, body,
+      Status s = routers_.local().handle(nullptr, static_cast<uint16_t>(opcode), request_id, body,
                                          [&frame, finish](std::string answer) {
                                            frame = std::move(answer);
                                            (*finish)();
@@ -176,7 +176,7 @@ class NodeHarness {
   void request_async(int shard, wire::Opcode opcode, const M& m, std::function<void(std::string frame)> answered) {
     auto body = std::make_shared<std::string>(body_of(m));
     run_on(shard, [&](Reactor&, std::function<void()> done) {
-      Status s = routers_.local().handle(static_cast<uint16_t>(opcode), 9, *body,
+      Status s = routers_.local().handle(nullptr, static_cast<uint16_t>(opcode), 9, *body,
                                          [answered](std::string frame) { answered(std::move(frame)); });
       EXPECT_TRUE(s.is_ok()) << s.to_string();
       done();
@@ -205,7 +205,7 @@ class NodeHarness {
   Router& local_router() { return routers_.local(); }
   const Sharded<StreamStore>& stores() const { return stores_; }
   const Sharded<Subscriptions>& subscriptions() const { return subscriptions_; }
-  BucketRegistry& buckets() { return buckets_; }
+  NodeRegistry& buckets() { return buckets_; }
 
  private:
   struct Services {
@@ -231,7 +231,7 @@ class NodeHarness {
   Sharded<StreamStore> stores_;
   Sharded<Router> routers_;
   Sharded<Subscriptions> subscriptions_;
-  BucketRegistry buckets_;
+  NodeRegistry buckets_;
   std::vector<Services> services_;
   std::set<std::string> has_bucket_;
   bool stopped_ = false;

@@ -253,6 +253,16 @@ Result<Route> parse_route(std::string_view path) {
     route.resource = Resource::kShards;
     return route;
   }
+  if (seg[1] == "tokens") {
+    if (seg.size() == 2) {
+      route.resource = Resource::kTokens;
+      return route;
+    }
+    if (seg.size() != 3) return no_route;
+    if (Status s = decode_name(seg[2], "token", &route.token); !s) return s;
+    route.resource = Resource::kToken;
+    return route;
+  }
   if (seg[1] != "buckets") return no_route;
   if (seg.size() == 2) {
     route.resource = Resource::kBuckets;
@@ -294,7 +304,10 @@ std::string_view allowed_methods(Resource resource) {
   switch (resource) {
     case Resource::kBuckets:
     case Resource::kStreams:
+    case Resource::kTokens:
     case Resource::kRecords: return "GET, HEAD, POST";
+    case Resource::kToken:
+      return "DELETE";
     case Resource::kBucket:
     case Resource::kStream: return "GET, HEAD, PATCH, DELETE";
     case Resource::kTail:
@@ -524,6 +537,134 @@ Json to_json(const BucketInfo& info) {
   return j;
 }
 
+Json to_json(const TokenInfo& info) {
+  Json j = Json::object();
+  j["id"] = info.id;
+  j["buckets"] = info.buckets.text();
+  j["streams"] = info.streams.text();
+  j["tokens"] = info.tokens.text();
+  Json ops = Json::array();
+  for (uint32_t op = 1; op != 0 && op <= kOpListTokens; op <<= 1) {
+    if ((info.ops & op) != 0) ops.push_back(token_op_name(op));
+  }
+  j["ops"] = std::move(ops);
+  j["expires_ms"] = info.expires_ms;
+  j["auto_prefix_streams"] = info.auto_prefix_streams;
+  Json limits = Json::object();
+  limits["append_bytes_per_s"] = info.limits.append_bytes_per_s;
+  limits["append_records_per_s"] = info.limits.append_records_per_s;
+  limits["read_bytes_per_s"] = info.limits.read_bytes_per_s;
+  limits["read_records_per_s"] = info.limits.read_records_per_s;
+  limits["connections_max"] = info.limits.connections_max;
+  j["limits"] = std::move(limits);
+  j["created_ms"] = info.created_ms;
+  j["issued_by"] = info.issued_by;
+  return j;
+}
+
+Result<uint32_t> parse_token_ops(std::string_view list) {
+  uint32_t ops = 0;
+  while (!list.empty()) {
+    const size_t comma = list.find(',');
+    std::string_view name = list.substr(0, comma);
+    list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+    while (!name.empty() && name.front() == ' ') name.remove_prefix(1);
+    while (!name.empty() && name.back() == ' ') name.remove_suffix(1);
+    if (name.empty()) continue;
+    const uint32_t op = parse_token_op(name);
+    if (op == 0) {
+      return invalid(
+          fmt::format("unknown operation \"{}\" (expected read, append, create-stream, delete-stream, "
+                      "reconfigure-stream, trim-stream, seal-stream, fence-stream, create-bucket, "
+                      "delete-bucket, reconfigure-bucket, issue-token, revoke-token, list-tokens, or the "
+                      "groups manage-streams, manage-buckets, manage-tokens, all)",
+                      printable(name)));
+    }
+    ops |= op;
+  }
+  return ops;
+}
+
+Result<TokenInfo> parse_token_json(std::string_view body, uint64_t now_ms) {
+  auto parsed = parse_json_object(body);
+  if (!parsed) return parsed.status();
+  TokenInfo t;
+  bool have_id = false, have_ops = false, have_expiry = false;
+  for (auto it = parsed->begin(); it != parsed->end(); ++it) {
+    const std::string& key = it.key();
+    const Json& v = it.value();
+    Status s;
+    if (key == "id") {
+      s = get_string(v, key, &t.id);
+      have_id = true;
+    } else if (key == "buckets" || key == "streams" || key == "tokens") {
+      std::string text;
+      s = get_string(v, key, &text);
+      if (s && text.size() > 512) s = invalid(fmt::format("\"{}\" is at most 512 bytes", key));
+      NameScope scope = NameScope::parse(text);
+      (key == "buckets" ? t.buckets : key == "streams" ? t.streams : t.tokens) = std::move(scope);
+    } else if (key == "ops") {
+      have_ops = true;
+      std::string list;
+      if (v.is_array()) {
+        for (const Json& item : v) {
+          if (!item.is_string()) return invalid("\"ops\" must be an array of operation names");
+          list += item.get<std::string>() + ",";
+        }
+      } else {
+        s = get_string(v, key, &list);
+      }
+      if (s) {
+        auto ops = parse_token_ops(list);
+        if (!ops) return ops.status();
+        t.ops = *ops;
+      }
+    } else if (key == "expires_in_ms" || key == "expires_ms") {
+      if (have_expiry) return invalid("give one of \"expires_in_ms\" and \"expires_ms\"");
+      have_expiry = true;
+      uint64_t ms = 0;
+      s = get_u64(v, key, &ms);
+      t.expires_ms = key == "expires_ms" ? ms : (ms > UINT64_MAX - now_ms ? UINT64_MAX : now_ms + ms);
+    } else if (key == "auto_prefix_streams") {
+      s = get_bool(v, key, &t.auto_prefix_streams);
+    } else if (key == "limits") {
+      if (!v.is_object()) return invalid("\"limits\" must be an object");
+      for (auto l = v.begin(); l != v.end(); ++l) {
+        const std::string& name = l.key();
+        uint64_t n = 0;
+        if (Status ls = get_u64(l.value(), name, &n); !ls) return ls;
+        if (name == "append_bytes_per_s") {
+          t.limits.append_bytes_per_s = n;
+        } else if (name == "append_records_per_s") {
+          t.limits.append_records_per_s = n;
+        } else if (name == "read_bytes_per_s") {
+          t.limits.read_bytes_per_s = n;
+        } else if (name == "read_records_per_s") {
+          t.limits.read_records_per_s = n;
+        } else if (name == "connections_max") {
+          if (n > UINT32_MAX) return invalid("\"connections_max\" is too large");
+          t.limits.connections_max = static_cast<uint32_t>(n);
+        } else {
+          return invalid(
+              fmt::format("unknown field \"{}\" in \"limits\" (expected append_bytes_per_s, "
+                          "append_records_per_s, read_bytes_per_s, read_records_per_s, connections_max)",
+                          printable(name)));
+        }
+      }
+    } else {
+      return invalid(
+          fmt::format("unknown field \"{}\" in the token (expected id, buckets, streams, tokens, ops, "
+                      "expires_in_ms, expires_ms, auto_prefix_streams, limits)",
+                      printable(key)));
+    }
+    if (!s) return s;
+  }
+  if (!have_id) return invalid("the token needs \"id\", a string");
+  if (!have_ops) return invalid("the token needs \"ops\", the operations it allows");
+  if (t.id.size() > 64) return invalid("token id must be 1 to 64 characters");
+  return t;
+}
+
 Result<ListQuery> parse_list_query(const QueryParams& params) {
   if (Status s = check_known(params, {"prefix", "start_after", "limit"}); !s) return s;
   ListQuery q;
@@ -707,6 +848,7 @@ constexpr uint32_t kShardStreamsListedMax = 1000;
 struct Exchange {
   Reactor& reactor;
   Router& streams;
+  std::optional<TokenInfo> who;  // Null while access control is off.
   const HttpRequest& request;  // Valid until the responder is used.
   HttpResponder responder;
   Route route;
@@ -748,7 +890,7 @@ void on_answer(Exchange* ex, Next next, const std::string& frame) {
 // Runs one protocol request on this shard's Router; `next` gets the
 // answer body of a success.
 void call(Exchange* ex, Opcode opcode, const std::string& body, Next next) {
-  Status s = ex->streams.handle(static_cast<uint16_t>(opcode), kRequestId, body,
+  Status s = ex->streams.handle(ex->who ? &*ex->who : nullptr, static_cast<uint16_t>(opcode), kRequestId, body,
                                 [ex, next](std::string frame) { on_answer(ex, next, frame); });
   if (!s) fail(ex, Status(ErrorCode::kInternal, "the REST adapter built a malformed request: " + s.message()));
 }
@@ -860,6 +1002,38 @@ void patch_bucket(Exchange* ex) {
     if (Status s = merge_bucket_config(e->input["config"], &info.config); !s) return fail(e, s);
     call(e, Opcode::kReconfigureBucket, body_of(wire::BucketWithConfig{e->route.bucket, info.config}), answer_bucket);
   });
+}
+
+// --- Tokens ------------------------------------------------------------------
+
+void issue_token(Exchange* ex) {
+  auto token = parse_token_json(ex->request.body, static_cast<uint64_t>(Reactor::clock_realtime_ms()));
+  if (!token) return fail(ex, token.status());
+  call(ex, Opcode::kIssueToken, body_of(*token), [](Exchange* e, std::string_view body) {
+    wire::IssuedToken issued;
+    if (!decode_answer(e, body, &issued)) return;
+    Json j = Json::object();
+    j["id"] = issued.info.id;
+    j["token"] = std::string(issued.token);  // Shown this once.
+    j["info"] = to_json(issued.info);
+    HttpResponse response = HttpResponse::json(201, dump(j));
+    response.headers.emplace_back("Location", "/v1/tokens/" + percent_encode(issued.info.id));
+    response.headers.emplace_back("Cache-Control", "no-store");
+    finish(e, std::move(response));
+  });
+}
+
+void list_tokens(Exchange* ex, const ListQuery& q) {
+  call(ex, Opcode::kListTokens, body_of(wire::ListRequest{"", q.prefix, q.start_after, q.limit}),
+       [](Exchange* e, std::string_view body) {
+         wire::ListAnswer<TokenInfo> answer;
+         if (!decode_answer(e, body, &answer)) return;
+         Json j = Json::object();
+         j["tokens"] = Json::array();
+         for (const TokenInfo& t : answer.items) j["tokens"].push_back(to_json(t));
+         j["more"] = answer.more;
+         answer_json(e, 200, j);
+       });
 }
 
 // --- Streams -----------------------------------------------------------------
@@ -1185,7 +1359,8 @@ void shards(Exchange* ex, const QueryParams& params) {
 
 }  // namespace
 
-void serve(Reactor& reactor, Router& streams, bool ready, const HttpRequest& request, HttpResponder responder) {
+void serve(Reactor& reactor, Router& streams, bool ready, const TokenInfo* who, const HttpRequest& request,
+           HttpResponder responder) {
   auto route = parse_route(request.path);
   if (!route) return responder.respond(error_response(route.status()));
   if (!ready) return responder.respond(error_response(Status(ErrorCode::kUnavailable, "the server is starting")));
@@ -1200,12 +1375,14 @@ void serve(Reactor& reactor, Router& streams, bool ready, const HttpRequest& req
   if (!params) return responder.respond(error_response(params.status()));
   // Only the listings, records and shards take query parameters.
   const Resource r = route->resource;
-  const bool takes_query = (r == Resource::kBuckets || r == Resource::kStreams) ? method == "GET"
-                           : r == Resource::kRecords || r == Resource::kShards;
+  const bool takes_query = (r == Resource::kBuckets || r == Resource::kStreams || r == Resource::kTokens)
+                               ? method == "GET"
+                               : r == Resource::kRecords || r == Resource::kShards;
   if (!takes_query) {
     if (Status s = check_known(*params, {}); !s) return responder.respond(error_response(s));
   }
-  auto* ex = new Exchange{reactor, streams, request, std::move(responder), std::move(*route), {}, {}, {}};
+  auto* ex = new Exchange{reactor, streams, {}, request, std::move(responder), std::move(*route), {}, {}, {}};
+  if (who != nullptr) ex->who = *who;
   switch (r) {
     case Resource::kBuckets: {
       if (method == "POST") return create_bucket(ex);
@@ -1237,6 +1414,14 @@ void serve(Reactor& reactor, Router& streams, bool ready, const HttpRequest& req
     case Resource::kTrim: return trim_stream(ex);
     case Resource::kFence: return fence_stream(ex);
     case Resource::kShards: return shards(ex, *params);
+    case Resource::kTokens: {
+      if (method == "POST") return issue_token(ex);
+      auto q = parse_list_query(*params);
+      if (!q) return fail(ex, q.status());
+      return list_tokens(ex, *q);
+    }
+    case Resource::kToken:
+      return call(ex, Opcode::kRevokeToken, body_of(wire::TokenId{ex->route.token}), answer_deleted);
   }
 }
 

@@ -57,12 +57,15 @@ enum class Resource : uint8_t {
   kTrim,     // .../{s}/trim
   kFence,    // .../{s}/fence
   kShards,   // /v1/shards
+  kTokens,   // /v1/tokens
+  kToken,    // /v1/tokens/{id}
 };
 
 struct Route {
   Resource resource = Resource::kBuckets;
   std::string bucket;  // Percent-decoded.
   std::string stream;  // Percent-decoded: "%2F" is a '/' inside the name.
+  std::string token;   // kToken: the token's id.
 };
 
 // The route of a request path (not yet decoded; the query already cut off):
@@ -112,6 +115,17 @@ Json to_json(const StreamConfig& config);
 Json to_json(const BucketConfig& config);
 Json to_json(const StreamInfo& info);
 Json to_json(const BucketInfo& info);
+// A token as JSON: id, buckets/streams/tokens scopes as text ("logs-*"),
+// ops as names, expires_ms, auto_prefix_streams, limits, created_ms,
+// issued_by.
+Json to_json(const TokenInfo& info);
+// POST /v1/tokens: {"id", "buckets"?, "streams"?, "tokens"?, "ops" (names
+// or groups, an array or "read,append"), "expires_in_ms"? | "expires_ms"?,
+// "auto_prefix_streams"?, "limits"?:{append_bytes_per_s, ...}};
+// expires_in_ms counts from `now_ms`. invalid_argument otherwise.
+Result<TokenInfo> parse_token_json(std::string_view body, uint64_t now_ms);
+// "read,append,manage-streams" -> TokenOp bits; invalid_argument naming an unknown one.
+Result<uint32_t> parse_token_ops(std::string_view list);
 
 // ?prefix=&start_after=&limit= of the listings.
 struct ListQuery {
@@ -163,8 +177,10 @@ Result<Json> records_json(const wire::ReadAnswer& answer, uint32_t count, uint64
 // Answers one REST request (any path: unknown ones get a 404). On the
 // connection's shard; `streams` is that shard's. Until `ready` (every
 // shard's store open and the buckets on every replica) the API's routes are
-// answered 503 unavailable.
-void serve(Reactor& reactor, Router& streams, bool ready, const HttpRequest& request, HttpResponder responder);
+// answered 503 unavailable. `who`: the request's token (copied), null while
+// access control is off.
+void serve(Reactor& reactor, Router& streams, bool ready, const TokenInfo* who, const HttpRequest& request,
+           HttpResponder responder);
 
 }  // namespace rest
 }  // namespace runnel

@@ -1,10 +1,15 @@
 #include "net/router.h"
 
+#include <openssl/crypto.h>
+
 #include <algorithm>
 #include <memory>
+#include <optional>
 
 #include "core/log.h"
 #include "core/shard_gather.h"
+#include "core/text.h"
+#include "net/auth/access.h"
 #include "net/wire_convert.h"
 #include "proto/limits.h"
 #include "proto/wire.h"
@@ -194,12 +199,146 @@ bool decodes(uint16_t opcode, std::string_view body) {
     case Opcode::kSubscribe: { wire::Subscribe m; return wire::decode_body(body, &m); }
     case Opcode::kCredit: { wire::Credit m; return wire::decode_body(body, &m); }
     case Opcode::kUnsubscribe: { wire::Unsubscribe m; return wire::decode_body(body, &m); }
+    case Opcode::kIssueToken: {
+      TokenInfo m;
+      return wire::decode_body(body, &m);
+    }
+    case Opcode::kRevokeToken: {
+      wire::TokenId m;
+      return wire::decode_body(body, &m);
+    }
+    case Opcode::kListTokens: {
+      wire::ListRequest m;
+      return wire::decode_body(body, &m);
+    }
     default: return true;  // Unknown opcodes are answered `unsupported`, not closed on.
   }
 }
 
 Status malformed(uint16_t opcode) {
   return Status(ErrorCode::kInvalidArgument, fmt::format("malformed {} request", wire::opcode_name(opcode)));
+}
+
+// --- access control ---
+
+// The operations that change what exists: each leaves an audit line.
+bool is_management(uint16_t opcode) {
+  switch (static_cast<Opcode>(opcode)) {
+    case Opcode::kCreateBucket:
+    case Opcode::kReconfigureBucket:
+    case Opcode::kDeleteBucket:
+    case Opcode::kCreateStream:
+    case Opcode::kReconfigureStream:
+    case Opcode::kDeleteStream:
+    case Opcode::kSealStream:
+    case Opcode::kTrimStream:
+    case Opcode::kFenceStream:
+    case Opcode::kIssueToken:
+    case Opcode::kRevokeToken:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// What a management request acts on, for the audit line.
+std::string resource_of(uint16_t opcode, std::string_view body) {
+  wire::Reader r(body);
+  std::string_view first, second;
+  switch (static_cast<Opcode>(opcode)) {
+    case Opcode::kCreateBucket:
+    case Opcode::kReconfigureBucket:
+    case Opcode::kDeleteBucket:
+      r.str(&first);
+      return fmt::format("bucket/{}", printable(first));
+    case Opcode::kIssueToken:
+    case Opcode::kRevokeToken:
+      r.str(&first);
+      return fmt::format("token/{}", printable(first));
+    default:
+      r.str(&first);
+      r.str(&second);
+      return fmt::format("stream/{}/{}", printable(first), printable(second));
+  }
+}
+
+// The answer's outcome: "ok" or its error code's name.
+std::string outcome_of(const std::string& frame) {
+  if (frame.size() < wire::kFrameHeaderBytes) return "internal";
+  if ((wire::read_frame_header(frame.data()).flags & wire::kFlagError) == 0) return "ok";
+  wire::ErrorBody error;
+  if (!wire::decode_body(std::string_view(frame).substr(wire::kFrameHeaderBytes), &error)) return "internal";
+  return std::string(error_code_name(static_cast<ErrorCode>(error.code)));
+}
+
+// A reply that logs the audit line for a management request when answered.
+Router::Reply audited(Router::Reply reply, const TokenInfo* who, uint16_t opcode, std::string_view body) {
+  struct Audit {
+    Router::Reply reply;
+    std::string token, resource;
+    uint16_t opcode;
+  };
+  auto* audit = new Audit{std::move(reply), who != nullptr ? who->id : "-", resource_of(opcode, body), opcode};
+  return [audit](std::string frame) {
+    std::unique_ptr<Audit> owned(audit);
+    log_info("audit op={} resource={} token={} outcome={}", wire::opcode_name(owned->opcode), owned->resource,
+             owned->token, outcome_of(frame));
+    owned->reply(std::move(frame));
+  };
+}
+
+// Checks `who` may run this request. Listings are filtered later, by what it may see.
+Status authorize(const TokenInfo& who, uint16_t opcode, std::string_view body, bool names_a_stream,
+                 std::string_view bucket, std::string_view stream) {
+  const uint32_t op = auth::op_for_opcode(opcode);
+  if (names_a_stream) return auth::authorize_stream(who, op, bucket, stream);
+  wire::Reader r(body);
+  std::string_view name;
+  switch (static_cast<Opcode>(opcode)) {
+    case Opcode::kCreateBucket:
+    case Opcode::kReconfigureBucket:
+    case Opcode::kDeleteBucket:
+    case Opcode::kGetBucket:
+    case Opcode::kListStreams:  // Seeing the bucket; its streams are filtered.
+      r.str(&name);
+      return auth::authorize_bucket(who, op, name);
+    default:
+      return Status::ok();  // LIST_BUCKETS: filtered; tokens: checked in handle_token.
+  }
+}
+
+// Auto-prefixing: `body` (a stream request) with the token's prefix put
+// before its stream name, or an error if the name grows too long.
+Result<std::string> with_stream_prefix(std::string_view body, std::string_view prefix) {
+  wire::Reader r(body);
+  std::string_view bucket, stream;
+  (void)(r.str(&bucket) && r.str(&stream));
+  if (prefix.size() + stream.size() > 512) {
+    return Status(ErrorCode::kInvalidArgument, "stream name too long with this token's prefix");
+  }
+  std::string out;
+  wire::Writer w(&out);
+  w.str(bucket);
+  w.str(std::string(prefix) + std::string(stream));
+  out.append(body.substr(2 + bucket.size() + 2 + stream.size()));
+  return out;
+}
+
+// An answer frame holding a StreamInfo, with `prefix_bytes` cut from the
+// stream's name (error frames and other answers pass as they are).
+std::string without_stream_prefix(std::string frame, size_t prefix_bytes) {
+  if (frame.size() < wire::kFrameHeaderBytes) return frame;
+  const wire::FrameHeader h = wire::read_frame_header(frame.data());
+  StreamInfo info;
+  if ((h.flags & wire::kFlagError) != 0 ||
+      !wire::decode_body(std::string_view(frame).substr(wire::kFrameHeaderBytes), &info) ||
+      info.name.size() < prefix_bytes) {
+    return frame;
+  }
+  info.name.erase(0, prefix_bytes);
+  std::string out;
+  wire::append_frame(&out, static_cast<Opcode>(h.opcode), h.flags, h.request_id, info);
+  return out;
 }
 
 }  // namespace
@@ -215,8 +354,19 @@ struct Router::Remote {
   std::string answer;
 };
 
-Router::Router(Reactor& reactor, const Sharded<StreamStore>* stores, BucketRegistry* buckets)
-    : reactor_(reactor), stores_(stores), buckets_(buckets), long_polls_(std::make_unique<LongPolls>()) {
+Router::Router(Reactor& reactor, const Sharded<StreamStore>* stores, NodeRegistry* registry)
+    : reactor_(reactor),
+      stores_(stores),
+      registry_(registry),
+      long_polls_(std::make_unique<LongPolls>()),
+      denied_(
+          reactor.metrics().counter("runnel_auth_denied_total",
+                                    "Requests refused permission_denied: outside their token's scope or operations.")) {
+  for (int r = 0; r < auth::kRefusalKinds; r++) {
+    refusals_[r] =
+        &reactor.metrics().counter("runnel_auth_failures_total", "Access tokens refused (unauthenticated), by reason.",
+                                   {{"reason", auth::refusal_name(static_cast<auth::Refusal>(r))}});
+  }
   reactor_.on_stop([polls = long_polls_.get()] {
     while (polls->waiting != nullptr) finish_poll_empty(polls->waiting);
   });
@@ -224,15 +374,61 @@ Router::Router(Reactor& reactor, const Sharded<StreamStore>* stores, BucketRegis
 
 Router::~Router() = default;
 
-Status Router::handle(uint16_t opcode, uint32_t request_id, std::string_view body, Reply reply) {
+Result<std::string> Router::admit_subscribe(const TokenInfo& who, std::string_view body) {
+  std::string prefixed;
+  if (who.auto_prefix_streams) {
+    auto rewritten = with_stream_prefix(body, who.streams.value);
+    if (!rewritten) return rewritten.status();
+    prefixed = std::move(*rewritten);
+    body = prefixed;
+  }
+  std::string_view bucket, stream;
+  wire::Reader r(body);
+  (void)(r.str(&bucket) && r.str(&stream));
+  if (Status s = auth::authorize_stream(who, kOpRead, bucket, stream); !s) {
+    denied_.inc();
+    return s;
+  }
+  return prefixed;
+}
+
+Status Router::handle(const TokenInfo* who, uint16_t opcode, uint32_t request_id, std::string_view body, Reply reply) {
   std::string_view bucket, stream;
   const bool names_a_stream = stream_of(opcode, body, &bucket, &stream);
   if (!names_a_stream && !decodes(opcode, body)) return malformed(opcode);
+  std::string prefixed;  // The body with the token's stream prefix, when it auto-prefixes.
+  if (who != nullptr) {
+    if (names_a_stream && who->auto_prefix_streams) {
+      if (!decodes(opcode, body)) return malformed(opcode);
+      auto rewritten = with_stream_prefix(body, who->streams.value);
+      if (!rewritten) {
+        reply(error_frame(opcode, request_id, rewritten.status()));
+        return Status::ok();
+      }
+      prefixed = std::move(*rewritten);
+      body = prefixed;
+      stream_of(opcode, body, &bucket, &stream);
+      auto* held = new Reply(std::move(reply));
+      reply = [held, strip = who->streams.value.size()](std::string frame) {
+        std::unique_ptr<Reply> to(held);
+        (*to)(without_stream_prefix(std::move(frame), strip));
+      };
+    }
+  }
+  if (is_management(opcode)) reply = audited(std::move(reply), who, opcode, body);
+  if (who != nullptr) {
+    if (Status s = authorize(*who, opcode, body, names_a_stream, bucket, stream); !s) {
+      denied_.inc();
+      reply(error_frame(opcode, request_id, s));
+      return Status::ok();
+    }
+  }
   if (opcode == static_cast<uint16_t>(Opcode::kListStreams)) {
-    list_streams(request_id, body, std::move(reply));
+    list_streams(who, request_id, body, std::move(reply));
     return Status::ok();
   }
-  if (!names_a_stream && handle_bucket(opcode, request_id, body, reply)) return Status::ok();
+  if (!names_a_stream && handle_bucket(who, opcode, request_id, body, reply)) return Status::ok();
+  if (!names_a_stream && handle_token(who, opcode, request_id, body, reply)) return Status::ok();
   if (!names_a_stream) {
     reply(error_frame(opcode, request_id, Status(ErrorCode::kUnsupported,
                                                  fmt::format("{} is not supported by this server yet",
@@ -412,7 +608,8 @@ bool Router::execute(uint16_t opcode, uint32_t request_id, std::string_view body
   return false;
 }
 
-bool Router::handle_bucket(uint16_t opcode, uint32_t request_id, std::string_view body, Reply& reply) {
+bool Router::handle_bucket(const TokenInfo* who, uint16_t opcode, uint32_t request_id, std::string_view body,
+                           Reply& reply) {
   switch (static_cast<Opcode>(opcode)) {
     case Opcode::kCreateBucket:
     case Opcode::kReconfigureBucket:
@@ -440,8 +637,18 @@ bool Router::handle_bucket(uint16_t opcode, uint32_t request_id, std::string_vie
       const uint32_t limit = m.limit == 0 ? kListLimitDefault : std::min(m.limit, kListLimitDefault);
       // One more than the limit, to tell whether there are more.
       wire::ListAnswer<BucketInfo> answer;
-      for (const BucketInfo* info : local_store().catalog().list_buckets(m.prefix, m.start_after, size_t{limit} + 1)) {
-        answer.items.push_back(*info);
+      const StreamCatalog& catalog = local_store().catalog();
+      const size_t wanted = size_t{limit} + 1;
+      if (who == nullptr) {
+        for (const BucketInfo* info : catalog.list_buckets(m.prefix, m.start_after, wanted)) {
+          answer.items.push_back(*info);
+        }
+      } else {
+        // Only what the token may see; buckets are few, so a scan.
+        for (const BucketInfo* info : catalog.list_buckets(m.prefix, m.start_after, SIZE_MAX)) {
+          if (answer.items.size() == wanted) break;
+          if (auth::may_see_bucket(*who, info->name)) answer.items.push_back(*info);
+        }
       }
       if (answer.items.size() > limit) {
         answer.items.resize(limit);
@@ -457,7 +664,7 @@ bool Router::handle_bucket(uint16_t opcode, uint32_t request_id, std::string_vie
 
 void Router::mutate_bucket(uint16_t opcode, uint32_t request_id, std::string_view body, Reply reply) {
   if (Status busy = reactor_.admit_cross_shard(); !busy) return reply(error_frame(opcode, request_id, busy));
-  BucketRegistry::Op op = BucketRegistry::Op::kDelete;
+  NodeRegistry::Op op = NodeRegistry::Op::kDelete;
   std::string_view name;
   BucketConfig config;
   if (opcode == static_cast<uint16_t>(Opcode::kDeleteBucket)) {
@@ -469,8 +676,8 @@ void Router::mutate_bucket(uint16_t opcode, uint32_t request_id, std::string_vie
     (void)wire::decode_body(body, &m);
     name = m.bucket;
     config = m.config;
-    op = opcode == static_cast<uint16_t>(Opcode::kCreateBucket) ? BucketRegistry::Op::kCreate
-                                                                 : BucketRegistry::Op::kReconfigure;
+    op = opcode == static_cast<uint16_t>(Opcode::kCreateBucket) ? NodeRegistry::Op::kCreate
+                                                                : NodeRegistry::Op::kReconfigure;
   }
   // A bad name is answered here, without the hop.
   if (Status s = validate_bucket_name(name); !s) return reply(error_frame(opcode, request_id, s));
@@ -478,7 +685,7 @@ void Router::mutate_bucket(uint16_t opcode, uint32_t request_id, std::string_vie
     uint16_t opcode;
     uint32_t request_id;
     int origin;
-    BucketRegistry::Op op;
+    NodeRegistry::Op op;
     std::string name;
     BucketConfig config;
     Reply reply;
@@ -486,8 +693,8 @@ void Router::mutate_bucket(uint16_t opcode, uint32_t request_id, std::string_vie
   };
   auto* call = new BucketCall{opcode, request_id, reactor_.shard(), op, std::string(name), config, std::move(reply), {}};
   reactor_.hold();  // Shutdown waits for the answer.
-  BucketRegistry* registry = buckets_;
-  reactor_.send(BucketRegistry::kHomeShard, [call, registry] {
+  NodeRegistry* registry = registry_;
+  reactor_.send(NodeRegistry::kHomeShard, [call, registry] {
     registry->submit(call->op, call->name, call->config, [call](Result<BucketInfo> r) {
       if (!r) {
         call->answer = error_frame(call->opcode, call->request_id, r.status());
@@ -505,7 +712,110 @@ void Router::mutate_bucket(uint16_t opcode, uint32_t request_id, std::string_vie
   });
 }
 
-void Router::list_streams(uint32_t request_id, std::string_view body, Reply reply) {
+bool Router::handle_token(const TokenInfo* who, uint16_t opcode, uint32_t request_id, std::string_view body,
+                          Reply& reply) {
+  switch (static_cast<Opcode>(opcode)) {
+    case Opcode::kIssueToken: {
+      TokenInfo wanted;
+      (void)wire::decode_body(body, &wanted);
+      if (Status s = auth::validate_new_token(wanted, static_cast<uint64_t>(Reactor::clock_realtime_ms())); !s) {
+        reply(error_frame(opcode, request_id, s));
+        return true;
+      }
+      if (who != nullptr) {
+        Status s = auth::authorize_token(*who, kOpIssueToken, wanted.id);
+        if (s) s = auth::check_issue(*who, wanted);
+        if (!s) {
+          reply(error_frame(opcode, request_id, s));
+          return true;
+        }
+      }
+      wanted.created_ms = static_cast<uint64_t>(Reactor::clock_realtime_ms());
+      wanted.issued_by = who != nullptr ? who->id : "";
+      auth::NewSecret secret = auth::make_secret(wanted.id);
+      mutate_token(opcode, request_id, TokenEntry{std::move(wanted), std::move(secret.hash)}, std::move(secret.token),
+                   std::move(reply));
+      return true;
+    }
+    case Opcode::kRevokeToken: {
+      wire::TokenId m;
+      (void)wire::decode_body(body, &m);
+      Status s = validate_token_id(m.id);
+      if (s && who != nullptr) s = auth::authorize_token(*who, kOpRevokeToken, m.id);
+      if (!s) {
+        reply(error_frame(opcode, request_id, s));
+        return true;
+      }
+      TokenEntry target;
+      target.info.id = std::string(m.id);
+      mutate_token(opcode, request_id, target, "", std::move(reply));
+      return true;
+    }
+    case Opcode::kListTokens: {
+      wire::ListRequest m;
+      (void)wire::decode_body(body, &m);
+      if (who != nullptr && (who->ops & kOpListTokens) == 0) {
+        reply(
+            error_frame(opcode, request_id,
+                        Status(ErrorCode::kPermissionDenied, fmt::format("token '{}' may not list-tokens", who->id))));
+        return true;
+      }
+      const uint32_t limit = m.limit == 0 ? kListLimitDefault : std::min(m.limit, kListLimitDefault);
+      wire::ListAnswer<TokenInfo> answer;
+      for (const TokenEntry* t : local_store().catalog().list_tokens(m.prefix, m.start_after, SIZE_MAX)) {
+        if (answer.items.size() > limit) break;
+        if (who == nullptr || who->tokens.matches(t->info.id)) answer.items.push_back(t->info);
+      }
+      if (answer.items.size() > limit) {
+        answer.items.resize(limit);
+        answer.more = true;
+      }
+      reply(answer_frame(opcode, request_id, answer));
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+void Router::mutate_token(uint16_t opcode, uint32_t request_id, const TokenEntry& token, std::string secret,
+                          Reply reply) {
+  if (Status busy = reactor_.admit_cross_shard(); !busy) return reply(error_frame(opcode, request_id, busy));
+  struct TokenCall {
+    uint16_t opcode;
+    uint32_t request_id;
+    int origin;
+    TokenEntry token;
+    std::string secret;
+    Reply reply;
+    std::string answer;
+  };
+  auto* call = new TokenCall{opcode, request_id, reactor_.shard(), token, std::move(secret), std::move(reply), {}};
+  reactor_.hold();  // Shutdown waits for the answer.
+  NodeRegistry* registry = registry_;
+  reactor_.send(NodeRegistry::kHomeShard, [call, registry] {
+    const bool issue = call->opcode == static_cast<uint16_t>(Opcode::kIssueToken);
+    registry->submit_token(
+        issue ? NodeRegistry::Op::kIssueToken : NodeRegistry::Op::kRevokeToken, call->token,
+        [call, issue](Result<TokenEntry> r) {
+          if (!r) {
+            call->answer = error_frame(call->opcode, call->request_id, r.status());
+          } else if (issue) {
+            call->answer = answer_frame(call->opcode, call->request_id, wire::IssuedToken{r->info, call->secret});
+          } else {
+            call->answer = answer_frame(call->opcode, call->request_id, r->info);
+          }
+          Reactor::current().send(call->origin, [call] {
+            std::unique_ptr<TokenCall> owned(call);
+            OPENSSL_cleanse(owned->secret.data(), owned->secret.size());
+            owned->reply(std::move(owned->answer));
+            Reactor::current().release();
+          });
+        });
+  });
+}
+
+void Router::list_streams(const TokenInfo* who, uint32_t request_id, std::string_view body, Reply reply) {
   wire::ListRequest m;
   (void)wire::decode_body(body, &m);
   const uint16_t opcode = static_cast<uint16_t>(Opcode::kListStreams);
@@ -520,8 +830,19 @@ void Router::list_streams(uint32_t request_id, std::string_view body, Reply repl
   struct Query {
     std::string bucket, prefix, start_after;
     uint32_t limit;
+    std::optional<NameScope> streams;  // Only these, for a token.
+    size_t strip = 0;                  // Auto-prefixing: bytes cut from each name.
   };
-  auto query = std::make_shared<Query>(Query{std::string(m.bucket), std::string(m.prefix), std::string(m.start_after), limit});
+  auto query = std::make_shared<Query>(
+      Query{std::string(m.bucket), std::string(m.prefix), std::string(m.start_after), limit, {}, 0});
+  if (who != nullptr) {
+    query->streams = who->streams;
+    if (who->auto_prefix_streams) {
+      query->strip = who->streams.value.size();
+      query->prefix = who->streams.value + query->prefix;
+      if (!query->start_after.empty()) query->start_after = who->streams.value + query->start_after;
+    }
+  }
   const Sharded<StreamStore>* stores = stores_;
   auto* pending = new Reply(std::move(reply));
   gather_from_shards<std::vector<StreamInfo>>(
@@ -529,9 +850,19 @@ void Router::list_streams(uint32_t request_id, std::string_view body, Reply repl
       [query, stores](Reactor&) {
         StreamStore& store = stores->local();
         std::vector<StreamInfo> out;
-        for (const StreamEntry* info :
-             store.catalog().list(query->bucket, query->prefix, query->start_after, query->limit + 1)) {
-          out.push_back(describe(store, *info));
+        const size_t wanted = size_t{query->limit} + 1;
+        std::string after = query->start_after;
+        // A token sees only its streams: list in pages until enough match.
+        while (out.size() < wanted) {
+          auto page = store.catalog().list(query->bucket, query->prefix, after, wanted);
+          for (const StreamEntry* info : page) {
+            if (out.size() == wanted) break;
+            if (query->streams && !query->streams->matches(info->name)) continue;
+            out.push_back(describe(store, *info));
+            out.back().name.erase(0, query->strip);
+          }
+          if (page.size() < wanted || !query->streams) break;
+          after = page.back()->name;
         }
         return out;
       },

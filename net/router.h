@@ -10,8 +10,15 @@
 //
 // Buckets: GET_BUCKET and LIST_BUCKETS are answered from this shard's
 // replica of the bucket table; CREATE/RECONFIGURE/DELETE_BUCKET go by message
-// to the BucketRegistry on shard 0, which answers once the change is durable
+// to the NodeRegistry on shard 0, which answers once the change is durable
 // and on every shard.
+//
+// Access tokens: every request carries who asks (null while access control
+// is off) and is checked here, on the connection's shard, against that
+// shard's replica of the token table (net/auth/access.h) before it goes
+// anywhere: both ports reach the store only through here, so they enforce
+// the same rules. ISSUE/REVOKE_TOKEN go to the NodeRegistry like bucket
+// changes; every management operation leaves an audit line.
 //
 // Answers are whole frames (proto/wire.h), errors included; the caller only
 // writes them out.
@@ -26,7 +33,8 @@
 #include "core/reactor.h"
 #include "core/recycler.h"
 #include "core/sharded.h"
-#include "net/bucket_registry.h"
+#include "net/auth/access.h"
+#include "net/node_registry.h"
 #include "net/subscriptions.h"
 #include "storage/stream_store.h"
 
@@ -44,7 +52,7 @@ class Router {
   // store, used only on its own shard; `buckets` lives on shard 0 and is
   // used only there. Lives until its reactor has stopped (a stopping shard
   // answers its waiting reads at once).
-  Router(Reactor& reactor, const Sharded<StreamStore>* stores, BucketRegistry* buckets);
+  Router(Reactor& reactor, const Sharded<StreamStore>* stores, NodeRegistry* registry);
   ~Router();
   Router(const Router&) = delete;
   Router& operator=(const Router&) = delete;
@@ -56,11 +64,19 @@ class Router {
     subscriptions_ = subscriptions;
   }
 
-  // Serves one request frame's body (valid for the duration of the call);
-  // `reply` gets the answer frame, now or later. A body that does not decode
-  // as its opcode says is refused with an error (the caller closes the
-  // connection) and `reply` is not called.
-  Status handle(uint16_t opcode, uint32_t request_id, std::string_view body, Reply reply);
+  // Serves one request frame's body (valid for the duration of the call)
+  // for `who` (the asking token, valid for the call; null: access control
+  // is off); `reply` gets the answer frame, now or later. A body that does
+  // not decode as its opcode says is refused with an error (the caller
+  // closes the connection) and `reply` is not called.
+  Status handle(const TokenInfo* who, uint16_t opcode, uint32_t request_id, std::string_view body, Reply reply);
+
+  // Access control. SUBSCRIBE (served by the connection, net/subscriptions.h):
+  // OK with "" to go on with `body` as it is, with the body to use instead
+  // (auto-prefixing), or kPermissionDenied.
+  Result<std::string> admit_subscribe(const TokenInfo& who, std::string_view body);
+  // Counts a refused token (runnel_auth_failures_total{reason}).
+  void count_refusal(auth::Refusal refusal) { refusals_[static_cast<int>(refusal)]->inc(); }
 
   // Every shard's store and subscriptions (each used only on its own shard).
   const Sharded<StreamStore>* stores() const { return stores_; }
@@ -74,17 +90,20 @@ class Router {
   // Runs on the owning shard's router, with that shard's store; false (and
   // `reply` dropped unanswered) if the body does not decode.
   bool execute(uint16_t opcode, uint32_t request_id, std::string_view body, Reply reply);
-  void list_streams(uint32_t request_id, std::string_view body, Reply reply);
+  void list_streams(const TokenInfo* who, uint32_t request_id, std::string_view body, Reply reply);
   // Bucket requests (false: not a bucket opcode). The body decoded already.
-  bool handle_bucket(uint16_t opcode, uint32_t request_id, std::string_view body, Reply& reply);
+  bool handle_bucket(const TokenInfo* who, uint16_t opcode, uint32_t request_id, std::string_view body, Reply& reply);
   void mutate_bucket(uint16_t opcode, uint32_t request_id, std::string_view body, Reply reply);
+  // Token requests (false: not a token opcode). The body decoded already.
+  bool handle_token(const TokenInfo* who, uint16_t opcode, uint32_t request_id, std::string_view body, Reply& reply);
+  void mutate_token(uint16_t opcode, uint32_t request_id, const TokenEntry& token, std::string secret, Reply reply);
   StreamStore& local_store() const { return stores_->local(); }
 
   Reactor& reactor_;
   const Sharded<StreamStore>* stores_;
   const Sharded<Router>* routers_ = nullptr;
   const Sharded<Subscriptions>* subscriptions_ = nullptr;
-  BucketRegistry* buckets_;
+  NodeRegistry* registry_;
   // The request path's objects, reused (core/recycler.h): no allocation per
   // request once warm. Operations run here take from calls_ (reads that
   // wait, from long_polls_ as well); requests this shard sent to another
@@ -92,6 +111,8 @@ class Router {
   Recycler<RouterCall> calls_;
   Recycler<Remote> remotes_;
   std::unique_ptr<LongPolls> long_polls_;
+  Counter* refusals_[auth::kRefusalKinds] = {};
+  Counter& denied_;  // Requests refused kPermissionDenied.
 };
 
 }  // namespace runnel

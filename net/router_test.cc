@@ -89,7 +89,7 @@ TEST(Router, MalformedBodiesAreRefusedAndUnknownOpcodesAnsweredUnsupported) {
     bool answered = false;
     Status refused;
     node.run_on(from, [&](Reactor&, std::function<void()> done) {
-      refused = node.local_router().handle(static_cast<uint16_t>(Opcode::kAppend), 1, truncated,
+      refused = node.local_router().handle(nullptr, static_cast<uint16_t>(Opcode::kAppend), 1, truncated,
                                            [&answered](std::string) { answered = true; });
       done();
     });

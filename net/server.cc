@@ -89,10 +89,11 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config) {
   binary_options.limits.output_bytes_max = config.output_bytes_max;
   binary_options.limits.heartbeat_ms = config.heartbeat_ms;
   binary_options.server_version = RUNNEL_VERSION;
+  binary_options.auth = config.auth_enabled;
   server->stores_ = std::make_unique<Sharded<StreamStore>>(static_cast<size_t>(shards));
   server->routers_ = std::make_unique<Sharded<Router>>(static_cast<size_t>(shards));
   server->subscriptions_ = std::make_unique<Sharded<Subscriptions>>(static_cast<size_t>(shards));
-  server->buckets_ = std::make_unique<BucketRegistry>(server->stores_.get());
+  server->buckets_ = std::make_unique<NodeRegistry>(server->stores_.get());
 
   Server* s = server.get();
   Status started = s->shards_->start(
@@ -113,7 +114,7 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config) {
         log_options.append_limits.payload_bytes_max = config.batch_bytes_max;
         log_options.append_limits.record_bytes_max = config.record_bytes_max;
         // Shard 0's log holds the buckets; the other shards get a replica (below).
-        auto store = StreamStore::open(reactor, *services.io, log_options, shard == BucketRegistry::kHomeShard);
+        auto store = StreamStore::open(reactor, *services.io, log_options, shard == NodeRegistry::kHomeShard);
         if (!store) {
           return Status(store.status().code(), fmt::format("shard {} log: {}", shard, store.status().message()));
         }
@@ -155,17 +156,55 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config) {
   // replicas; only then does any shard accept (a request may need any
   // shard's replica). Connections that arrive meanwhile wait in the backlog.
   // Ready (and the admin REST API on) only once every replica has them.
-  auto replicated = std::make_shared<std::promise<void>>();
-  std::future<void> replicated_done = replicated->get_future();
-  s->shards_->reactor(BucketRegistry::kHomeShard).post_external([s, shards, replicated] {
-    s->buckets_->replicate_all([s, shards, replicated] {
-      for (int shard = 0; shard < shards; shard++) {
-        Reactor::current().send(shard, [s, shard] { s->shard_services_[static_cast<size_t>(shard)].binary->start(); });
+  struct Opening {
+    Server* server;
+    int shards;
+    bool auth;
+    std::string root_token_path;
+    std::promise<Status> done;
+  };
+  auto opening = std::make_shared<Opening>(
+      Opening{s, shards, config.auth_enabled, config.data_dir + "/" + std::string(auth::kRootTokenFile), {}});
+  std::future<Status> replicated_done = opening->done.get_future();
+  s->shards_->reactor(NodeRegistry::kHomeShard).post_external([opening] {
+    opening->server->buckets_->replicate_all([opening] {
+      auto serve = [opening] {
+        Server* node = opening->server;
+        for (int shard = 0; shard < opening->shards; shard++) {
+          Reactor::current().send(shard,
+                                  [node, shard] { node->shard_services_[static_cast<size_t>(shard)].binary->start(); });
+        }
+        opening->done.set_value(Status::ok());
+      };
+      if (!opening->auth || opening->server->stores_->local().catalog().token_count() > 0) return serve();
+      // Access control on and no token yet: the root token, once. Its file
+      // is written before the token is durable, so a crash between the two
+      // leaves a file whose token never came to be — and the next start
+      // makes a new root — never a root nobody holds.
+      TokenEntry root;
+      root.info.id = "root";
+      root.info.ops = kOpsAll;
+      root.info.created_ms = static_cast<uint64_t>(Reactor::clock_realtime_ms());
+      auth::NewSecret secret = auth::make_secret(root.info.id);
+      root.secret_hash = secret.hash;
+      if (Status w = auth::write_secret_file(opening->root_token_path, secret.token); !w) {
+        return opening->done.set_value(w);
       }
-      replicated->set_value();
+      opening->server->buckets_->submit_token(
+          NodeRegistry::Op::kIssueToken, root, [opening, serve](Result<TokenEntry> r) {
+            if (!r) {
+              return opening->done.set_value(
+                  Status(r.status().code(), "issuing the root token: " + r.status().message()));
+            }
+            log_warn(
+                "access control is on and no token existed: created token 'root'; its secret is in {} "
+                "(mode 0600)",
+                opening->root_token_path);
+            serve();
+          });
     });
   });
-  replicated_done.wait();
+  if (Status ready = replicated_done.get(); !ready) return ready;
 
   log_info("runneld {} serving with {} shards: binary={} admin={} data_dir={}", s->node_.version, shards,
            s->binary_address_.to_string(), s->admin_address_.to_string(), config.data_dir);

@@ -16,8 +16,8 @@
 #include "core/shard_set.h"
 #include "net/admin.h"
 #include "net/binary_server.h"
-#include "net/bucket_registry.h"
 #include "net/http_server.h"
+#include "net/node_registry.h"
 #include "net/socket.h"
 #include "storage/stream_store.h"
 #include "storage/uring_file_io.h"
@@ -69,7 +69,7 @@ class Server {
   std::unique_ptr<Sharded<StreamStore>> stores_;  // Each shard's store, reached only from its shard.
   std::unique_ptr<Sharded<Router>> routers_;      // Each shard's router, likewise.
   std::unique_ptr<Sharded<Subscriptions>> subscriptions_;  // Each shard's subscriptions, likewise.
-  std::unique_ptr<BucketRegistry> buckets_;  // Used only on shard 0; outlives the shards.
+  std::unique_ptr<NodeRegistry> buckets_;                  // Used only on shard 0; outlives the shards.
 };
 
 }  // namespace runnel

@@ -32,6 +32,12 @@ const char* opcode_name(uint16_t opcode) {
     case Opcode::kSubscriptionData: return "subscription_data";
     case Opcode::kCredit: return "credit";
     case Opcode::kUnsubscribe: return "unsubscribe";
+    case Opcode::kIssueToken:
+      return "issue_token";
+    case Opcode::kListTokens:
+      return "list_tokens";
+    case Opcode::kRevokeToken:
+      return "revoke_token";
   }
   return "?";
 }
@@ -402,7 +408,60 @@ bool decode(Reader& r, Credit* m) { return r.u32(&m->subscription_id) && r.u32(&
 void encode(Writer& w, const Unsubscribe& m) { w.u32(m.subscription_id); }
 bool decode(Reader& r, Unsubscribe* m) { return r.u32(&m->subscription_id); }
 
+void encode(Writer& w, const NameScope& m) {
+  w.str(m.value);
+  w.boolean(m.prefix);
+}
+bool decode(Reader& r, NameScope* m) {
+  std::string_view value;
+  if (!r.str(&value) || !r.boolean(&m->prefix)) return false;
+  m->value.assign(value);
+  return true;
+}
+
+void encode(Writer& w, const TokenInfo& m) {
+  w.str(m.id);
+  encode(w, m.buckets);
+  encode(w, m.streams);
+  encode(w, m.tokens);
+  w.u32(m.ops);
+  w.u64(m.expires_ms);
+  w.boolean(m.auto_prefix_streams);
+  w.u64(m.limits.append_bytes_per_s);
+  w.u64(m.limits.append_records_per_s);
+  w.u64(m.limits.read_bytes_per_s);
+  w.u64(m.limits.read_records_per_s);
+  w.u32(m.limits.connections_max);
+  w.u64(m.created_ms);
+  w.str(m.issued_by);
+}
+bool decode(Reader& r, TokenInfo* m) {
+  std::string_view id, issued_by;
+  if (!r.str(&id) || !decode(r, &m->buckets) || !decode(r, &m->streams) || !decode(r, &m->tokens) || !r.u32(&m->ops) ||
+      !r.u64(&m->expires_ms) || !r.boolean(&m->auto_prefix_streams) || !r.u64(&m->limits.append_bytes_per_s) ||
+      !r.u64(&m->limits.append_records_per_s) || !r.u64(&m->limits.read_bytes_per_s) ||
+      !r.u64(&m->limits.read_records_per_s) || !r.u32(&m->limits.connections_max) || !r.u64(&m->created_ms) ||
+      !r.str(&issued_by)) {
+    return false;
+  }
+  m->id.assign(id);
+  m->issued_by.assign(issued_by);
+  return true;
+}
+
+void encode(Writer& w, const IssuedToken& m) {
+  encode(w, m.info);
+  w.str(m.token);
+}
+bool decode(Reader& r, IssuedToken* m) { return decode(r, &m->info) && r.str(&m->token); }
+
+void encode(Writer& w, const TokenId& m) { w.str(m.id); }
+bool decode(Reader& r, TokenId* m) { return r.str(&m->id); }
+
 namespace {
+
+// The smallest encoded TokenInfo (empty strings).
+constexpr size_t kTokenInfoMinBytes = 2 + 3 * (2 + 1) + 4 + 8 + 1 + 4 * 8 + 4 + 8 + 2;
 
 // The smallest encoded StreamInfo / BucketInfo (empty names).
 constexpr size_t kStreamConfigBytes = 1 + 8 + 8 + 8 + 1;
@@ -433,5 +492,7 @@ void encode(Writer& w, const ListAnswer<StreamInfo>& m) { encode_list(w, m); }
 bool decode(Reader& r, ListAnswer<StreamInfo>* m) { return decode_list(r, m, kStreamInfoMinBytes); }
 void encode(Writer& w, const ListAnswer<BucketInfo>& m) { encode_list(w, m); }
 bool decode(Reader& r, ListAnswer<BucketInfo>* m) { return decode_list(r, m, kBucketInfoMinBytes); }
+void encode(Writer& w, const ListAnswer<TokenInfo>& m) { encode_list(w, m); }
+bool decode(Reader& r, ListAnswer<TokenInfo>* m) { return decode_list(r, m, kTokenInfoMinBytes); }
 
 }  // namespace runnel::wire

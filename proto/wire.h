@@ -45,6 +45,9 @@ enum class Opcode : uint16_t {
   kSubscriptionData = 0x0041,
   kCredit = 0x0042,
   kUnsubscribe = 0x0043,
+  kIssueToken = 0x0050,
+  kListTokens = 0x0051,
+  kRevokeToken = 0x0052,
 };
 const char* opcode_name(uint16_t opcode);  // "?" when unknown.
 
@@ -264,8 +267,18 @@ struct Unsubscribe {
   uint32_t subscription_id = 0;
 };
 
+// ISSUE_TOKEN's request is a TokenInfo (created_ms and issued_by are the
+// server's to set); its answer carries the secret, shown this once.
+struct IssuedToken {
+  TokenInfo info;
+  std::string_view token;
+};
+struct TokenId {  // REVOKE_TOKEN.
+  std::string_view id;
+};
+
 template <typename T>
-struct ListAnswer {  // LIST_BUCKETS, LIST_STREAMS.
+struct ListAnswer {  // LIST_BUCKETS, LIST_STREAMS, LIST_TOKENS.
   std::vector<T> items;
   bool more = false;
 };
@@ -302,6 +315,11 @@ RUNNEL_WIRE_MESSAGE(Credit)
 RUNNEL_WIRE_MESSAGE(Unsubscribe)
 RUNNEL_WIRE_MESSAGE(ListAnswer<StreamInfo>)
 RUNNEL_WIRE_MESSAGE(ListAnswer<BucketInfo>)
+RUNNEL_WIRE_MESSAGE(NameScope)
+RUNNEL_WIRE_MESSAGE(TokenInfo)
+RUNNEL_WIRE_MESSAGE(IssuedToken)
+RUNNEL_WIRE_MESSAGE(TokenId)
+RUNNEL_WIRE_MESSAGE(ListAnswer<TokenInfo>)
 #undef RUNNEL_WIRE_MESSAGE
 
 template <typename T>

@@ -30,11 +30,21 @@ namespace {
 //   kBucketCreate      u16 len + name, bucket config, u64 created_ms
 //   kBucketReconfigure u16 len + name, bucket config
 //   kBucketDelete      u16 len + name
+//   token ops (no id):
+//   kTokenIssue        u16 len + token id, token (below)
+//   kTokenRevoke       u16 len + token id
 //
 //   config       u8 timestamping (0..2), u64 retention_age_ms,
 //                u64 retention_bytes, u64 delete_on_empty_ms, u8 compress_lz4
 //   bucket config  config (the default stream config),
 //                u8 create_stream_on_append, u8 create_stream_on_read
+//   token        scope buckets, scope streams, scope tokens, u32 ops,
+//                u64 expires_ms, u8 auto_prefix_streams,
+//                u64 append_bytes_per_s, u64 append_records_per_s,
+//                u64 read_bytes_per_s, u64 read_records_per_s,
+//                u32 connections_max, u64 created_ms, u16 len + issued_by,
+//                u16 len + secret hash (32 bytes)
+//   scope        u16 len + value, u8 prefix
 //
 // Decoding is strict — bools are 0 or 1, no trailing bytes, names valid — so
 // a decoded mutation re-encodes to exactly the bytes it came from.
@@ -53,7 +63,7 @@ static_assert(static_cast<uint8_t>(Timestamping::kClientRequire) == 1);
 static_assert(static_cast<uint8_t>(Timestamping::kArrival) == 2);
 
 bool is_known_op(uint8_t op) {
-  return op >= static_cast<uint8_t>(CatalogOp::kCreate) && op <= static_cast<uint8_t>(CatalogOp::kBucketDelete);
+  return op >= static_cast<uint8_t>(CatalogOp::kCreate) && op <= static_cast<uint8_t>(CatalogOp::kTokenRevoke);
 }
 
 bool is_lower_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
@@ -102,6 +112,7 @@ class Writer {
   explicit Writer(std::string* out) : out_(out) {}
   void u8(uint8_t v) { put_le(out_, v); }
   void u16(uint16_t v) { put_le(out_, v); }
+  void u32(uint32_t v) { put_le(out_, v); }
   void u64(uint64_t v) { put_le(out_, v); }
   void str(std::string_view s) {
     // Callers pass a mutation that check() accepted; a longer string would
@@ -122,6 +133,7 @@ class Reader {
   explicit Reader(std::string_view in) : in_(in) {}
   bool u8(uint8_t* v) { return take_le(&in_, v); }
   bool u16(uint16_t* v) { return take_le(&in_, v); }
+  bool u32(uint32_t* v) { return take_le(&in_, v); }
   bool u64(uint64_t* v) { return take_le(&in_, v); }
   bool boolean(bool* v, bool* valid) {
     uint8_t b = 0;
@@ -202,6 +214,58 @@ Status read_bucket_op(Reader& r, CatalogOp op, BucketInfo* bucket) {
   return Status::ok();
 }
 
+void write_scope(Writer& w, const NameScope& scope) {
+  w.str(scope.value);
+  w.u8(scope.prefix ? 1 : 0);
+}
+
+Status read_scope(Reader& r, NameScope* scope) {
+  bool valid = false;
+  if (!r.str(&scope->value) || !r.boolean(&scope->prefix, &valid)) return corrupt("truncated token scope");
+  if (!valid) return corrupt("scope prefix must be 0 or 1");
+  return Status::ok();
+}
+
+void write_access_token(Writer& w, const TokenEntry& token) {
+  const TokenInfo& t = token.info;
+  write_scope(w, t.buckets);
+  write_scope(w, t.streams);
+  write_scope(w, t.tokens);
+  w.u32(t.ops);
+  w.u64(t.expires_ms);
+  w.u8(t.auto_prefix_streams ? 1 : 0);
+  w.u64(t.limits.append_bytes_per_s);
+  w.u64(t.limits.append_records_per_s);
+  w.u64(t.limits.read_bytes_per_s);
+  w.u64(t.limits.read_records_per_s);
+  w.u32(t.limits.connections_max);
+  w.u64(t.created_ms);
+  w.str(t.issued_by);
+  w.str(token.secret_hash);
+}
+
+// The fields of a token op after its op byte.
+Status read_token_op(Reader& r, CatalogOp op, TokenEntry* token) {
+  TokenInfo& t = token->info;
+  if (!r.str(&t.id)) return corrupt("truncated token id");
+  if (Status s = validate_token_id(t.id); !s.is_ok()) return corrupt(s.message());
+  if (op == CatalogOp::kTokenRevoke) return Status::ok();
+  for (NameScope* scope : {&t.buckets, &t.streams, &t.tokens}) {
+    if (Status s = read_scope(r, scope); !s.is_ok()) return s;
+  }
+  bool auto_prefix_valid = false;
+  if (!r.u32(&t.ops) || !r.u64(&t.expires_ms) || !r.boolean(&t.auto_prefix_streams, &auto_prefix_valid) ||
+      !r.u64(&t.limits.append_bytes_per_s) || !r.u64(&t.limits.append_records_per_s) ||
+      !r.u64(&t.limits.read_bytes_per_s) || !r.u64(&t.limits.read_records_per_s) || !r.u32(&t.limits.connections_max) ||
+      !r.u64(&t.created_ms) || !r.str(&t.issued_by) || !r.str(&token->secret_hash)) {
+    return corrupt("truncated token");
+  }
+  if (!auto_prefix_valid) return corrupt("auto_prefix_streams must be 0 or 1");
+  if ((t.ops & ~kOpsAll) != 0) return corrupt(fmt::format("unknown token operations {:#x}", t.ops & ~kOpsAll));
+  if (token->secret_hash.size() != kTokenHashBytes) return corrupt("token hash must be 32 bytes");
+  return Status::ok();
+}
+
 Status read_token(Reader& r, std::string* token) {
   if (!r.str(token)) return corrupt("truncated fencing token");
   if (token->size() > kFencingTokenBytesMax) return corrupt("fencing token too long");
@@ -239,6 +303,14 @@ Status validate_bucket_name(std::string_view bucket) {
   return Status::ok();
 }
 
+Status validate_token_id(std::string_view id) {
+  if (id.empty() || id.size() > 64) return invalid("token id must be 1 to 64 characters");
+  for (char c : id) {
+    if (!is_lower_alnum(c) && c != '-' && c != '_') return invalid("token id may contain only a-z, 0-9, '-' and '_'");
+  }
+  return Status::ok();
+}
+
 Status validate_stream_name(std::string_view name) {
   if (name.size() < kStreamNameBytesMin || name.size() > kStreamNameBytesMax) {
     return invalid(fmt::format("stream name must be {} to {} bytes", kStreamNameBytesMin, kStreamNameBytesMax));
@@ -261,6 +333,11 @@ std::string encode_mutation(const CatalogMutation& mutation) {
     w.str(b.name);
     if (mutation.op != CatalogOp::kBucketDelete) write_bucket_config(w, b.config);
     if (mutation.op == CatalogOp::kBucketCreate) w.u64(b.created_ms);
+    return out;
+  }
+  if (is_token_op(mutation.op)) {
+    w.str(mutation.token.info.id);
+    if (mutation.op == CatalogOp::kTokenIssue) write_access_token(w, mutation.token);
     return out;
   }
   w.u64(s.id);
@@ -291,6 +368,8 @@ std::string encode_mutation(const CatalogMutation& mutation) {
     case CatalogOp::kBucketCreate:
     case CatalogOp::kBucketReconfigure:
     case CatalogOp::kBucketDelete:
+    case CatalogOp::kTokenIssue:
+    case CatalogOp::kTokenRevoke:
       break;
   }
   return out;
@@ -308,6 +387,11 @@ Result<CatalogMutation> decode_mutation(std::string_view bytes) {
   m.op = static_cast<CatalogOp>(op);
   if (is_bucket_op(m.op)) {
     if (Status s = read_bucket_op(r, m.op, &m.bucket); !s.is_ok()) return s;
+    if (r.left() != 0) return corrupt(fmt::format("{} trailing bytes", r.left()));
+    return m;
+  }
+  if (is_token_op(m.op)) {
+    if (Status s = read_token_op(r, m.op, &m.token); !s.is_ok()) return s;
     if (r.left() != 0) return corrupt(fmt::format("{} trailing bytes", r.left()));
     return m;
   }
@@ -335,6 +419,8 @@ Result<CatalogMutation> decode_mutation(std::string_view bytes) {
     case CatalogOp::kBucketCreate:  // Decoded above.
     case CatalogOp::kBucketReconfigure:
     case CatalogOp::kBucketDelete:
+    case CatalogOp::kTokenIssue:
+    case CatalogOp::kTokenRevoke:
       break;
   }
   if (!status.is_ok()) return status;
@@ -360,9 +446,28 @@ Status StreamCatalog::check_bucket(const CatalogMutation& mutation) const {
   return Status::ok();
 }
 
+Status StreamCatalog::check_token(const CatalogMutation& mutation) const {
+  const TokenEntry& t = mutation.token;
+  if (Status st = validate_token_id(t.info.id); !st.is_ok()) return st;
+  const bool exists = find_token(t.info.id) != nullptr;
+  if (mutation.op == CatalogOp::kTokenRevoke) {
+    if (!exists) return Status(ErrorCode::kNotFound, fmt::format("no token '{}'", t.info.id));
+    return Status::ok();
+  }
+  if (exists) return Status(ErrorCode::kAlreadyExists, fmt::format("token '{}' already exists", t.info.id));
+  if (t.secret_hash.size() != kTokenHashBytes) return invalid("token hash must be 32 bytes");
+  if ((t.info.ops & ~kOpsAll) != 0) return invalid("unknown token operations");
+  for (const NameScope* scope : {&t.info.buckets, &t.info.streams, &t.info.tokens}) {
+    if (scope->value.size() > kFencingTokenBytesMax * 2) return invalid("token scope too long");
+  }
+  if (t.info.issued_by.size() > 64) return invalid("issued_by too long");
+  return Status::ok();
+}
+
 Status StreamCatalog::check(const CatalogMutation& mutation) const {
   const StreamEntry& s = mutation.stream;
   if (is_bucket_op(mutation.op)) return check_bucket(mutation);
+  if (is_token_op(mutation.op)) return check_token(mutation);
   if (mutation.op == CatalogOp::kCreate) {
     if (Status st = validate_bucket_name(s.bucket); !st.is_ok()) return st;
     if (Status st = validate_stream_name(s.name); !st.is_ok()) return st;
@@ -397,6 +502,8 @@ Status StreamCatalog::check(const CatalogMutation& mutation) const {
     case CatalogOp::kBucketCreate:  // Checked above.
     case CatalogOp::kBucketReconfigure:
     case CatalogOp::kBucketDelete:
+    case CatalogOp::kTokenIssue:
+    case CatalogOp::kTokenRevoke:
       return Status::ok();
   }
   return Status::ok();
@@ -424,6 +531,18 @@ Status StreamCatalog::apply(const CatalogMutation& mutation) {
         RUNNEL_ASSERT(erased == 1);
         break;
       }
+    }
+    return Status::ok();
+  }
+  if (is_token_op(mutation.op)) {
+    const TokenEntry& t = mutation.token;
+    token_version_++;
+    if (mutation.op == CatalogOp::kTokenIssue) {
+      const bool inserted = tokens_.emplace(t.info.id, t).second;
+      RUNNEL_ASSERT(inserted);
+    } else {
+      const size_t erased = tokens_.erase(t.info.id);
+      RUNNEL_ASSERT(erased == 1);
     }
     return Status::ok();
   }
@@ -467,6 +586,8 @@ Status StreamCatalog::apply(const CatalogMutation& mutation) {
     case CatalogOp::kBucketCreate:  // Handled above.
     case CatalogOp::kBucketReconfigure:
     case CatalogOp::kBucketDelete:
+    case CatalogOp::kTokenIssue:
+    case CatalogOp::kTokenRevoke:
       RUNNEL_ASSERT(false);  // check() refuses them.
       break;
   }
@@ -531,6 +652,29 @@ bool StreamCatalog::bucket_has_streams(std::string_view bucket) const {
 void StreamCatalog::replace_buckets(const std::vector<BucketInfo>& buckets) {
   buckets_.clear();
   for (const BucketInfo& b : buckets) buckets_.emplace(b.name, b);
+}
+
+const TokenEntry* StreamCatalog::find_token(std::string_view id) const {
+  auto it = tokens_.find(id);
+  return it == tokens_.end() ? nullptr : &it->second;
+}
+
+std::vector<const TokenEntry*> StreamCatalog::list_tokens(std::string_view prefix, std::string_view start_after,
+                                                          size_t limit) const {
+  std::vector<const TokenEntry*> out;
+  if (limit == 0) return out;
+  auto it = start_after < prefix ? tokens_.lower_bound(prefix) : tokens_.upper_bound(start_after);
+  for (; it != tokens_.end() && out.size() < limit; ++it) {
+    if (!std::string_view(it->first).starts_with(prefix)) break;
+    out.push_back(&it->second);
+  }
+  return out;
+}
+
+void StreamCatalog::replace_tokens(const std::vector<TokenEntry>& tokens) {
+  tokens_.clear();
+  token_version_++;
+  for (const TokenEntry& t : tokens) tokens_.emplace(t.info.id, t);
 }
 
 const StreamEntry* StreamCatalog::next_after(uint64_t id) const {

@@ -8,7 +8,7 @@
 //
 // Buckets are the node's, not a shard's: shard 0's log holds their
 // mutations, and every other shard's catalog holds a replica of that table,
-// fed by message (net/bucket_registry.h). A catalog does not tie its
+// fed by message (net/node_registry.h). A catalog does not tie its
 // streams to its buckets (a replica starts empty at recovery); StreamStore
 // checks that a new stream's bucket exists.
 
@@ -59,16 +59,35 @@ enum class CatalogOp : uint8_t {
   kBucketCreate = 9,        // All of `bucket`.
   kBucketReconfigure = 10,  // bucket.name, bucket.config.
   kBucketDelete = 11,       // bucket.name.
+  // Access tokens (only in shard 0's log, like buckets; a snapshot holds
+  // one kTokenIssue per live token).
+  kTokenIssue = 12,   // All of `token`.
+  kTokenRevoke = 13,  // token.info.id.
 };
 
 inline bool is_bucket_op(CatalogOp op) {
   return op == CatalogOp::kBucketCreate || op == CatalogOp::kBucketReconfigure || op == CatalogOp::kBucketDelete;
 }
+inline bool is_token_op(CatalogOp op) { return op == CatalogOp::kTokenIssue || op == CatalogOp::kTokenRevoke; }
+// The node's own tables (buckets, tokens): written at shard 0, replicated
+// to every other shard by message.
+inline bool is_node_op(CatalogOp op) { return is_bucket_op(op) || is_token_op(op); }
+
+// An access token as the catalog keeps it: what users see of it, and the
+// SHA-256 of its secret (never the secret itself).
+struct TokenEntry {
+  TokenInfo info;
+  std::string secret_hash;  // kTokenHashBytes.
+
+  bool operator==(const TokenEntry&) const = default;
+};
+inline constexpr size_t kTokenHashBytes = 32;
 
 struct CatalogMutation {
   CatalogOp op = CatalogOp::kCreate;
   StreamEntry stream;  // Stream ops: fields used depend on op (see CatalogOp).
   BucketInfo bucket;  // Bucket ops: likewise.
+  TokenEntry token;   // Token ops: likewise.
 
   bool operator==(const CatalogMutation&) const = default;
 };
@@ -77,6 +96,7 @@ struct CatalogMutation {
 // with a message naming the rule broken.
 Status validate_bucket_name(std::string_view bucket);
 Status validate_stream_name(std::string_view name);
+Status validate_token_id(std::string_view id);  // 1..64 of [a-z0-9_-].
 inline constexpr size_t kFencingTokenBytesMax = 256;
 
 // Binary encoding of a mutation (little-endian, versioned by its first byte),
@@ -132,10 +152,24 @@ class StreamCatalog {
   void replace_buckets(const std::vector<BucketInfo>& buckets);
   size_t bucket_count() const { return buckets_.size(); }
 
+  // --- access tokens (the node's, like buckets) ---
+  const TokenEntry* find_token(std::string_view id) const;
+  // Tokens whose id starts with `prefix` and sorts after `start_after`, in
+  // id order, at most `limit`.
+  std::vector<const TokenEntry*> list_tokens(std::string_view prefix, std::string_view start_after, size_t limit) const;
+  void replace_tokens(const std::vector<TokenEntry>& tokens);
+  size_t token_count() const { return tokens_.size(); }
+  // Changes whenever the token table does: a connection that cached a
+  // TokenEntry* keeps it while this stays the same.
+  uint64_t token_version() const { return token_version_; }
+
  private:
   Status check_bucket(const CatalogMutation& mutation) const;
+  Status check_token(const CatalogMutation& mutation) const;
 
   std::map<std::string, BucketInfo, std::less<>> buckets_;  // By name.
+  std::map<std::string, TokenEntry, std::less<>> tokens_;   // By id.
+  uint64_t token_version_ = 0;
   std::map<uint64_t, StreamEntry> by_id_;
   std::map<std::pair<std::string, std::string>, uint64_t, std::less<>> by_name_;  // (bucket, name) -> id
   uint64_t max_id_ = 0;

@@ -31,7 +31,10 @@ Result<std::unique_ptr<StreamStore>> StreamStore::open(Reactor& reactor, FileIo&
   store->log_ = std::move(*log);
   store->replay_shadow_.reset();  // A snapshot without its end was cut short: the records before it rule.
   // Only the home's log holds buckets; a replica gets its table from it.
-  if (!bucket_home) store->catalog_.replace_buckets({});
+  if (!bucket_home) {
+    store->catalog_.replace_buckets({});
+    store->catalog_.replace_tokens({});
+  }
   store->ids_reserved_ = store->catalog_.next_id() - 1;
   store->log_->set_control_horizon(store->control_horizon_);
   // Tell the log what is no longer needed, and restore the tails of streams
@@ -115,6 +118,7 @@ void StreamStore::mutate_bucket(CatalogMutation mutation, BucketCallback done) {
 void StreamStore::fail_mutation(PendingMutation& pending, Status status) {
   const CatalogMutation& m = pending.mutation;
   if (m.op == CatalogOp::kCreate) finish_create(m, status);
+  if (is_token_op(m.op)) return pending.token_done(std::move(status));
   if (!is_bucket_op(m.op)) return pending.info_done(std::move(status));
   bucket_writes_.erase(m.bucket.name);
   if (m.op == CatalogOp::kBucketDelete) unmark_bucket_deleting(m.bucket.name);
@@ -135,6 +139,7 @@ void StreamStore::mutate(std::unique_ptr<PendingMutation> pending) {
     const CatalogMutation& m = owned->mutation;
     if (!ack) return fail_mutation(*owned, ack.status());
     if (Status s = catalog_.apply(m); !s) return fail_mutation(*owned, std::move(s));
+    if (is_token_op(m.op)) return owned->token_done(m.token);  // Revoked: what it was.
     if (is_bucket_op(m.op)) {
       bucket_writes_.erase(m.bucket.name);
       if (m.op == CatalogOp::kBucketDelete) unmark_bucket_deleting(m.bucket.name);
@@ -279,11 +284,38 @@ void StreamStore::write_bucket(CatalogMutation mutation, BucketCallback done) {
   mutate_bucket(std::move(mutation), std::move(done));
 }
 
-Status StreamStore::apply_bucket_replica(const CatalogMutation& mutation) {
+void StreamStore::issue_token(const TokenEntry& token, TokenCallback done) {
+  assert_on_owner();
+  RUNNEL_ASSERT(bucket_home_);
+  auto pending = std::make_unique<PendingMutation>();
+  pending->mutation.op = CatalogOp::kTokenIssue;
+  pending->mutation.token = token;
+  pending->token_done = std::move(done);
+  mutate(std::move(pending));
+}
+
+void StreamStore::revoke_token(std::string_view id, TokenCallback done) {
+  assert_on_owner();
+  RUNNEL_ASSERT(bucket_home_);
+  auto pending = std::make_unique<PendingMutation>();
+  pending->mutation.op = CatalogOp::kTokenRevoke;
+  if (const TokenEntry* t = catalog_.find_token(id)) pending->mutation.token = *t;  // The answer: what it was.
+  pending->mutation.token.info.id = std::string(id);
+  pending->token_done = std::move(done);
+  mutate(std::move(pending));
+}
+
+Status StreamStore::apply_node_replica(const CatalogMutation& mutation) {
   assert_on_owner();
   RUNNEL_ASSERT(!bucket_home_);
-  RUNNEL_ASSERT(is_bucket_op(mutation.op));
+  RUNNEL_ASSERT(is_node_op(mutation.op));
   return catalog_.apply(mutation);
+}
+
+void StreamStore::replace_tokens(const std::vector<TokenEntry>& tokens) {
+  assert_on_owner();
+  RUNNEL_ASSERT(!bucket_home_);
+  catalog_.replace_tokens(tokens);
 }
 
 void StreamStore::replace_buckets(const std::vector<BucketInfo>& buckets) {
@@ -675,8 +707,9 @@ void StreamStore::enforce_retention(uint64_t now_ms) {
 // queue of waiting appends and clients' appends go on between them.
 struct StreamStore::SnapshotWrite {
   CatalogMutation begin;             // Begin and End: the same but for the op.
-  std::vector<BucketInfo> buckets;   // A few: copied when the snapshot starts.
-  size_t records = 0;                // Begin, a record per stream and bucket, End.
+  // The node's buckets and tokens (at the home; a few): copied when the snapshot starts.
+  std::vector<CatalogMutation> node_records;
+  size_t records = 0;                // Begin, a record per stream, bucket and token, End.
   uint64_t stream_cursor = 0;        // The id of the last stream handed over.
   uint64_t begin_segment = 0;
   size_t next = 0;                   // The number of records handed to the log so far.
@@ -697,12 +730,19 @@ void StreamStore::write_snapshot() {
   // The bucket table is this log's only at the home; a replica's is not its to keep.
   if (bucket_home_) {
     for (const BucketInfo* info : catalog_.list_buckets("", "", catalog_.bucket_count())) {
-      snap->buckets.push_back(*info);
+      CatalogMutation& m = snap->node_records.emplace_back();
+      m.op = CatalogOp::kBucketCreate;
+      m.bucket = *info;
+    }
+    for (const TokenEntry* token : catalog_.list_tokens("", "", catalog_.token_count())) {
+      CatalogMutation& m = snap->node_records.emplace_back();
+      m.op = CatalogOp::kTokenIssue;
+      m.token = *token;
     }
   }
   // The stream records are made one at a time as they are sent, in id order:
   // the catalog holds still meanwhile (every mutation waits for the snapshot).
-  snap->records = 2 + catalog_.size() + snap->buckets.size();
+  snap->records = 2 + catalog_.size() + snap->node_records.size();
   snapshot_ = std::move(snap);
   send_snapshot_records();
 }
@@ -716,7 +756,7 @@ CatalogMutation StreamStore::next_snapshot_record(SnapshotWrite& snap) {
     m.op = CatalogOp::kSnapshotEnd;
     return m;
   }
-  const size_t streams = snap.records - 2 - snap.buckets.size();
+  const size_t streams = snap.records - 2 - snap.node_records.size();
   if (i <= streams) {
     const StreamEntry* info = catalog_.next_after(snap.stream_cursor);
     RUNNEL_ASSERT(info != nullptr);
@@ -725,9 +765,7 @@ CatalogMutation StreamStore::next_snapshot_record(SnapshotWrite& snap) {
     m.stream = *info;
     return m;
   }
-  m.op = CatalogOp::kBucketCreate;
-  m.bucket = snap.buckets[i - 1 - streams];
-  return m;
+  return snap.node_records[i - 1 - streams];
 }
 
 void StreamStore::send_snapshot_records() {
@@ -755,8 +793,8 @@ void StreamStore::finish_snapshot() {
     log_warn("catalog snapshot failed; old segments stay until the next one");
   } else {
     log_->set_control_horizon(snap->begin_segment);
-    log_info("catalog snapshot of {} streams and {} buckets written", snap->records - 2 - snap->buckets.size(),
-             snap->buckets.size());
+    log_info("catalog snapshot of {} streams and {} buckets and tokens written",
+             snap->records - 2 - snap->node_records.size(), snap->node_records.size());
   }
   snapshot_in_progress_ = false;
   run_deferred();

@@ -16,7 +16,7 @@
 // Buckets: a stream is created only in a bucket that exists. One store, the
 // bucket home (shard 0's), writes bucket mutations into its log and replays
 // them; every other store holds a replica of the table, fed by the caller
-// (net/bucket_registry.h) after the home's write is durable. A bucket being
+// (net/node_registry.h) after the home's write is durable. A bucket being
 // deleted is marked on every store first, so no stream is created in it
 // meanwhile. A bucket may create missing streams on append or on read, with
 // its default stream config.
@@ -61,6 +61,7 @@ class StreamStore {
  public:
   using InfoCallback = InlineFunction<void(Result<StreamEntry>), 40>;
   using BucketCallback = InlineFunction<void(Result<BucketInfo>), 40>;
+  using TokenCallback = InlineFunction<void(Result<TokenEntry>), 40>;
   using StatusCallback = InlineFunction<void(Status), 40>;
   using AppendCallback = ShardLog::AppendCallback;
   using ReadCallback = ShardLog::ReadCallback;
@@ -98,10 +99,18 @@ class StreamStore {
   void create_bucket(std::string_view name, const BucketConfig& config, BucketCallback done);
   void reconfigure_bucket(std::string_view name, const BucketConfig& config, BucketCallback done);
   void delete_bucket(std::string_view name, BucketCallback done);
-  // On a replica: a bucket mutation the home made durable; the whole table
+  // On the bucket home only: access tokens, written durably, applied here
+  // (to the replicas: net/node_registry.h). Errors: the catalog's checks
+  // (kAlreadyExists, kNotFound) and the log's. revoke_token answers with the
+  // token as it was.
+  void issue_token(const TokenEntry& token, TokenCallback done);
+  void revoke_token(std::string_view id, TokenCallback done);
+  const TokenEntry* find_token(std::string_view id) const { return catalog_.find_token(id); }
+  // On a replica: a bucket or token mutation the home made durable; the whole table
   // (at startup, from the home).
-  Status apply_bucket_replica(const CatalogMutation& mutation);
+  Status apply_node_replica(const CatalogMutation& mutation);
   void replace_buckets(const std::vector<BucketInfo>& buckets);
+  void replace_tokens(const std::vector<TokenEntry>& tokens);
   // Deleting a bucket across shards: while marked (marks nest), creating a
   // stream in it fails with kUnavailable. Returns whether this store holds,
   // or is creating, a stream in it.
@@ -166,6 +175,7 @@ class StreamStore {
     CatalogMutation mutation;
     InfoCallback info_done;
     BucketCallback bucket_done;
+    TokenCallback token_done;
   };
   // Writes the mutation durably, then applies it and answers.
   void mutate(std::unique_ptr<PendingMutation> pending);

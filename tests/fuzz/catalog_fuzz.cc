@@ -4,7 +4,8 @@
 // so a decoded mutation re-encodes to exactly the input bytes. The decoded
 // mutation is then checked and applied to a small catalog, which must keep
 // its invariants whether the mutation is accepted or refused. Bucket ops
-// (no stream id) go to the same catalog's bucket table.
+// (no stream id) go to the same catalog's bucket table, token ops (access
+// tokens: scopes, operations, limits, the secret's hash) to its token table.
 
 #include <cstddef>
 #include <cstdint>
@@ -48,6 +49,12 @@ runnel::StreamCatalog small_catalog() {
   create(4, "abd", "a");
   change(runnel::CatalogOp::kDelete, 2);
   change(runnel::CatalogOp::kSeal, 3);
+  runnel::CatalogMutation token;
+  token.op = runnel::CatalogOp::kTokenIssue;
+  token.token.info.id = "tok";
+  token.token.info.ops = runnel::kOpRead;
+  token.token.secret_hash = std::string(runnel::kTokenHashBytes, 'h');
+  RUNNEL_ASSERT(catalog.apply(token).is_ok());
   return catalog;
 }
 
@@ -87,7 +94,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const runnel::CatalogMutation& m = *decoded;
   RUNNEL_ASSERT(runnel::encode_mutation(m) == input);
   const bool bucket_op = runnel::is_bucket_op(m.op);
-  RUNNEL_ASSERT(bucket_op ? m.stream.id == 0 : m.stream.id > 0);
+  const bool token_op = runnel::is_token_op(m.op);
+  RUNNEL_ASSERT(bucket_op || token_op ? m.stream.id == 0 : m.stream.id > 0);
 
   runnel::StreamCatalog catalog = small_catalog();
   const size_t size_before = catalog.size();
@@ -98,6 +106,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const runnel::BucketInfo* bucket_before = catalog.find_bucket(m.bucket.name);
   const runnel::BucketInfo bucket_copy = bucket_before != nullptr ? *bucket_before : runnel::BucketInfo{};
   const bool had_streams = catalog.bucket_has_streams(m.bucket.name);
+  const size_t tokens_before = catalog.token_count();
+  const runnel::TokenEntry* token_before = catalog.find_token(m.token.info.id);
+  const runnel::TokenEntry token_copy = token_before != nullptr ? *token_before : runnel::TokenEntry{};
   const runnel::Status checked = catalog.check(m);
   const runnel::Status applied = catalog.apply(m);
   RUNNEL_ASSERT(checked.code() == applied.code());
@@ -108,6 +119,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     RUNNEL_ASSERT(catalog.next_id() == next_id_before);
     if (before != nullptr) RUNNEL_ASSERT(*catalog.find(m.stream.id) == copy_before);
     if (bucket_before != nullptr) RUNNEL_ASSERT(*catalog.find_bucket(m.bucket.name) == bucket_copy);
+    RUNNEL_ASSERT(catalog.token_count() == tokens_before);
+    if (token_before != nullptr) RUNNEL_ASSERT(*catalog.find_token(m.token.info.id) == token_copy);
+  } else if (token_op) {
+    // A token op touches the token table only.
+    RUNNEL_ASSERT(catalog.size() == size_before && catalog.bucket_count() == buckets_before);
+    const runnel::TokenEntry* after = catalog.find_token(m.token.info.id);
+    if (m.op == runnel::CatalogOp::kTokenIssue) {
+      RUNNEL_ASSERT(token_before == nullptr && after != nullptr && *after == m.token);
+      RUNNEL_ASSERT(after->secret_hash.size() == runnel::kTokenHashBytes);
+      RUNNEL_ASSERT(catalog.token_count() == tokens_before + 1);
+    } else {
+      RUNNEL_ASSERT(token_before != nullptr && after == nullptr);
+      RUNNEL_ASSERT(catalog.token_count() == tokens_before - 1);
+    }
   } else if (bucket_op) {
     // A bucket op touches the bucket table only.
     RUNNEL_ASSERT(catalog.size() == size_before);
@@ -160,6 +185,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case runnel::CatalogOp::kBucketCreate:
       case runnel::CatalogOp::kBucketReconfigure:
       case runnel::CatalogOp::kBucketDelete:
+      case runnel::CatalogOp::kTokenIssue:
+      case runnel::CatalogOp::kTokenRevoke:
         RUNNEL_ASSERT(false);  // Handled above.
         break;
     }

@@ -59,6 +59,12 @@ void decode_all(uint16_t opcode, uint16_t flags, std::string_view body) {
     case Opcode::kSubscribe: return answer ? check<TailAnswer>(body) : check<Subscribe>(body);
     case Opcode::kCredit: return check<Credit>(body);
     case Opcode::kUnsubscribe: return check<Unsubscribe>(body);
+    case Opcode::kIssueToken:
+      return answer ? check<runnel::wire::IssuedToken>(body) : check<runnel::TokenInfo>(body);
+    case Opcode::kListTokens:
+      return answer ? check<ListAnswer<runnel::TokenInfo>>(body) : check<ListRequest>(body);
+    case Opcode::kRevokeToken:
+      return answer ? check<runnel::TokenInfo>(body) : check<runnel::wire::TokenId>(body);
   }
 }
 

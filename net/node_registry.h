@@ -1,13 +1,16 @@
 #pragma once
-// BucketRegistry: the node's bucket mutations. Buckets are not a shard's:
-// shard 0 is their home — its StreamStore writes every bucket mutation
-// into its log as a catalog record, durably — and every shard's store keeps
-// a replica of the table, so that creating a stream or answering
-// GET_BUCKET / LIST_BUCKETS needs no hop. The registry lives on shard 0 and
-// runs one mutation at a time, in arrival order:
+// NodeRegistry: the node's bucket and access-token mutations. Buckets and
+// tokens are not a shard's: shard 0 is their home — its StreamStore writes
+// every such mutation into its log as a catalog record, durably — and every
+// shard's store keeps a replica of both tables, so that creating a stream,
+// answering GET_BUCKET / LIST_BUCKETS or checking a token needs no hop. The
+// registry lives on shard 0 and runs one mutation at a time, in arrival
+// order:
 //
-//   create, reconfigure: write at the home; once durable, apply on every
-//     other shard by message; answer once every replica has it.
+//   bucket create, reconfigure; token issue, revoke: write at the home;
+//     once durable, apply on every other shard by message; answer once
+//     every replica has it (so a revoked token fails on every shard from
+//     the moment the revoke is answered).
 //   delete: mark the bucket "deleting" on every shard (a stream create in
 //     it then fails there) and learn whether any shard holds, or is
 //     creating, a stream in it; if none, write the delete at the home, then
@@ -34,22 +37,27 @@
 
 namespace runnel {
 
-class BucketRegistry {
+class NodeRegistry {
  public:
-  enum class Op { kCreate, kReconfigure, kDelete };
+  enum class Op { kCreate, kReconfigure, kDelete, kIssueToken, kRevokeToken };
   // Runs on shard 0 with the bucket's new state (delete: as it was).
   using Done = InlineFunction<void(Result<BucketInfo>), 40>;
+  // Runs on shard 0 with the token (revoke: as it was).
+  using TokenDone = InlineFunction<void(Result<TokenEntry>), 40>;
   // Mutations waiting beyond this are refused (kOverloaded).
   static constexpr size_t kQueuedMax = 1024;
   static constexpr int kHomeShard = 0;
 
   // `stores[s]` is shard s's store, used only on shard s.
-  explicit BucketRegistry(const Sharded<StreamStore>* stores);
-  BucketRegistry(const BucketRegistry&) = delete;
-  BucketRegistry& operator=(const BucketRegistry&) = delete;
+  explicit NodeRegistry(const Sharded<StreamStore>* stores);
+  NodeRegistry(const NodeRegistry&) = delete;
+  NodeRegistry& operator=(const NodeRegistry&) = delete;
 
   // On shard 0: queues one mutation (config unused by kDelete).
   void submit(Op op, std::string_view name, const BucketConfig& config, Done done);
+  // On shard 0: issues `token` (its id free, its hash set) or revokes the
+  // token `token.info.id`.
+  void submit_token(Op op, const TokenEntry& token, TokenDone done);
 
   // On shard 0, at startup once every shard has recovered: copies the
   // home's table to every other shard's replica, then runs `then` here.
@@ -61,9 +69,14 @@ class BucketRegistry {
     std::string name;
     BucketConfig config;
     Done done;
+    TokenEntry token;  // Token ops.
+    TokenDone token_done;
   };
   void run_next();
   void finish(Request* request, Result<BucketInfo> result);
+  void finish_token(Request* request, Result<TokenEntry> result);
+  void pop(Request* request);  // Ends the request at the front; starts the next.
+  void run_token(Request* request);
   // Applies `mutation` (durable at the home) to every replica; unmarks the
   // bucket's deletion too when `unmark`. Then `then`, on shard 0.
   void broadcast(const CatalogMutation& mutation, bool unmark, std::function<void()> then);

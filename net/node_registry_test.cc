@@ -3,7 +3,7 @@
 // shard's replica; a bucket that still holds a stream on any shard is not
 // deleted; queued mutations all run, in order.
 
-#include "net/bucket_registry.h"
+#include "net/node_registry.h"
 
 #include <gtest/gtest.h>
 
@@ -32,7 +32,7 @@ std::vector<std::optional<BucketInfo>> replicas(NodeHarness& node, const std::st
   return out;
 }
 
-TEST(BucketRegistry, AnAnsweredMutationIsInEveryReplica) {
+TEST(NodeRegistry, AnAnsweredMutationIsInEveryReplica) {
   NodeHarness node(kShards);
   BucketConfig config;
   config.create_stream_on_append = true;
@@ -53,7 +53,7 @@ TEST(BucketRegistry, AnAnsweredMutationIsInEveryReplica) {
             ErrorCode::kAlreadyExists);
 }
 
-TEST(BucketRegistry, ABucketHoldingAStreamOnAnyShardIsNotDeleted) {
+TEST(NodeRegistry, ABucketHoldingAStreamOnAnyShardIsNotDeleted) {
   NodeHarness node(kShards);
   const std::string name = node.stream_owned_by(1, "shop");  // Not on the home shard.
   node.create_stream("shop", name);
@@ -70,14 +70,14 @@ TEST(BucketRegistry, ABucketHoldingAStreamOnAnyShardIsNotDeleted) {
             ErrorCode::kNotFound);
 }
 
-TEST(BucketRegistry, QueuedMutationsAllRunInArrivalOrder) {
+TEST(NodeRegistry, QueuedMutationsAllRunInArrivalOrder) {
   NodeHarness node(kShards);
   static constexpr int kBuckets = 20;
   std::vector<std::string> answered;
-  node.run_on(BucketRegistry::kHomeShard, [&](Reactor&, std::function<void()> done) {
+  node.run_on(NodeRegistry::kHomeShard, [&](Reactor&, std::function<void()> done) {
     auto finish = std::make_shared<std::function<void()>>(std::move(done));
     for (int i = 0; i < kBuckets; i++) {
-      node.buckets().submit(BucketRegistry::Op::kCreate, "b-" + std::to_string(100 + i), {},
+      node.buckets().submit(NodeRegistry::Op::kCreate, "b-" + std::to_string(100 + i), {},
                             [&answered, finish](Result<BucketInfo> r) {
                               answered.push_back(r.is_ok() ? r->name : r.status().to_string());
                               if (answered.size() == static_cast<size_t>(kBuckets)) (*finish)();
@@ -90,7 +90,7 @@ TEST(BucketRegistry, QueuedMutationsAllRunInArrivalOrder) {
   EXPECT_EQ(list.as<wire::ListAnswer<BucketInfo>>().items.size(), static_cast<size_t>(kBuckets));
 }
 
-TEST(BucketRegistry, BucketsSurviveARestartAndReachEveryReplica) {
+TEST(NodeRegistry, BucketsSurviveARestartAndReachEveryReplica) {
   std::string dir;
   {
     NodeHarness node(kShards);
