@@ -589,7 +589,7 @@ Result<TokenInfo> parse_token_json(std::string_view body, uint64_t now_ms) {
   auto parsed = parse_json_object(body);
   if (!parsed) return parsed.status();
   TokenInfo t;
-  bool have_id = false, have_ops = false, have_expiry = false;
+  bool have_id = false, have_ops = false, have_expiry = false, have_tokens = false;
   for (auto it = parsed->begin(); it != parsed->end(); ++it) {
     const std::string& key = it.key();
     const Json& v = it.value();
@@ -598,6 +598,7 @@ Result<TokenInfo> parse_token_json(std::string_view body, uint64_t now_ms) {
       s = get_string(v, key, &t.id);
       have_id = true;
     } else if (key == "buckets" || key == "streams" || key == "tokens") {
+      have_tokens |= key == "tokens";
       std::string text;
       s = get_string(v, key, &text);
       if (s && text.size() > 512) s = invalid(fmt::format("\"{}\" is at most 512 bytes", key));
@@ -662,6 +663,7 @@ Result<TokenInfo> parse_token_json(std::string_view body, uint64_t now_ms) {
   if (!have_id) return invalid("the token needs \"id\", a string");
   if (!have_ops) return invalid("the token needs \"ops\", the operations it allows");
   if (t.id.size() > 64) return invalid("token id must be 1 to 64 characters");
+  if (!have_tokens) t.tokens = NameScope{t.id, false};  // By default, only itself.
   return t;
 }
 

@@ -114,6 +114,16 @@ Status BlockingClient::delete_bucket(const std::string& bucket) {
   return wait_for_status(this, [=](Client& c, StatusCallback cb) { c.delete_bucket(bucket, cb); });
 }
 
+Result<IssuedToken> BlockingClient::issue_token(const TokenInfo& spec) {
+  return wait_for<IssuedToken>(this, [=](Client& c, Callback<IssuedToken> cb) { c.issue_token(spec, cb); });
+}
+Result<Page<TokenInfo>> BlockingClient::list_tokens(const ListOptions& options) {
+  return wait_for<Page<TokenInfo>>(this, [=](Client& c, Callback<Page<TokenInfo>> cb) { c.list_tokens(options, cb); });
+}
+Result<TokenInfo> BlockingClient::revoke_token(const std::string& id) {
+  return wait_for<TokenInfo>(this, [=](Client& c, Callback<TokenInfo> cb) { c.revoke_token(id, cb); });
+}
+
 Result<StreamInfo> BlockingClient::create_stream(const std::string& bucket, const std::string& stream,
                                                  std::optional<StreamConfig> config) {
   return wait_for<StreamInfo>(this,

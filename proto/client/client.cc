@@ -961,6 +961,28 @@ void Client::delete_bucket(const std::string& bucket, StatusCallback done) {
   impl_->submit(r);
 }
 
+void Client::issue_token(const TokenInfo& spec, Callback<IssuedToken> done) {
+  // Not resent: a second issue of the same id would fail already_exists.
+  Request* r = impl_->new_request(Opcode::kIssueToken, false,
+                                  answer_as<IssuedToken, wire::IssuedToken>(std::move(done), [](wire::IssuedToken& w) {
+                                    return IssuedToken{std::move(w.info), std::string(w.token)};
+                                  }));
+  r->body = body_of(spec);
+  impl_->submit(r);
+}
+
+void Client::list_tokens(const ListOptions& options, Callback<Page<TokenInfo>> done) {
+  Request* r = impl_->new_request(Opcode::kListTokens, true, page_answer<TokenInfo>(std::move(done)));
+  r->body = body_of(wire::ListRequest{"", options.prefix, options.start_after, options.limit});
+  impl_->submit(r);
+}
+
+void Client::revoke_token(const std::string& id, Callback<TokenInfo> done) {
+  Request* r = impl_->new_request(Opcode::kRevokeToken, false, answer_as<TokenInfo>(std::move(done)));
+  r->body = body_of(wire::TokenId{id});
+  impl_->submit(r);
+}
+
 void Client::create_stream(const std::string& bucket, const std::string& stream, std::optional<StreamConfig> config,
                            Callback<StreamInfo> done) {
   Request* r = impl_->new_request(Opcode::kCreateStream, false, answer_as<StreamInfo>(std::move(done)));

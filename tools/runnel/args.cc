@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <deque>
 #include <utility>
 #include <vector>
@@ -103,6 +104,10 @@ struct RawConfig {
 // Everything CLI11 writes into while parsing.
 struct Raw {
   std::string server = "127.0.0.1:7420";
+  // token issue.
+  std::string buckets = "*", streams = "*", tokens, ops = "read", expires_in;
+  uint64_t append_bytes_per_s = 0, append_records_per_s = 0, read_bytes_per_s = 0, read_records_per_s = 0;
+  uint32_t connections_max = 0;
   std::string address;  // BUCKET, or BUCKET/STREAM.
   std::string format = "text";
   uint64_t match_seq_num = 0;
@@ -149,6 +154,20 @@ void split_stream_address(const std::string& text, Invocation* inv) {
 
 }  // namespace
 
+std::optional<uint64_t> parse_duration_ms(std::string_view text) {
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') digits++;
+  if (digits == 0 || digits > 12) return std::nullopt;
+  const uint64_t n = std::stoull(std::string(text.substr(0, digits)));
+  const std::string_view unit = text.substr(digits);
+  if (unit.empty() || unit == "ms") return n;
+  if (unit == "s") return n * 1000;
+  if (unit == "m") return n * 60'000;
+  if (unit == "h") return n * 3'600'000;
+  if (unit == "d") return n * 86'400'000;
+  return std::nullopt;
+}
+
 std::variant<Invocation, int> parse_args(int argc, char** argv) {
   Invocation inv;
   Raw raw;
@@ -161,7 +180,7 @@ std::variant<Invocation, int> parse_args(int argc, char** argv) {
       ->envname("RUNNEL_SERVER")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)
       ->default_str("127.0.0.1:7420");
-  app.add_option("--token", inv.token, "Access token (sent to the server; not checked yet)")
+  app.add_option("--token", inv.token, "Access token, when the server runs with access control (--auth)")
       ->type_name("TOKEN")
       ->envname("RUNNEL_TOKEN")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
@@ -290,6 +309,49 @@ std::variant<Invocation, int> parse_args(int argc, char** argv) {
   sub = add(&app, "tail", "Show a stream's tail (the next seq_num) and last timestamp", Command::kTail);
   add_stream_arg(sub);
 
+  // Access tokens.
+  CLI::App* token = app.add_subcommand("token", "Manage access tokens: issue, list, revoke");
+  token->require_subcommand(1);
+  sub = add(token, "issue", "Issue an access token and print its secret (shown this once)", Command::kTokenIssue);
+  sub->add_option("--id", inv.token_spec.id, "The token's id: 1..64 of a-z, 0-9, '-', '_'")->required();
+  sub->add_option("--buckets", raw.buckets, "Buckets it reaches: NAME exactly, PREFIX* or * (default *)")
+      ->type_name("SCOPE");
+  sub->add_option("--streams", raw.streams, "Streams it reaches: NAME exactly, PREFIX* or * (default *)")
+      ->type_name("SCOPE");
+  sub->add_option("--tokens", raw.tokens,
+                  "Token ids it may issue, list and revoke: NAME, PREFIX* or * (default: its own id)")
+      ->type_name("SCOPE");
+  sub->add_option("--ops", raw.ops,
+                  "Operations, comma-separated: read, append, create-stream, delete-stream, reconfigure-stream, "
+                  "trim-stream, seal-stream, fence-stream, create-bucket, delete-bucket, reconfigure-bucket, "
+                  "issue-token, revoke-token, list-tokens; groups manage-streams, manage-buckets, manage-tokens, "
+                  "all (default read)")
+      ->type_name("LIST");
+  sub->add_option("--expires-in", raw.expires_in, "Expire after this long: 90s, 15m, 24h, 7d (default: never)")
+      ->type_name("DUR");
+  sub->add_flag("--auto-prefix", inv.token_spec.auto_prefix_streams,
+                "Prepend the --streams prefix to the stream names it sends, strip it from what it gets back");
+  sub->add_option("--append-bytes-per-s", raw.append_bytes_per_s, "Limit its appends to N bytes/s per shard")
+      ->type_name("N")
+      ->check(kDigits);
+  sub->add_option("--append-records-per-s", raw.append_records_per_s, "Limit its appends to N records/s per shard")
+      ->type_name("N")
+      ->check(kDigits);
+  sub->add_option("--read-bytes-per-s", raw.read_bytes_per_s, "Limit its reads to N bytes/s per shard")
+      ->type_name("N")
+      ->check(kDigits);
+  sub->add_option("--read-records-per-s", raw.read_records_per_s, "Limit its reads to N records/s per shard")
+      ->type_name("N")
+      ->check(kDigits);
+  sub->add_option("--connections-max", raw.connections_max, "At most N binary connections at once per shard")
+      ->type_name("N")
+      ->check(kDigits);
+  sub = add(token, "list", "List the access tokens this token may see, by id", Command::kTokenList);
+  add_list_options(sub);
+  sub = add(token, "revoke", "Revoke an access token: every connection using it ends within a second",
+            Command::kTokenRevoke);
+  sub->add_option("ID", inv.token_id, "The token's id")->required();
+
   // Set last so that the subcommands (which inherit it when created) do not repeat it.
   app.footer(
       fmt::format("A stream is addressed as BUCKET/STREAM, split at the first '/' (the stream name may hold more).\n"
@@ -332,7 +394,37 @@ std::variant<Invocation, int> parse_args(int argc, char** argv) {
         inv.bucket = raw.address;
         break;
       case Command::kBucketList:
+      case Command::kTokenList:
+      case Command::kTokenRevoke:
         break;
+      case Command::kTokenIssue: {
+        client::TokenInfo& t = inv.token_spec;
+        t.buckets = client::NameScope::parse(raw.buckets);
+        t.streams = client::NameScope::parse(raw.streams);
+        t.tokens = raw.tokens.empty() ? client::NameScope{t.id, false} : client::NameScope::parse(raw.tokens);
+        t.ops = 0;
+        std::string_view list = raw.ops;
+        while (!list.empty()) {
+          const size_t comma = list.find(',');
+          const std::string_view name = list.substr(0, comma);
+          list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+          if (name.empty()) continue;
+          const uint32_t op = parse_token_op(name);
+          if (op == 0) throw Usage{fmt::format("--ops: unknown operation '{}' (see runnel token issue --help)", name)};
+          t.ops |= op;
+        }
+        if (!raw.expires_in.empty()) {
+          const auto ms = parse_duration_ms(raw.expires_in);
+          if (!ms || *ms == 0)
+            throw Usage{fmt::format("--expires-in '{}' is not a duration like 90s, 15m, 24h, 7d", raw.expires_in)};
+          const auto now = std::chrono::system_clock::now().time_since_epoch();
+          t.expires_ms =
+              static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(now).count()) + *ms;
+        }
+        t.limits = client::TokenLimits{raw.append_bytes_per_s, raw.append_records_per_s, raw.read_bytes_per_s,
+                                       raw.read_records_per_s, raw.connections_max};
+        break;
+      }
       default:
         split_stream_address(raw.address, &inv);
     }

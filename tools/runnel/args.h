@@ -29,6 +29,9 @@ enum class Command {
   kAppend,
   kRead,
   kTail,
+  kTokenIssue,
+  kTokenList,
+  kTokenRevoke,
 };
 
 // Config flags given on the command line; unset ones keep what is there.
@@ -86,7 +89,15 @@ struct Invocation {
   std::optional<uint64_t> count{};
   bool follow = false;
   bool show_meta = false;
+
+  // token issue (the spec), token revoke (its id).
+  client::TokenInfo token_spec{};
+  std::string token_id{};
 };
+
+// "90s", "15m", "24h", "7d", "500ms" or plain milliseconds, in milliseconds;
+// nullopt if it is none of those.
+std::optional<uint64_t> parse_duration_ms(std::string_view text);
 
 // The invocation, or the exit status when there is nothing to run: 0 after
 // printing help, kExitUsage after printing a usage error.

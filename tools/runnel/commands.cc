@@ -54,6 +54,11 @@ namespace {
 
 std::string stream_address(const Invocation& inv) { return inv.bucket + "/" + inv.stream; }
 
+// What a listing pages by.
+const std::string& list_key(const client::BucketInfo& b) { return b.name; }
+const std::string& list_key(const client::StreamInfo& s) { return s.name; }
+const std::string& list_key(const client::TokenInfo& t) { return t.id; }
+
 // Pages through a listing until it ends or `limit` items (0: no limit) were printed.
 template <typename T, typename ListPage, typename PrintItem>
 int list_all(const Invocation& inv, ListPage list_page, PrintItem print_item) {
@@ -69,7 +74,7 @@ int list_all(const Invocation& inv, ListPage list_page, PrintItem print_item) {
       printed++;
     }
     if (!page->more || page->items.empty()) break;
-    options.start_after = page->items.back().name;
+    options.start_after = list_key(page->items.back());
     if (Out::broken_pipe()) break;
   }
   return kExitOk;
@@ -252,6 +257,47 @@ int stream_command(BlockingClient& client, const Invocation& inv) {
   }
 }
 
+int token_command(BlockingClient& client, const Invocation& inv) {
+  switch (inv.command) {
+    case Command::kTokenIssue: {
+      auto issued = client.issue_token(inv.token_spec);
+      if (!issued) return fail(inv, issued.status());
+      if (inv.json) {
+        Out::json(ordered_json{{"id", issued->info.id}, {"token", issued->token}, {"info", to_json(issued->info)}});
+      } else {
+        Out::line(issued->token);  // Only the secret, for `$(runnel token issue ...)`.
+      }
+      return kExitOk;
+    }
+    case Command::kTokenList: {
+      if (inv.long_format && !inv.json) Out::line("ID\tBUCKETS\tSTREAMS\tTOKENS\tOPS\tEXPIRES_MS\tISSUED_BY");
+      return list_all<client::TokenInfo>(
+          inv, [&](const client::ListOptions& o) { return client.list_tokens(o); },
+          [&](const client::TokenInfo& t) {
+            if (inv.json) {
+              Out::json(to_json(t));
+            } else if (inv.long_format) {
+              Out::line(fmt::format("{}\t{}\t{}\t{}\t{}\t{}\t{}", printable(t.id), printable(t.buckets.text()),
+                                    printable(t.streams.text()), printable(t.tokens.text()), ops_text(t.ops),
+                                    t.expires_ms, t.issued_by.empty() ? "-" : printable(t.issued_by)));
+            } else {
+              Out::line(printable(t.id));
+            }
+          });
+    }
+    default: {
+      auto revoked = client.revoke_token(inv.token_id);
+      if (!revoked) return fail(inv, revoked.status());
+      if (inv.json) {
+        Out::json(ordered_json{{"id", revoked->id}, {"revoked", true}});
+      } else {
+        Out::line(fmt::format("revoked token {}", printable(revoked->id)));
+      }
+      return kExitOk;
+    }
+  }
+}
+
 }  // namespace
 
 int run_admin(BlockingClient& client, const Invocation& inv) {
@@ -262,6 +308,10 @@ int run_admin(BlockingClient& client, const Invocation& inv) {
     case Command::kBucketDelete:
     case Command::kBucketReconfigure:
       return bucket_command(client, inv);
+    case Command::kTokenIssue:
+    case Command::kTokenList:
+    case Command::kTokenRevoke:
+      return token_command(client, inv);
     case Command::kTail: {
       auto tail = client.check_tail(inv.bucket, inv.stream);
       if (!tail) return fail(inv, tail.status());

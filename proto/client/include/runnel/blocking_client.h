@@ -54,6 +54,10 @@ class RUNNEL_API BlockingClient {
   Result<BucketInfo> reconfigure_bucket(const std::string& bucket, const BucketConfig& config);
   Status delete_bucket(const std::string& bucket);
 
+  Result<IssuedToken> issue_token(const TokenInfo& spec);
+  Result<Page<TokenInfo>> list_tokens(const ListOptions& options = {});
+  Result<TokenInfo> revoke_token(const std::string& id);
+
   Result<StreamInfo> create_stream(const std::string& bucket, const std::string& stream,
                                    std::optional<StreamConfig> config = std::nullopt);
   Result<Page<StreamInfo>> list_streams(const std::string& bucket, const ListOptions& options = {});

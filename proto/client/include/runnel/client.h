@@ -93,6 +93,13 @@ class RUNNEL_API Client {
   void reconfigure_bucket(const std::string& bucket, const BucketConfig& config, Callback<BucketInfo> done);
   void delete_bucket(const std::string& bucket, StatusCallback done);
 
+  // Access tokens. `spec`'s created_ms and issued_by are the server's to set;
+  // a token may issue only tokens within its own scope, operations, expiry
+  // and limits. revoke_token answers once every shard refuses the token.
+  void issue_token(const TokenInfo& spec, Callback<IssuedToken> done);
+  void list_tokens(const ListOptions& options, Callback<Page<TokenInfo>> done);
+  void revoke_token(const std::string& id, Callback<TokenInfo> done);
+
   // Streams. create_stream without a config takes the bucket's default.
   void create_stream(const std::string& bucket, const std::string& stream, std::optional<StreamConfig> config,
                      Callback<StreamInfo> done);

@@ -79,9 +79,19 @@ class Result {
 using runnel::AppendAck;
 using runnel::BucketConfig;
 using runnel::BucketInfo;
+using runnel::NameScope;
 using runnel::StreamConfig;
 using runnel::StreamInfo;
 using runnel::Timestamping;
+using runnel::TokenInfo;
+using runnel::TokenLimits;
+
+// An issued access token: its description and its secret, which the server
+// shows only this once (it keeps a hash).
+struct IssuedToken {
+  TokenInfo info{};
+  std::string token{};
+};
 
 struct Header {
   std::string name{};
