@@ -92,7 +92,8 @@ const char* refusal_name(Refusal r) {
 Status unauthenticated(Refusal refusal) {
   switch (refusal) {
     case Refusal::kMissing:
-      return Status(ErrorCode::kUnauthenticated, "this server needs an access token (--token or RUNNEL_TOKEN)");
+      return Status(ErrorCode::kUnauthenticated,
+                    "this server needs an access token (runnel: --token or RUNNEL_TOKEN; HTTP: Authorization: Bearer)");
     case Refusal::kExpired:
       return Status(ErrorCode::kUnauthenticated, "the access token has expired");
     case Refusal::kRevoked:
@@ -234,7 +235,8 @@ Status check_issue(const TokenInfo& issuer, const TokenInfo& wanted) {
     return refuse(
         fmt::format("stream scope '{}' is wider than its own '{}'", wanted.streams.text(), issuer.streams.text()));
   }
-  if (!wanted.tokens.within(issuer.tokens)) {
+  // The token scope matters only to a token that manages tokens.
+  if ((wanted.ops & kOpsManageTokens) != 0 && !wanted.tokens.within(issuer.tokens)) {
     return refuse(
         fmt::format("token scope '{}' is wider than its own '{}'", wanted.tokens.text(), issuer.tokens.text()));
   }

@@ -169,6 +169,8 @@ TEST(CheckIssue, ATokenIssuesOnlyNarrowerShorterLivedTokens) {
   refused(c, "outlive");
   c = child;
   c.tokens = NameScope::parse("*");
+  EXPECT_TRUE(check_issue(issuer, c).is_ok());  // No token operations: its token scope is moot.
+  c.ops |= kOpIssueToken;
   refused(c, "token scope '*'");
   issuer.limits.append_bytes_per_s = 1000;
   c = child;

@@ -356,6 +356,15 @@ void Client::Impl::on_hello(Connection* c, Status st, std::string_view body) {
     std::deque<Request*> refused;
     refused.swap(waiting_);
     for (Request* r : refused) finish(r, st, {});
+    // Retrying will not change the answer to a bad token: subscriptions
+    // waiting for a connection end with it too.
+    if (st.code() == ErrorCode::kUnauthenticated || st.code() == ErrorCode::kPermissionDenied) {
+      std::vector<Subscription*> waiting;
+      for (const auto& [handle, sub] : subs_) {
+        if (sub->conn == nullptr) waiting.push_back(sub);
+      }
+      for (Subscription* sub : waiting) end_subscription(sub, st);
+    }
     return lost(c, "hello refused: " + st.to_string());
   }
   hello_error_ = Status();
