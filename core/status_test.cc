@@ -19,7 +19,7 @@ TEST(Status, ErrorCarriesCodeAndMessage) {
 }
 
 TEST(Status, EveryCodeHasAName) {
-  for (int c = 0; c <= static_cast<int>(ErrorCode::kPermissionDenied); c++) {
+  for (int c = 0; c <= static_cast<int>(ErrorCode::kThrottled); c++) {
     EXPECT_NE(error_code_name(static_cast<ErrorCode>(c)), "unknown") << c;
   }
 }

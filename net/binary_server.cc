@@ -305,12 +305,18 @@ bool BinaryConnection::handle_frame(const char* frame, uint32_t frame_bytes) {
     if (server_.options_.auth) {
       auth::Refusal refusal{};
       const uint64_t now_ms = static_cast<uint64_t>(Reactor::clock_realtime_ms());
-      if (Status s = principal_.sign_in(server_.router_.stores()->local().catalog(), hello.token, now_ms, &refusal);
-          !s) {
+      const StreamCatalog& catalog = server_.router_.stores()->local().catalog();
+      if (Status s = principal_.sign_in(catalog, hello.token, now_ms, &refusal); !s) {
         server_.router_.count_refusal(refusal);
         protocol_error(h.opcode, h.request_id, s);
         return false;
       }
+      if (Status s = server_.router_.admit_connection(*principal_.current(catalog, now_ms, &refusal)); !s) {
+        principal_ = auth::Principal();
+        protocol_error(h.opcode, h.request_id, s);
+        return false;
+      }
+      connection_counted_ = true;
     }
     phase_ = Phase::kServing;
     wire::HelloOk ok;
@@ -595,6 +601,9 @@ void BinaryConnection::maybe_finish_close() {
   if (phase_ != Phase::kClosing || recv_ != Recv::kNone || cancel_in_flight_ || out_.in_flight() || fd_ < 0) return;
   ::close(fd_);
   fd_ = -1;
+  if (connection_counted_) server_.router_.release_connection(principal_.id());
+  connection_counted_ = false;
+  principal_ = auth::Principal();
   generation_++;  // Answers still on their way are for a connection that is gone.
   out_.reset();
   server_.acceptor_.connection_closed(this);

@@ -138,6 +138,7 @@ class BinaryConnection final : public AcceptedConnection, private PushSink {
   uint64_t generation_ = 0;  // Answers for an earlier connection in this slot are dropped.
   std::map<uint32_t, uint32_t> subscriptions_;  // Subscription id -> the shard it lives on.
   auth::Principal principal_;                   // Signed in by the hello (access control on).
+  bool connection_counted_ = false;             // Against its token's connections_max (Router).
   uint32_t in_flight_ = 0;
   uint64_t last_heard_us_ = 0;
   int fd_ = -1;

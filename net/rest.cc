@@ -410,7 +410,9 @@ int http_status(ErrorCode code) {
     case ErrorCode::kStreamSealed: return 409;
     case ErrorCode::kTooLarge: return 413;
     case ErrorCode::kOutOfRange: return 416;
-    case ErrorCode::kOverloaded: return 429;
+    case ErrorCode::kOverloaded:
+    case ErrorCode::kThrottled:
+      return 429;
     case ErrorCode::kUnsupported: return 501;
     case ErrorCode::kUnavailable:
     case ErrorCode::kShuttingDown: return 503;
@@ -429,11 +431,15 @@ HttpResponse error_response(const Status& status) {
   error["code"] = std::string(error_code_name(code));
   error["message"] = status.message();
   if (code == ErrorCode::kSeqNumMismatch || code == ErrorCode::kOutOfRange) error["tail"] = status.detail();
+  if (code == ErrorCode::kThrottled) error["retry_after_ms"] = status.detail();
   Json body = Json::object();
   body["error"] = std::move(error);
   HttpResponse response = HttpResponse::json(http_status(code), body.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n");
   if (code == ErrorCode::kOverloaded || code == ErrorCode::kUnavailable || code == ErrorCode::kShuttingDown) {
     response.headers.emplace_back("Retry-After", "1");
+  }
+  if (code == ErrorCode::kThrottled) {
+    response.headers.emplace_back("Retry-After", std::to_string((status.detail() + 999) / 1000));
   }
   return response;
 }
@@ -882,7 +888,7 @@ void on_answer(Exchange* ex, Next next, const std::string& frame) {
     wire::ErrorBody error;
     if (!wire::decode_body(body, &error)) return fail(ex, Status(ErrorCode::kInternal, "malformed error answer"));
     const bool known = error.code >= static_cast<uint16_t>(ErrorCode::kInternal) &&
-                       error.code <= static_cast<uint16_t>(ErrorCode::kPermissionDenied);
+                       error.code <= static_cast<uint16_t>(ErrorCode::kThrottled);
     return fail(ex, Status(known ? static_cast<ErrorCode>(error.code) : ErrorCode::kInternal, std::string(error.message),
                            error.detail));
   }

@@ -352,6 +352,7 @@ struct Router::Remote {
   std::string body;  // Keeps its capacity from use to use.
   Reply reply;
   std::string answer;
+  std::optional<TokenInfo> metered_for;  // A token with rate limits: metered on the owner.
 };
 
 Router::Router(Reactor& reactor, const Sharded<StreamStore>* stores, NodeRegistry* registry)
@@ -361,7 +362,9 @@ Router::Router(Reactor& reactor, const Sharded<StreamStore>* stores, NodeRegistr
       long_polls_(std::make_unique<LongPolls>()),
       denied_(
           reactor.metrics().counter("runnel_auth_denied_total",
-                                    "Requests refused permission_denied: outside their token's scope or operations.")) {
+                                    "Requests refused permission_denied: outside their token's scope or operations.")),
+      throttled_(reactor.metrics().counter("runnel_auth_throttled_total",
+                                           "Requests refused throttled: over their token's rate limits.")) {
   for (int r = 0; r < auth::kRefusalKinds; r++) {
     refusals_[r] =
         &reactor.metrics().counter("runnel_auth_failures_total", "Access tokens refused (unauthenticated), by reason.",
@@ -373,6 +376,66 @@ Router::Router(Reactor& reactor, const Sharded<StreamStore>* stores, NodeRegistr
 }
 
 Router::~Router() = default;
+
+bool Router::meter(const TokenInfo& who, uint16_t opcode, uint32_t request_id, std::string_view body, Reply& reply) {
+  const uint64_t now = Reactor::clock_us();  // Fresh: the loop step's cached time may predate an idle wait.
+  Status admitted;
+  if (opcode == static_cast<uint16_t>(Opcode::kAppend)) {
+    wire::Append m;
+    if (!wire::decode_body(body, &m)) return true;  // Refused as malformed further on.
+    admitted = meters_.admit_append(who, m.record_count, m.payload.size(), now);
+  } else if (opcode == static_cast<uint16_t>(Opcode::kRead)) {
+    admitted = meters_.admit_read(who, now);
+    if (admitted) {
+      // Charged once answered, with what the answer holds.
+      struct Charge {
+        Reply reply;
+        Router* router;
+        TokenInfo token;
+      };
+      auto* charge = new Charge{std::move(reply), this, who};
+      reply = [charge](std::string frame) {
+        std::unique_ptr<Charge> owned(charge);
+        wire::ReadAnswer answer;
+        if (frame.size() >= wire::kFrameHeaderBytes &&
+            (wire::read_frame_header(frame.data()).flags & wire::kFlagError) == 0 &&
+            wire::decode_body(std::string_view(frame).substr(wire::kFrameHeaderBytes), &answer)) {
+          uint64_t records = 0, bytes = 0;
+          for (const wire::Batch& b : answer.batches) {
+            records += b.record_count;
+            bytes += b.payload.size();
+          }
+          owned->router->meters_.charge_read(owned->token, records, bytes, Reactor::clock_us());
+        }
+        owned->reply(std::move(frame));
+      };
+    }
+  }
+  if (admitted) return true;
+  throttled_.inc();
+  reply(error_frame(opcode, request_id, admitted));
+  return false;
+}
+
+Status Router::admit_connection(const TokenInfo& who) {
+  if (who.limits.connections_max == 0) return Status::ok();
+  uint32_t& open = connections_[who.id];
+  if (open >= who.limits.connections_max) {
+    throttled_.inc();
+    return Status(ErrorCode::kThrottled,
+                  fmt::format("token '{}' has {} connections open on this shard, its most; retry after closing one",
+                              who.id, open),
+                  1000);
+  }
+  open++;
+  return Status::ok();
+}
+
+void Router::release_connection(const std::string& token_id) {
+  auto it = connections_.find(token_id);
+  if (it == connections_.end()) return;
+  if (--it->second == 0) connections_.erase(it);
+}
 
 Result<std::string> Router::admit_subscribe(const TokenInfo& who, std::string_view body) {
   std::string prefixed;
@@ -388,6 +451,12 @@ Result<std::string> Router::admit_subscribe(const TokenInfo& who, std::string_vi
   if (Status s = auth::authorize_stream(who, kOpRead, bucket, stream); !s) {
     denied_.inc();
     return s;
+  }
+  if (auth::has_rate_limits(who.limits)) {
+    if (Status s = meters_.admit_read(who, Reactor::clock_us()); !s) {
+      throttled_.inc();
+      return s;
+    }
   }
   return prefixed;
 }
@@ -423,6 +492,10 @@ Status Router::handle(const TokenInfo* who, uint16_t opcode, uint32_t request_id
       return Status::ok();
     }
   }
+  // Rate limits are metered on the stream's owning shard (below).
+  const bool metered =
+      who != nullptr && auth::has_rate_limits(who->limits) &&
+      (opcode == static_cast<uint16_t>(Opcode::kAppend) || opcode == static_cast<uint16_t>(Opcode::kRead));
   if (opcode == static_cast<uint16_t>(Opcode::kListStreams)) {
     list_streams(who, request_id, body, std::move(reply));
     return Status::ok();
@@ -438,6 +511,7 @@ Status Router::handle(const TokenInfo* who, uint16_t opcode, uint32_t request_id
   const uint32_t owner = wire::owner_shard(bucket, stream, static_cast<uint32_t>(stores_->shard_count()));
   if (static_cast<int>(owner) == reactor_.shard()) {
     // This shard's stream: decoded once, as it runs.
+    if (metered && !meter(*who, opcode, request_id, body, reply)) return Status::ok();
     if (execute(opcode, request_id, body, std::move(reply))) return Status::ok();
     return malformed(opcode);
   }
@@ -456,19 +530,27 @@ Status Router::handle(const TokenInfo* who, uint16_t opcode, uint32_t request_id
   remote->request_id = request_id;
   remote->body.assign(body);
   remote->reply = std::move(reply);
+  if (metered) remote->metered_for = *who;
   reactor_.hold();  // Shutdown waits for the answer.
   const Sharded<Router>* routers = routers_;
   reactor_.send(static_cast<int>(owner), [remote, routers] {
-    routers->local().execute(remote->opcode, remote->request_id, remote->body, [remote](std::string frame) {
+    Reply back = [remote](std::string frame) {
       remote->answer = std::move(frame);
       Reactor::current().send(remote->origin, [remote] {
         Reply to = std::move(remote->reply);
         std::string answer = std::move(remote->answer);
+        remote->metered_for.reset();
         remote->origin_router->remotes_.give_back(remote);
         to(std::move(answer));
         Reactor::current().release();
       });
-    });
+    };
+    Router& there = routers->local();
+    if (remote->metered_for &&
+        !there.meter(*remote->metered_for, remote->opcode, remote->request_id, remote->body, back)) {
+      return;
+    }
+    there.execute(remote->opcode, remote->request_id, remote->body, std::move(back));
   });
   return Status::ok();
 }

@@ -27,6 +27,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "core/inline_function.h"
@@ -34,6 +35,7 @@
 #include "core/recycler.h"
 #include "core/sharded.h"
 #include "net/auth/access.h"
+#include "net/auth/limits.h"
 #include "net/node_registry.h"
 #include "net/subscriptions.h"
 #include "storage/stream_store.h"
@@ -75,6 +77,11 @@ class Router {
   // OK with "" to go on with `body` as it is, with the body to use instead
   // (auto-prefixing), or kPermissionDenied.
   Result<std::string> admit_subscribe(const TokenInfo& who, std::string_view body);
+  // Connections per token on this shard (TokenLimits::connections_max):
+  // false (kThrottled) if `who` has its most already; else counted until
+  // release_connection.
+  Status admit_connection(const TokenInfo& who);
+  void release_connection(const std::string& token_id);
   // Counts a refused token (runnel_auth_failures_total{reason}).
   void count_refusal(auth::Refusal refusal) { refusals_[static_cast<int>(refusal)]->inc(); }
 
@@ -112,7 +119,15 @@ class Router {
   Recycler<Remote> remotes_;
   std::unique_ptr<LongPolls> long_polls_;
   Counter* refusals_[auth::kRefusalKinds] = {};
-  Counter& denied_;  // Requests refused kPermissionDenied.
+  Counter& denied_;     // Requests refused kPermissionDenied.
+  Counter& throttled_;  // Requests refused kThrottled (a token's rate limits).
+  auth::TokenMeters meters_;
+  std::unordered_map<std::string, uint32_t>
+      connections_;  // Binary connections per limited token.  // This shard's meters of tokens with rate limits.
+  // Rate limits, on the stream's owning shard: admits (and charges) a
+  // request of a limited token; a read's reply is wrapped to charge what it
+  // moved. False: answered kThrottled.
+  bool meter(const TokenInfo& who, uint16_t opcode, uint32_t request_id, std::string_view body, Reply& reply);
 };
 
 }  // namespace runnel

@@ -12,6 +12,8 @@
 # instructions per append and per record (callgrind's total over the appends
 # /metrics counted in the same window) and the top functions; the profile
 # stays in callgrind.out.append for callgrind_annotate. Needs valgrind.
+# CALLGRIND_AUTH=1: runneld runs with --auth and wire_bench signs in with a
+# token scoped to its bucket (the cost of access checks per append).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 runneld=$repo/build/release/tools/runneld
@@ -28,15 +30,25 @@ cleanup() {
 }
 trap cleanup EXIT
 
+auth_args=()
+[[ ${CALLGRIND_AUTH:-0} == 1 ]] && auth_args=(--auth)
 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" "$runneld" --data-dir "$scratch/data" \
-  --shards 1 --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$((port + 1))" --log-level warn \
+  --shards 1 --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$((port + 1))" --log-level warn "${auth_args[@]}" \
   > "$scratch/log" 2>&1 &
 pid=$!
 for _ in $(seq 600); do
-  (exec 3<> "/dev/tcp/127.0.0.1/$port") 2> /dev/null && break
+  curl -s "127.0.0.1:$((port + 1))/ready" 2> /dev/null | grep -q true && break
   sleep 0.1
 done
-metric() { curl -s "127.0.0.1:$((port + 1))/metrics" | awk -v m="$1" '$1 ~ "^" m "({|$)" {s += $2} END {print s + 0}'; }
+admin_auth=()
+if [[ ${CALLGRIND_AUTH:-0} == 1 ]]; then
+  root=$(cat "$scratch/data/root-token")
+  admin_auth=(-H "Authorization: Bearer $root")
+  token=$(curl -s "${admin_auth[@]}" -d '{"id":"bench","buckets":"bench","streams":"*","ops":["read","append","create-stream","create-bucket"]}' \
+    "127.0.0.1:$((port + 1))/v1/tokens" | sed 's/.*"token":"\([^"]*\)".*/\1/')
+  bench_args+=(--token "$token")
+fi
+metric() { curl -s "${admin_auth[@]}" "127.0.0.1:$((port + 1))/metrics" | awk -v m="$1" '$1 ~ "^" m "({|$)" {s += $2} END {print s + 0}'; }
 appends=$(metric runnel_log_appends_total) records=$(metric runnel_log_records_appended_total)
 callgrind_control -i on "$pid" > /dev/null
 "$repo/build/release/perf/wire_bench" --port "$port" "${bench_args[@]}"

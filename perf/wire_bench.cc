@@ -39,6 +39,7 @@ struct Args {
   int window = 32;
   double seconds = 5;
   bool producer = false;
+  std::string token;  // Sent in the hello (a server with --auth).
 };
 
 class Connection {
@@ -104,6 +105,8 @@ int run(int argc, char** argv) {
     else if (k == "--window") a.window = std::stoi(v);
     else if (k == "--seconds") a.seconds = std::stod(v);
     else if (k == "--producer") a.producer = v != "0";
+    else if (k == "--token")
+      a.token = v;
     else {
       fmt::print(stderr, "unknown argument {}\n", k);
       return 2;
@@ -122,7 +125,7 @@ int run(int argc, char** argv) {
     wire::append_frame(&out, op, 0, next_id++, m);
     return c.send_all(out) && c.receive(&h, &body);
   };
-  if (!call(wire::Opcode::kHello, wire::Hello{1, 1, "wire_bench", ""}) || (h.flags & wire::kFlagError) != 0) {
+  if (!call(wire::Opcode::kHello, wire::Hello{1, 1, "wire_bench", a.token}) || (h.flags & wire::kFlagError) != 0) {
     fmt::print(stderr, "hello failed\n");
     return 1;
   }

@@ -445,6 +445,38 @@ TEST_F(AuthTest, RevocationEndsAnOpenSubscriptionWithinASecondAndSurvivesRestart
   ASSERT_EQ(listed->items.size(), 1u);  // Only root.
 }
 
+TEST_F(AuthTest, RateAndConnectionLimitsThrottleWithoutDroppingTheConnection) {
+  ASSERT_TRUE(root_->create_bucket("limited").ok());
+  ASSERT_TRUE(root_->create_stream("limited", "s").ok());
+  client::TokenInfo t;
+  t.id = "slow";
+  t.ops = kOpRead | kOpAppend;
+  t.limits.append_records_per_s = 10;
+  t.limits.read_records_per_s = 5;
+  const std::string secret = issue(t);
+  auto c = client_for(secret);
+  std::vector<client::AppendRecord> twelve(12, client::AppendRecord{.body = "r"});
+  ASSERT_TRUE(c->append("limited", "s", twelve).ok());  // A second's worth and more: admitted, now in debt.
+  auto refused = c->append("limited", "s", {{.body = "x"}});
+  ASSERT_EQ(refused.status().code(), ErrorCode::kThrottled) << refused.status().to_string();
+  EXPECT_GT(refused.status().detail(), 0u);
+  EXPECT_LE(refused.status().detail(), 200u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(refused.status().detail() + 20));
+  auto after = c->append("limited", "s", {{.body = "after"}});  // Same connection, still open.
+  EXPECT_TRUE(after.ok()) << after.status().to_string();
+  // Reads: charged what they return, then refused until the debt is paid.
+  ASSERT_TRUE(c->read("limited", "s").ok());
+  auto read_refused = c->read("limited", "s");
+  EXPECT_EQ(read_refused.status().code(), ErrorCode::kThrottled);
+  // The admin port answers 429 with Retry-After.
+  HttpReply r = http(secret, "GET", "/v1/buckets/limited/streams/s/records");
+  EXPECT_EQ(r.status, 429) << r.body;
+  EXPECT_FALSE(r.headers["retry-after"].empty());
+  EXPECT_NE(r.body.find("retry_after_ms"), std::string::npos);
+  HttpReply m = http(root_secret_, "GET", "/metrics");
+  EXPECT_NE(m.body.find("runnel_auth_throttled_total"), std::string::npos);
+}
+
 TEST_F(AuthTest, HealthAndReadyStayOpenMetricsNeedsAToken) {
   EXPECT_EQ(http("", "GET", "/health").status, 200);
   EXPECT_EQ(http("", "GET", "/ready").status, 200);
@@ -455,6 +487,42 @@ TEST_F(AuthTest, HealthAndReadyStayOpenMetricsNeedsAToken) {
   ASSERT_EQ(m.status, 200);
   EXPECT_NE(m.body.find("reason=\"missing\""), std::string::npos) << m.body;
   EXPECT_NE(m.body.find("reason=\"wrong_secret\""), std::string::npos);
+}
+
+TEST(AuthLimits, ATokensConnectionsBeyondItsMostAreRefusedAtTheHello) {
+  TempDir dir;
+  std::string error;
+  auto server = RunneldProcess::start(
+      {"--auth", "--data-dir", dir.path(), "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--shards", "1"},
+      {}, &error);
+  ASSERT_NE(server, nullptr) << error;
+  std::string root = read_file(dir.path() + "/root-token");
+  root.pop_back();
+  auto connect = [&](const std::string& secret) {
+    return std::make_unique<BlockingClient>(client::ClientOptions{.host = "127.0.0.1",
+                                                                  .port = static_cast<uint16_t>(server->binary().port),
+                                                                  .token = secret,
+                                                                  .connection_per_shard = false,
+                                                                  .request_timeout_ms = 10000});
+  };
+  client::TokenInfo t;
+  t.id = "one-at-a-time";
+  t.ops = kOpRead;
+  t.limits.connections_max = 1;
+  auto issued = connect(root)->issue_token(t);
+  ASSERT_TRUE(issued.ok()) << issued.status().to_string();
+  auto first = connect(issued->token);
+  EXPECT_TRUE(first->list_buckets().ok());
+  auto refused = connect(issued->token)->list_buckets();
+  EXPECT_EQ(refused.status().code(), ErrorCode::kThrottled) << refused.status().to_string();
+  first.reset();  // Closing it frees the place.
+  bool admitted = false;
+  for (int i = 0; i < 100 && !admitted; i++) {
+    admitted = connect(issued->token)->list_buckets().ok();
+    if (!admitted) std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_TRUE(admitted);
+  EXPECT_TRUE(server->stop(SIGTERM).has_value());
 }
 
 TEST(AuthExposure, ANonLoopbackListenerNeedsAuthOrTheOverride) {

@@ -50,6 +50,7 @@ constexpr uint64_t kStallNs = 30'000'000'000ull;  // No progress this long while
 struct Options {
   std::string server = "127.0.0.1:7420";
   std::string bucket = "bench";
+  std::string token;  // Access token (a server with --auth); also RUNNEL_TOKEN.
   int producers = 1;
   int connections = 1;  // Producer clients; producer p appends through client p % connections.
   int consumers = 1;
@@ -185,6 +186,7 @@ bool Bench::set_up() {
   client_options_.host = o_.server.substr(0, colon);
   client_options_.port = static_cast<uint16_t>(std::stoi(o_.server.substr(colon + 1)));
   client_options_.client_name = "runnel-bench";
+  client_options_.token = o_.token;
   client_options_.request_timeout_ms = 10000;
   client_options_.connection_per_shard = !o_.one_connection;
   consumer_client_ = std::make_unique<Client>(loop_, client_options_);
@@ -649,6 +651,7 @@ int main(int argc, char** argv) {
   CLI::App app{"runnel-bench: producers and consumers against runneld, with ack and end-to-end latency"};
   app.add_option("--server", o.server, "HOST:PORT of runneld's binary protocol")->capture_default_str();
   app.add_option("--bucket", o.bucket, "bucket the run's streams are made in")->capture_default_str();
+  app.add_option("--token", o.token, "access token, for a server run with --auth")->envname("RUNNEL_TOKEN");
   app.add_option("--producers", o.producers, "producers (each with --window batches in flight)")
       ->capture_default_str()->check(CLI::Range(1, 100000));
   app.add_option("--connections", o.connections,

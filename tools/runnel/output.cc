@@ -28,6 +28,7 @@ int exit_code_for(ErrorCode code) {
     case ErrorCode::kTimeout:
     case ErrorCode::kOverloaded:
     case ErrorCode::kShuttingDown:
+    case ErrorCode::kThrottled:
       return kExitUnavailable;
     case ErrorCode::kInvalidArgument:
     case ErrorCode::kTooLarge:
@@ -53,7 +54,7 @@ const char* const kExitCodesHelp =
     "  2  not_found: no such bucket or stream\n"
     "  3  already_exists (also: deleting a bucket that still holds streams)\n"
     "  4  conflict: seq_num_mismatch, fencing_token_mismatch, stream_sealed\n"
-    "  5  unavailable: cannot reach the server in time, timeout, overloaded, shutting_down\n"
+    "  5  unavailable: cannot reach the server in time, timeout, overloaded, shutting_down, throttled\n"
     "  6  invalid: invalid_argument (e.g. a bad name, a --server host that does not resolve), too_large,\n"
     "     out_of_range, a bad input line\n"
     "  7  other: internal, io_error, no_space, unsupported, corrupt, cannot write output\n"
