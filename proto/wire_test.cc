@@ -197,6 +197,29 @@ TEST(Wire, EveryMessageRoundTripsWithRandomFields) {
       buckets.items.push_back({std::string(g.text(63)), {g.config(), g.flip(), g.flip()}, g.u64()});
     }
     EXPECT_EQ(roundtrip(buckets).items, buckets.items);
+    auto token = [&] {
+      TokenInfo t;
+      t.id = std::string(g.text(64));
+      t.buckets = {std::string(g.text(63)), g.flip()};
+      t.streams = {std::string(g.text(512)), g.flip()};
+      t.tokens = {std::string(g.text(64)), g.flip()};
+      t.ops = g.u32();
+      t.expires_ms = g.u64();
+      t.auto_prefix_streams = g.flip();
+      t.limits = {g.u64(), g.u64(), g.u64(), g.u64(), g.u32()};
+      t.created_ms = g.u64();
+      t.issued_by = std::string(g.text(64));
+      return t;
+    };
+    const TokenInfo t = token();
+    EXPECT_EQ(roundtrip(t), t);
+    IssuedToken issued{t, g.text(80)};
+    EXPECT_EQ(roundtrip(issued).info, t);
+    roundtrip(TokenId{g.text(64)});
+    ListAnswer<TokenInfo> tokens;
+    for (size_t n = g.rng() % 4; n > 0; n--) tokens.items.push_back(token());
+    tokens.more = g.flip();
+    EXPECT_EQ(roundtrip(tokens).items, tokens.items);
   }
 }
 

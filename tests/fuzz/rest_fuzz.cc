@@ -1,6 +1,6 @@
 // Fuzzes what the admin REST API (net/rest.h) parses of untrusted bytes
 // beyond llhttp: request paths, query strings, JSON bodies (appends,
-// configs), text/plain appends and base64 (core/text.h). Nothing may crash
+// configs, access tokens), text/plain appends and base64 (core/text.h). Nothing may crash
 // or throw; errors are invalid_argument or not_found; and what is accepted
 // round-trips: an append's records, rendered back as JSON the way a read
 // answers them, hold the same bodies and headers; percent-encoding and
@@ -85,7 +85,7 @@ void check_append_round_trip(const AppendInput& input) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
-  const uint8_t mode = data[0] % 6;
+  const uint8_t mode = data[0] % 7;
   const std::string_view in(reinterpret_cast<const char*>(data + 1), size - 1);
   switch (mode) {
     case 0: {  // A request path.
@@ -149,6 +149,28 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
       std::string round;
       RUNNEL_ASSERT(base64_decode(base64_encode(in), &round) && round == in);
+      break;
+    }
+    case 6: {  // An access token to issue (POST /v1/tokens), and its text round trip.
+      auto token = parse_token_json(in, 1'000'000);
+      if (!token) {
+        check_error(token.status());
+        break;
+      }
+      RUNNEL_ASSERT((token->ops & ~kOpsAll) == 0);
+      // Scopes and operations print as they parse.
+      for (const NameScope* scope : {&token->buckets, &token->streams, &token->tokens}) {
+        RUNNEL_ASSERT(NameScope::parse(scope->text()) == *scope);
+      }
+      const Json j = to_json(*token);
+      std::string ops;
+      for (const auto& op : j["ops"]) ops += op.get<std::string>() + ",";
+      auto again = parse_token_ops(ops);
+      RUNNEL_ASSERT(again.is_ok() && *again == token->ops);
+      // Once issued, its wire form decodes to the same token.
+      const std::string body = wire::body_of(*token);
+      TokenInfo decoded;
+      RUNNEL_ASSERT(wire::decode_body(body, &decoded) && decoded == *token);
       break;
     }
   }
