@@ -113,6 +113,11 @@ constexpr std::array kKeys = {
              "Require an access token on both ports; the first start creates a root token in the data directory"),
     bool_key("auth.metrics_open", {}, &Config::auth_metrics_open,
              "Serve /metrics without a token while access control is on"),
+    path_key("tls.cert_file", "--tls-cert", &Config::tls_cert_file,
+             "PEM certificate chain: both ports speak TLS (1.3, 1.2 at the least); empty: plaintext"),
+    path_key("tls.key_file", "--tls-key", &Config::tls_key_file, "PEM private key of tls.cert_file"),
+    path_key("tls.client_ca_file", "--tls-client-ca", &Config::tls_client_ca_file,
+             "PEM CA whose certificate every client must present (its CN names the client's token); empty: none"),
     pow2_key("reactor.ring_entries", &Config::reactor_ring_entries, 8, 32768,
              "io_uring submission queue entries per shard"),
     pow2_key("reactor.message_queue_capacity", &Config::reactor_message_queue_capacity, 16, 1048576,
@@ -695,6 +700,12 @@ Status validate(const Config& config) {
         "config key 'storage.write_buffers' = {} must exceed 'storage.flushes_in_flight_max' = {} "
         "(one buffer fills while the others are written)",
         config.storage_write_buffers, config.storage_flushes_in_flight_max));
+  }
+  if (config.tls_cert_file.empty() != config.tls_key_file.empty()) {
+    return invalid("config keys 'tls.cert_file' and 'tls.key_file' go together (--tls-cert and --tls-key)");
+  }
+  if (!config.tls_client_ca_file.empty() && config.tls_cert_file.empty()) {
+    return invalid("config key 'tls.client_ca_file' needs 'tls.cert_file' and 'tls.key_file'");
   }
   if (uint64_t{config.storage_flush_bytes_max} > uint64_t{config.storage_segment_mib} << 20) {
     return invalid(fmt::format("config key 'storage.flush_bytes_max' = {} exceeds the segment size ({} MiB)",

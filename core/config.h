@@ -70,6 +70,11 @@ struct Config {
   bool auth_enabled = false;       // auth.enabled (--auth)
   bool auth_metrics_open = false;  // auth.metrics_open (/metrics without a token)
 
+  // --- [tls]: both ports (docs/SECURITY.md); reloaded on SIGHUP ---
+  std::string tls_cert_file;       // tls.cert_file (--tls-cert); empty: plaintext
+  std::string tls_key_file;        // tls.key_file (--tls-key)
+  std::string tls_client_ca_file;  // tls.client_ca_file (--tls-client-ca)
+
   // --- [reactor] ---
   uint32_t reactor_ring_entries = 1024;           // reactor.ring_entries (SQ size, power of two)
   uint32_t reactor_message_queue_capacity = 4096; // reactor.message_queue_capacity (per shard pair)

@@ -51,6 +51,11 @@ idle_timeout_ms = 86400000
 enabled = true
 metrics_open = true
 
+[tls]
+cert_file = "/etc/runnel/cert.pem"
+key_file = "/etc/runnel/key.pem"
+client_ca_file = "/etc/runnel/clients.pem"
+
 [reactor]
 ring_entries = 8
 message_queue_capacity = 1048576
@@ -152,6 +157,8 @@ TEST(Config, DefaultsAreTheDocumentedValues) {
   EXPECT_EQ(config.admin_idle_timeout_ms, 60'000u);
   EXPECT_FALSE(config.auth_enabled);
   EXPECT_FALSE(config.auth_metrics_open);
+  EXPECT_EQ(config.tls_cert_file, "");
+  EXPECT_EQ(config.tls_client_ca_file, "");
   EXPECT_EQ(config.reactor_ring_entries, 1024u);
   EXPECT_EQ(config.reactor_message_queue_capacity, 4096u);
   EXPECT_EQ(config.reactor_shutdown_timeout_ms, 5'000u);
@@ -378,6 +385,9 @@ TEST(Config, ApplyTomlSetsKeysInSections) {
   EXPECT_EQ(config.admin_idle_timeout_ms, 86400000u);
   EXPECT_TRUE(config.auth_enabled);
   EXPECT_TRUE(config.auth_metrics_open);
+  EXPECT_EQ(config.tls_cert_file, "/etc/runnel/cert.pem");
+  EXPECT_EQ(config.tls_key_file, "/etc/runnel/key.pem");
+  EXPECT_EQ(config.tls_client_ca_file, "/etc/runnel/clients.pem");
   EXPECT_EQ(config.reactor_ring_entries, 8u);
   EXPECT_EQ(config.reactor_message_queue_capacity, 1048576u);
   EXPECT_EQ(config.reactor_shutdown_timeout_ms, 600000u);
@@ -862,6 +872,18 @@ TEST(Config, BooleanKeysTakeTrueOrFalseOnly) {
   EXPECT_THAT(apply_setting(&config, "auth.enabled", "1", "env").message(), HasSubstr("expected true or false"));
 }
 
+TEST(Config, TlsFilesGoTogether) {
+  Config config;
+  config.tls_cert_file = "c.pem";
+  EXPECT_THAT(validate(config).message(), HasSubstr("go together"));
+  config.tls_key_file = "k.pem";
+  EXPECT_TRUE(validate(config).is_ok());
+  config.tls_client_ca_file = "ca.pem";
+  EXPECT_TRUE(validate(config).is_ok());
+  config.tls_cert_file = config.tls_key_file = "";
+  EXPECT_THAT(validate(config).message(), HasSubstr("needs"));
+}
+
 TEST(Config, ValidateAllowsBothPortsZero) {
   Config config;
   config.listen = {"127.0.0.1", 0};
@@ -977,6 +999,9 @@ TEST(Config, ConfigKeysAreUniqueAndInDocumentationOrder) {
                                             "admin.idle_timeout_ms",
                                             "auth.enabled",
                                             "auth.metrics_open",
+                                            "tls.cert_file",
+                                            "tls.key_file",
+                                            "tls.client_ca_file",
                                             "reactor.ring_entries",
                                             "reactor.message_queue_capacity",
                                             "reactor.shutdown_timeout_ms",

@@ -29,6 +29,8 @@ constexpr uint32_t kRecvBufferBytes = 32u << 10;
 // a buffer of its own size rather than copied out of ring buffers.
 constexpr size_t kDirectRecvMin = 32u << 10;
 constexpr uint32_t kSilentIntervalsMax = 3;
+// Ciphertext received per recv over TLS (a little more than a TLS record).
+constexpr size_t kTlsRecvBytes = 64u << 10;
 
 std::string overloaded_frame() {
   std::string out;
@@ -52,6 +54,10 @@ BinaryServer::BinaryServer(Reactor& reactor, UniqueFd listener, const BinaryServ
       recv_copied_bytes_(reactor.metrics().counter(
           "runnel_binary_recv_copied_bytes_total",
           "Received bytes copied out of ring buffers (parts of frames that spanned buffers).")),
+      tls_handshakes_(
+          reactor.metrics().counter("runnel_tls_handshakes_total", "TLS handshakes completed.", {{"port", "binary"}})),
+      tls_failures_(reactor.metrics().counter(
+          "runnel_tls_failures_total", "TLS sessions that failed (handshake or record errors).", {{"port", "binary"}})),
       append_us_(reactor.metrics().histogram(
           "runnel_append_seconds",
           "Appends on this shard's connections: from the request read to its answer queued for sending, durable "
@@ -92,6 +98,11 @@ void BinaryConnection::start(int fd) {
     in_capacity_ = 0;
   }
   out_.reset();
+  if (server_.options_.tls != nullptr) {
+    tls_ = std::make_unique<TlsSession>(server_.options_.tls);
+    if (!tls_in_) tls_in_ = std::make_unique<char[]>(kTlsRecvBytes);
+    out_.set_tls(tls_.get());
+  }
   in_flight_ = 0;
   subscriptions_.clear();
   phase_ = Phase::kAwaitingHello;
@@ -116,6 +127,13 @@ void BinaryConnection::resize_input(size_t capacity) {
 
 void BinaryConnection::post_recv() {
   if (recv_ != Recv::kNone || cancel_in_flight_ || !reading() || saturated()) return;
+  if (tls_ != nullptr) {
+    io_uring_sqe* sqe = reactor_.get_sqe();
+    io_uring_prep_recv(sqe, fd_, tls_in_.get(), kTlsRecvBytes, 0);
+    Reactor::set_completion(sqe, &recv_op_);
+    recv_ = Recv::kPlain;
+    return;
+  }
   RecvBufferRing* ring = server_.recv_ring_.get();
   // A client sending large frames is served by plain recvs sized for them
   // until it sends a small one: switching back and forth would copy the
@@ -193,6 +211,7 @@ void BinaryConnection::on_recv(int res, uint32_t flags) {
     return;
   }
   last_heard_us_ = reactor_.now_us();
+  if (tls_ != nullptr) return on_tls_recv(static_cast<size_t>(res));
   if (give_back.ring != nullptr) {
     take_ring_buffer(ring->buffer(give_back.id), static_cast<size_t>(res));
   } else {
@@ -204,6 +223,21 @@ void BinaryConnection::on_recv(int res, uint32_t flags) {
   if (recv_ == Recv::kMultishot && (saturated() || !reading() || large_frames_)) {
     cancel_recv();
   }
+}
+
+void BinaryConnection::on_tls_recv(size_t len) {
+  const bool was_done = tls_->handshake_done();
+  std::string plain;
+  if (Status s = tls_->received(std::string_view(tls_in_.get(), len), &plain); !s) {
+    server_.tls_failures_.inc();
+    log_debug("binary connection: {}", s.message());
+    flush_output();  // The alert, if any.
+    begin_close();
+    return;
+  }
+  if (!was_done && tls_->handshake_done()) server_.tls_handshakes_.inc();
+  if (!plain.empty()) keep_input(plain.data(), plain.size());
+  process_input();  // Flushes the handshake's records too, and receives again.
 }
 
 void BinaryConnection::take_ring_buffer(const char* data, size_t len) {
@@ -306,7 +340,11 @@ bool BinaryConnection::handle_frame(const char* frame, uint32_t frame_bytes) {
       auth::Refusal refusal{};
       const uint64_t now_ms = static_cast<uint64_t>(Reactor::clock_realtime_ms());
       const StreamCatalog& catalog = server_.router_.stores()->local().catalog();
-      if (Status s = principal_.sign_in(catalog, hello.token, now_ms, &refusal); !s) {
+      // Without a token, a verified client certificate names the token.
+      const std::string certified = tls_ != nullptr && hello.token.empty() ? tls_->peer_common_name() : "";
+      if (Status s = certified.empty() ? principal_.sign_in(catalog, hello.token, now_ms, &refusal)
+                                       : principal_.sign_in_as(catalog, certified, now_ms, &refusal);
+          !s) {
         server_.router_.count_refusal(refusal);
         protocol_error(h.opcode, h.request_id, s);
         return false;
@@ -539,7 +577,7 @@ void BinaryConnection::protocol_error(uint16_t opcode, uint32_t request_id, cons
 void BinaryConnection::flush_output() {
   if (phase_ == Phase::kClosing || fd_ < 0) return;
   if (out_.idle() && phase_ == Phase::kDraining && in_flight_ == 0) return begin_close();
-  out_.flush(reactor_, fd_, &send_op_);
+  if (!out_.flush(reactor_, fd_, &send_op_)) begin_close();  // The TLS session failed.
 }
 
 void BinaryConnection::on_sent(int res) {
@@ -603,6 +641,7 @@ void BinaryConnection::maybe_finish_close() {
   fd_ = -1;
   if (connection_counted_) server_.router_.release_connection(principal_.id());
   connection_counted_ = false;
+  tls_.reset();
   principal_ = auth::Principal();
   generation_++;  // Answers still on their way are for a connection that is gone.
   out_.reset();

@@ -37,6 +37,7 @@
 #include "net/router.h"
 #include "net/socket_output.h"
 #include "net/subscriptions.h"
+#include "proto/tls/tls_session.h"
 
 namespace runnel {
 
@@ -57,6 +58,8 @@ struct BinaryServerOptions {
   // checked against it, and a connection whose token is revoked or expires
   // is ended within kAccessCheckMs.
   bool auth = false;
+  // TLS on this port (null: plaintext). Replaced by set_tls_context (reload).
+  std::shared_ptr<const TlsContext> tls;
   uint32_t connections_max = 10000;
   std::string server_version;
 };
@@ -93,6 +96,7 @@ class BinaryConnection final : public AcceptedConnection, private PushSink {
 
   void on_recv(int res, uint32_t flags);
   void on_cancelled();
+  void on_tls_recv(size_t len);  // Ciphertext in tls_in_: decrypted into the input buffer.
   // Handles the whole frames at the front of [data, data + len); returns
   // the bytes they took. Stops at a partial frame, when saturated, or when
   // the connection is closing.
@@ -139,6 +143,10 @@ class BinaryConnection final : public AcceptedConnection, private PushSink {
   std::map<uint32_t, uint32_t> subscriptions_;  // Subscription id -> the shard it lives on.
   auth::Principal principal_;                   // Signed in by the hello (access control on).
   bool connection_counted_ = false;             // Against its token's connections_max (Router).
+  // Over TLS: the session, and the buffer ciphertext is received into (the
+  // receive ring and direct large-frame receives are for plaintext only).
+  std::unique_ptr<TlsSession> tls_;
+  std::unique_ptr<char[]> tls_in_;
   uint32_t in_flight_ = 0;
   uint64_t last_heard_us_ = 0;
   int fd_ = -1;
@@ -174,6 +182,8 @@ class BinaryServer {
   static constexpr uint64_t kAccessCheckMs = 250;
   void start();
   bool stopping() const { return acceptor_.stopping(); }
+  // New connections use `context` (a reload); open ones keep their session.
+  void set_tls_context(std::shared_ptr<const TlsContext> context) { options_.tls = std::move(context); }
   size_t open_connections() const { return acceptor_.open_connections(); }
 
  private:
@@ -186,6 +196,8 @@ class BinaryServer {
   Counter& requests_;
   Counter& protocol_errors_;
   Counter& recv_copied_bytes_;
+  Counter& tls_handshakes_;
+  Counter& tls_failures_;
   Histogram& append_us_;
   std::unique_ptr<RecvBufferRing> recv_ring_;  // Null: plain recvs only.
   Timer access_timer_;                         // Access control on: every connection's token re-checked.

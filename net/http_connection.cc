@@ -104,6 +104,10 @@ void HttpConnection::start(int fd) {
   parser_ = std::make_unique<HttpRequestParser>(limits_.parser);
   read_len_ = read_pos_ = 0;
   out_.reset();
+  if (server_.tls_ != nullptr) {
+    tls_ = std::make_unique<TlsSession>(server_.tls_);
+    out_.set_tls(tls_.get());
+  }
   recv_in_flight_ = handler_pending_ = in_process_input_ = false;
   peer_closed_ = close_after_send_ = closing_ = false;
   request_started_us_ = 0;
@@ -168,7 +172,22 @@ void HttpConnection::on_recv(int res, uint32_t) {
     if (!handler_pending_ && out_.idle()) begin_close();
     return;
   }
-  read_len_ = static_cast<size_t>(res);
+  if (tls_ != nullptr) {
+    // Everything before was parsed (a recv is posted only then): decrypt afresh.
+    const bool was_done = tls_->handshake_done();
+    tls_plain_.clear();
+    if (Status s = tls_->received(std::string_view(read_buffer_.get(), static_cast<size_t>(res)), &tls_plain_); !s) {
+      server_.tls_failures_.inc();
+      log_debug("admin connection: {}", s.message());
+      flush_output();  // The alert, if any.
+      begin_close();
+      return;
+    }
+    if (!was_done && tls_->handshake_done()) server_.tls_handshakes_.inc();
+    read_len_ = tls_plain_.size();
+  } else {
+    read_len_ = static_cast<size_t>(res);
+  }
   read_pos_ = 0;
   process_input();
 }
@@ -179,7 +198,7 @@ void HttpConnection::process_input() {
   while (!closing_ && !close_after_send_ && !handler_pending_ && read_pos_ < read_len_ &&
          out_.queued_bytes() < kOutputBytesHighWater) {
     size_t consumed = 0;
-    auto result = parser_->feed(read_buffer_.get() + read_pos_, read_len_ - read_pos_, &consumed);
+    auto result = parser_->feed(read_data() + read_pos_, read_len_ - read_pos_, &consumed);
     read_pos_ += consumed;
     if (parser_->in_progress() && request_started_us_ == 0) request_started_us_ = reactor_.now_us();
     switch (result) {
@@ -265,7 +284,7 @@ void HttpConnection::flush_output() {
     if (close_after_send_ || (peer_closed_ && !handler_pending_)) begin_close();
     return;
   }
-  out_.flush(reactor_, fd_, &send_op_);
+  if (!out_.flush(reactor_, fd_, &send_op_)) begin_close();  // The TLS session failed.
 }
 
 void HttpConnection::on_sent(int res, uint32_t) {
@@ -311,6 +330,7 @@ void HttpConnection::maybe_finish_close() {
   fd_ = -1;
   parser_.reset();
   out_.reset();
+  tls_.reset();
   server_.connection_closed(this);
 }
 

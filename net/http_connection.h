@@ -24,6 +24,7 @@
 #include "net/acceptor.h"
 #include "net/http_parser.h"
 #include "net/socket_output.h"
+#include "proto/tls/tls_session.h"
 
 namespace runnel {
 
@@ -122,7 +123,10 @@ class HttpConnection final : public AcceptedConnection {
   SendOp send_op_;
   Timer timer_;
   std::unique_ptr<HttpRequestParser> parser_;
-  std::unique_ptr<char[]> read_buffer_;
+  std::unique_ptr<char[]> read_buffer_;  // Over TLS: ciphertext; the parser reads tls_plain_.
+  std::unique_ptr<TlsSession> tls_;
+  std::string tls_plain_;
+  const char* read_data() const { return tls_ ? tls_plain_.data() : read_buffer_.get(); }
   size_t read_len_ = 0;
   size_t read_pos_ = 0;
   SocketOutput out_;

@@ -23,6 +23,7 @@ std::string overloaded_response() {
 
 HttpServer::HttpServer(Reactor& reactor, UniqueFd listener, const HttpServerOptions& options, HttpHandler handler)
     : handler_(std::move(handler)),
+      tls_(options.tls),
       acceptor_(reactor, std::move(listener),
                 AcceptorOptions{"admin", "admin HTTP", options.connections_max, overloaded_response(), true},
                 [this, &reactor, limits = options.limits] {
@@ -35,7 +36,12 @@ HttpServer::HttpServer(Reactor& reactor, UniqueFd listener, const HttpServerOpti
       requests_5xx_(reactor.metrics().counter("runnel_admin_requests_total",
                                               "Admin requests answered, by status class.", {{"class", "5xx"}})),
       request_us_(reactor.metrics().histogram("runnel_admin_request_seconds",
-                                              "Time from a request's first byte to its answer.", 1e-6)) {}
+                                              "Time from a request's first byte to its answer.", 1e-6)),
+      tls_handshakes_(
+          reactor.metrics().counter("runnel_tls_handshakes_total", "TLS handshakes completed.", {{"port", "admin"}})),
+      tls_failures_(reactor.metrics().counter(
+          "runnel_tls_failures_total", "TLS sessions that failed (handshake or record errors).", {{"port", "admin"}})) {
+}
 
 HttpServer::~HttpServer() = default;
 

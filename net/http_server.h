@@ -21,6 +21,7 @@ namespace runnel {
 struct HttpServerOptions {
   HttpConnectionLimits limits;
   uint32_t connections_max = 256;
+  std::shared_ptr<const TlsContext> tls;  // Null: plaintext.
 };
 
 class HttpServer {
@@ -35,6 +36,8 @@ class HttpServer {
 
   bool stopping() const { return acceptor_.stopping(); }
   size_t open_connections() const { return acceptor_.open_connections(); }
+  // New connections use `context` (a reload); open ones keep their session.
+  void set_tls_context(std::shared_ptr<const TlsContext> context) { tls_ = std::move(context); }
 
  private:
   friend class HttpConnection;
@@ -46,11 +49,14 @@ class HttpServer {
   void request_rejected(int status);
 
   HttpHandler handler_;
+  std::shared_ptr<const TlsContext> tls_;
   Acceptor acceptor_;
   Counter& requests_2xx_;
   Counter& requests_4xx_;
   Counter& requests_5xx_;
   Histogram& request_us_;
+  Counter& tls_handshakes_;
+  Counter& tls_failures_;
 };
 
 }  // namespace runnel

@@ -55,6 +55,12 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config) {
   auto lock = lock_data_dir(config.data_dir);
   if (!lock) return lock.status();
   server->data_dir_lock_ = std::move(*lock);
+  std::shared_ptr<const TlsContext> tls;
+  if (!config.tls_cert_file.empty()) {
+    auto context = TlsContext::for_server(config.tls_cert_file, config.tls_key_file, config.tls_client_ca_file);
+    if (!context) return context.status();
+    tls = std::move(*context);
+  }
 
   auto binary = listen_reuseport_group(config.listen, shards, kListenBacklog);
   if (!binary) return Status(binary.status().code(), "server.listen: " + binary.status().message());
@@ -80,6 +86,7 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config) {
   admin_options.limits.parser.body_bytes_max = config.admin_body_bytes_max;
   admin_options.limits.request_timeout_ms = config.admin_request_timeout_ms;
   admin_options.limits.idle_timeout_ms = config.admin_idle_timeout_ms;
+  admin_options.tls = tls;
 
   BinaryServerOptions binary_options;
   binary_options.connections_max = config.connections_max;
@@ -90,6 +97,7 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config) {
   binary_options.limits.heartbeat_ms = config.heartbeat_ms;
   binary_options.server_version = RUNNEL_VERSION;
   binary_options.auth = config.auth_enabled;
+  binary_options.tls = tls;
   server->stores_ = std::make_unique<Sharded<StreamStore>>(static_cast<size_t>(shards));
   server->routers_ = std::make_unique<Sharded<Router>>(static_cast<size_t>(shards));
   server->subscriptions_ = std::make_unique<Sharded<Subscriptions>>(static_cast<size_t>(shards));
@@ -206,8 +214,10 @@ Result<std::unique_ptr<Server>> Server::start(const Config& config) {
   });
   if (Status ready = replicated_done.get(); !ready) return ready;
 
-  log_info("runneld {} serving with {} shards: binary={} admin={} data_dir={}", s->node_.version, shards,
-           s->binary_address_.to_string(), s->admin_address_.to_string(), config.data_dir);
+  log_info("runneld {} serving with {} shards: binary={} admin={} data_dir={} tls={} auth={}", s->node_.version, shards,
+           s->binary_address_.to_string(), s->admin_address_.to_string(), config.data_dir,
+           tls ? (config.tls_client_ca_file.empty() ? "on" : "on, client certificates required") : "off",
+           config.auth_enabled ? "on" : "off");
   s->node_.ready.store(true, std::memory_order_release);
   return server;
 }
@@ -231,5 +241,22 @@ void Server::request_stop() {
 }
 
 void Server::join() { shards_->join(); }
+
+Status Server::reload_tls() {
+  const Config& config = node_.config;
+  if (config.tls_cert_file.empty()) return Status::ok();
+  auto context = TlsContext::for_server(config.tls_cert_file, config.tls_key_file, config.tls_client_ca_file);
+  if (!context) return context.status();
+  std::shared_ptr<const TlsContext> shared = std::move(*context);
+  for (int shard = 0; shard < shards_->shard_count(); shard++) {
+    shards_->reactor(shard).post_external([this, shard, shared] {
+      ShardServices& services = shard_services_[static_cast<size_t>(shard)];
+      if (services.binary) services.binary->set_tls_context(shared);
+      if (services.admin) services.admin->set_tls_context(shared);
+    });
+  }
+  log_info("TLS certificate reloaded from {}", config.tls_cert_file);
+  return Status::ok();
+}
 
 }  // namespace runnel

@@ -19,6 +19,7 @@
 #include "net/http_server.h"
 #include "net/node_registry.h"
 #include "net/socket.h"
+#include "proto/tls/tls_session.h"
 #include "storage/stream_store.h"
 #include "storage/uring_file_io.h"
 
@@ -38,6 +39,11 @@ class Server {
 
   // The line scripts wait for: "runneld ready binary=HOST:PORT admin=HOST:PORT".
   std::string ready_line() const;
+
+  // Main thread: reads the TLS certificate, key and client CA again and
+  // hands them to every shard for its new connections (open ones keep
+  // theirs). An error leaves the old ones in use. OK if TLS is off.
+  Status reload_tls();
 
   // Any thread: stop accepting, finish in-flight work, flush, leave.
   void request_stop();

@@ -6,6 +6,10 @@
 // chunk in flight is not touched until its send completes, and a short send
 // resumes where it stopped. Shared by the admin HTTP and the binary protocol
 // connections.
+//
+// Over TLS (set_tls) the connection's output is plaintext gathered in one
+// buffer and sealed by the session when flushed: chunks then hold only
+// ciphertext, so what is in flight is never touched.
 
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -14,6 +18,7 @@
 #include <string>
 
 #include "core/reactor.h"
+#include "proto/tls/tls_session.h"
 
 namespace runnel {
 
@@ -25,8 +30,12 @@ class SocketOutput {
   static constexpr size_t kTailChunkMax = 64 * 1024;
   static constexpr size_t kIovMax = 64;
 
+  // Encrypts everything from now on with `tls` (null: plaintext).
+  void set_tls(TlsSession* tls) { tls_ = tls; }
+
   // A buffer to append small output to (not in flight).
   std::string& pending() {
+    if (tls_ != nullptr) return plain_;
     if (!tail_open_ || chunks_.back().size() >= kTailChunkMax) {
       close_tail();
       chunks_.push_back(std::move(spare_));
@@ -38,6 +47,10 @@ class SocketOutput {
   }
   // Queues a whole frame; a large one is moved, not copied.
   void push(std::string frame) {
+    if (tls_ != nullptr) {
+      plain_.append(frame);
+      return;
+    }
     if (frame.size() < kOwnChunkMin) {
       pending().append(frame);
       return;
@@ -48,14 +61,18 @@ class SocketOutput {
   }
 
   bool in_flight() const { return in_flight_; }
-  bool idle() const { return !in_flight_ && queued_bytes() == 0; }
-  size_t queued_bytes() const { return bytes_ + (tail_open_ ? chunks_.back().size() : 0) - sent_; }
+  bool idle() const { return !in_flight_ && queued_bytes() == 0 && (tls_ == nullptr || !tls_->has_output()); }
+  size_t queued_bytes() const { return bytes_ + (tail_open_ ? chunks_.back().size() : 0) - sent_ + plain_.size(); }
 
   // Sends what is queued unless a send is in flight; `op` completes it.
-  void flush(Reactor& reactor, int fd, IoCompletion* op) {
-    if (in_flight_ || queued_bytes() == 0) return;
+  // False: the TLS session failed (the connection should close).
+  bool flush(Reactor& reactor, int fd, IoCompletion* op) {
+    if (in_flight_) return true;
+    if (tls_ != nullptr && !seal()) return false;
+    if (queued_bytes() == 0) return true;
     close_tail();  // Whatever is queued now goes out as is.
     submit(reactor, fd, op);
+    return true;
   }
 
   enum class Sent { kAll, kMore, kFailed };
@@ -85,6 +102,8 @@ class SocketOutput {
   }
 
   void reset() {
+    tls_ = nullptr;
+    plain_.clear();
     chunks_.clear();
     spare_ = std::string();
     bytes_ = sent_ = sending_ = 0;
@@ -92,6 +111,20 @@ class SocketOutput {
   }
 
  private:
+  // The plaintext gathered so far and the session's own records (handshake,
+  // alerts), queued as one chunk of ciphertext.
+  bool seal() {
+    if (!plain_.empty()) {
+      if (!tls_->send(plain_).is_ok()) return false;
+      plain_.clear();
+    }
+    if (!tls_->has_output()) return true;
+    close_tail();
+    std::string cipher = tls_->take_output();
+    bytes_ += cipher.size();
+    chunks_.push_back(std::move(cipher));
+    return true;
+  }
   void close_tail() {
     if (!tail_open_) return;
     bytes_ += chunks_.back().size();
@@ -128,6 +161,8 @@ class SocketOutput {
 
   std::deque<std::string> chunks_;  // The first `sending_` are in flight.
   std::string spare_;               // A sent tail buffer, kept for the next one.
+  TlsSession* tls_ = nullptr;       // Over TLS: the connection's session.
+  std::string plain_;               // Over TLS: output not yet sealed.
   size_t bytes_ = 0;                // Of every chunk but an open tail.
   size_t sent_ = 0;                 // Of chunks_.front(), by earlier short sends.
   size_t sending_ = 0;

@@ -134,6 +134,26 @@ Status Principal::sign_in(const StreamCatalog& catalog, std::string_view bearer,
   return unauthenticated(*refusal);
 }
 
+Status Principal::sign_in_as(const StreamCatalog& catalog, std::string_view id, uint64_t now_ms, Refusal* refusal) {
+  id_.clear();
+  entry_ = nullptr;
+  const TokenEntry* entry = catalog.find_token(id);
+  if (entry == nullptr) {
+    *refusal = Refusal::kUnknown;
+    return Status(ErrorCode::kUnauthenticated,
+                  fmt::format("the client certificate names token '{}', which does not exist", id));
+  }
+  if (entry->info.expires_ms != 0 && now_ms >= entry->info.expires_ms) {
+    *refusal = Refusal::kExpired;
+    return unauthenticated(*refusal);
+  }
+  id_ = entry->info.id;
+  hash_ = entry->secret_hash;
+  entry_ = entry;
+  version_ = catalog.token_version();
+  return Status::ok();
+}
+
 const TokenInfo* Principal::current(const StreamCatalog& catalog, uint64_t now_ms, Refusal* refusal) {
   if (id_.empty()) {
     *refusal = Refusal::kMissing;

@@ -40,6 +40,9 @@ class Principal {
  public:
   // Checks `bearer`; OK or kUnauthenticated (and *refusal says why).
   Status sign_in(const StreamCatalog& catalog, std::string_view bearer, uint64_t now_ms, Refusal* refusal);
+  // Signs in as the token `id` without its secret: for a client whose TLS
+  // certificate (verified against the configured client CA) names it.
+  Status sign_in_as(const StreamCatalog& catalog, std::string_view id, uint64_t now_ms, Refusal* refusal);
   // The token as of now; null (with *refusal) once it is revoked or expired.
   const TokenInfo* current(const StreamCatalog& catalog, uint64_t now_ms, Refusal* refusal);
   bool signed_in() const { return !id_.empty(); }

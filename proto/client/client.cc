@@ -18,9 +18,17 @@
 #include "proto/client/convert.h"
 #include "proto/limits.h"
 #include "proto/records.h"
+#include "proto/tls/tls_session.h"
 #include "proto/wire.h"
 
 namespace runnel::client {
+
+namespace {
+// A status of the code shared with the server (the TLS session's) as the library's.
+Status to_client_status(const runnel::Status& s) {
+  return s.is_ok() ? Status() : Status(static_cast<ErrorCode>(s.code()), s.message(), s.detail());
+}
+}  // namespace
 
 using wire::Opcode;
 
@@ -97,6 +105,10 @@ struct Connection {
   std::string in;
   size_t in_len = 0;
   std::string out, writing;
+  // Over TLS: the session, and the buffer ciphertext is read into (the
+  // plaintext goes to `in`; `out` is sealed into `writing`).
+  std::unique_ptr<TlsSession> tls;
+  std::string tls_in;
   bool write_busy = false;
   uint32_t next_id = 1;
   std::unordered_map<uint32_t, Request*> in_flight;
@@ -153,6 +165,9 @@ class Client::Impl {
   void on_connected(Connection* c, int status);
   void on_hello(Connection* c, Status st, std::string_view body);
   void on_read(Connection* c, ssize_t n);
+  // The server refused this client (its hello, or TLS): waiting calls and
+  // subscriptions get the reason instead of retrying into a timeout.
+  void refused(Connection* c, Status st);
   void on_frame(Connection* c, const wire::FrameHeader& h, std::string_view body);
   void on_push(Connection* c, const wire::FrameHeader& h, std::string_view body);
   void lost(Connection* c, const std::string& why);
@@ -184,7 +199,8 @@ class Client::Impl {
   uint64_t order_ = 0;
 
   sockaddr_storage addr_{};
-  Status resolve_error_;
+  Status resolve_error_;  // Also: a TLS setup that cannot work (a bad CA file).
+  std::shared_ptr<const TlsContext> tls_;
   Status hello_error_;          // Why the last hello was refused (unauthenticated...).
   std::string connect_error_;   // Why the last connection attempt failed ("connection refused").
   uint32_t failures_ = 0;
@@ -217,6 +233,15 @@ Client::Impl::Impl(uv_loop_t* loop, ClientOptions options) : loop_(loop), option
   } else {
     std::memcpy(&addr_, found->ai_addr, found->ai_addrlen);
     freeaddrinfo(found);
+  }
+
+  if (options_.tls && resolve_error_.ok()) {
+    auto context = TlsContext::for_client(options_.tls_ca_file, options_.tls_cert_file, options_.tls_key_file);
+    if (!context.is_ok()) {
+      resolve_error_ = Status(ErrorCode::kInvalidArgument, context.status().message());
+    } else {
+      tls_ = std::move(*context);
+    }
   }
 
   uv_timer_init(loop_, &timer_);
@@ -302,6 +327,10 @@ void Client::Impl::open_connection() {
   c->owner = this;
   uv_tcp_init(loop_, &c->tcp);
   c->tcp.data = c;
+  if (tls_ != nullptr) {
+    c->tls =
+        std::make_unique<TlsSession>(tls_, options_.tls_server_name.empty() ? options_.host : options_.tls_server_name);
+  }
   open_handles_++;
   conns_.push_back(c);
   uv_tcp_nodelay(&c->tcp, 1);
@@ -323,6 +352,11 @@ void Client::Impl::on_connected(Connection* c, int status) {
       reinterpret_cast<uv_stream_t*>(&c->tcp),
       [](uv_handle_t* h, size_t, uv_buf_t* buf) {
         auto* conn = static_cast<Connection*>(h->data);
+        if (conn->tls != nullptr) {
+          if (conn->tls_in.size() < kReadChunk) conn->tls_in.resize(kReadChunk);
+          *buf = uv_buf_init(conn->tls_in.data(), static_cast<unsigned>(conn->tls_in.size()));
+          return;
+        }
         if (conn->in.size() - conn->in_len < kReadChunk) conn->in.resize(conn->in_len + kReadChunk);
         buf->base = conn->in.data() + conn->in_len;
         buf->len = conn->in.size() - conn->in_len;
@@ -345,28 +379,31 @@ void Client::Impl::on_connected(Connection* c, int status) {
   send(c, r);
 }
 
+void Client::Impl::refused(Connection* c, Status st) {
+  // The server refuses this client (a bad token, no common version, a TLS
+  // certificate that does not verify): the calls waiting for a connection
+  // get the reason instead of a timeout.
+  hello_error_ = st;
+  std::deque<Request*> waiting;
+  waiting.swap(waiting_);
+  for (Request* r : waiting) finish(r, st, {});
+  // Retrying will not change the answer: subscriptions waiting for a
+  // connection end with it too.
+  if (st.code() == ErrorCode::kUnauthenticated || st.code() == ErrorCode::kPermissionDenied) {
+    std::vector<Subscription*> ended;
+    for (const auto& [handle, sub] : subs_) {
+      if (sub->conn == nullptr) ended.push_back(sub);
+    }
+    for (Subscription* sub : ended) end_subscription(sub, st);
+  }
+  lost(c, "refused: " + st.to_string());
+}
+
 void Client::Impl::on_hello(Connection* c, Status st, std::string_view body) {
   if (c->state != Connection::State::kHello) return;  // Lost meanwhile.
   wire::HelloOk ok;
   if (st.ok() && !wire::decode_body(body, &ok)) st = Status(ErrorCode::kCorrupt, "malformed hello answer");
-  if (!st.ok()) {
-    // The server refuses this client (a bad token, no common version): the
-    // calls waiting for a connection get the reason instead of a timeout.
-    hello_error_ = st;
-    std::deque<Request*> refused;
-    refused.swap(waiting_);
-    for (Request* r : refused) finish(r, st, {});
-    // Retrying will not change the answer to a bad token: subscriptions
-    // waiting for a connection end with it too.
-    if (st.code() == ErrorCode::kUnauthenticated || st.code() == ErrorCode::kPermissionDenied) {
-      std::vector<Subscription*> waiting;
-      for (const auto& [handle, sub] : subs_) {
-        if (sub->conn == nullptr) waiting.push_back(sub);
-      }
-      for (Subscription* sub : waiting) end_subscription(sub, st);
-    }
-    return lost(c, "hello refused: " + st.to_string());
-  }
+  if (!st.ok()) return refused(c, std::move(st));
   hello_error_ = Status();
   connect_error_.clear();
   failures_ = 0;
@@ -629,9 +666,19 @@ void Client::Impl::write_frame(Connection* c, Opcode opcode, uint16_t flags, uin
 }
 
 void Client::Impl::flush(Connection* c) {
-  if (c->write_busy || c->out.empty() || c->state == Connection::State::kClosed) return;
-  c->writing.swap(c->out);
-  c->out.clear();
+  if (c->write_busy || c->state == Connection::State::kClosed) return;
+  if (c->tls != nullptr) {
+    if (!c->out.empty()) {
+      if (Status st = to_client_status(c->tls->send(c->out)); !st.ok()) return refused(c, std::move(st));
+      c->out.clear();
+    }
+    if (!c->tls->has_output()) return;
+    c->writing = c->tls->take_output();
+  } else {
+    if (c->out.empty()) return;
+    c->writing.swap(c->out);
+    c->out.clear();
+  }
   c->write_busy = true;
   uv_buf_t buf = uv_buf_init(c->writing.data(), static_cast<unsigned>(c->writing.size()));
   c->write_req.data = c;
@@ -669,6 +716,19 @@ void Client::Impl::finish(Request* r, Status st, std::string_view body) {
 void Client::Impl::on_read(Connection* c, ssize_t n) {
   if (n == 0) return;
   if (n < 0) return lost(c, n == UV_EOF ? "the server closed the connection" : std::string("read: ") + uv_strerror(static_cast<int>(n)));
+  if (c->tls != nullptr) {
+    std::string plain;
+    if (Status st =
+            to_client_status(c->tls->received(std::string_view(c->tls_in.data(), static_cast<size_t>(n)), &plain));
+        !st.ok()) {
+      return refused(c, std::move(st));
+    }
+    flush(c);  // The handshake's own records.
+    if (c->state == Connection::State::kClosed || plain.empty()) return;
+    if (c->in.size() < c->in_len + plain.size()) c->in.resize(c->in_len + plain.size());
+    std::memcpy(c->in.data() + c->in_len, plain.data(), plain.size());
+    n = static_cast<ssize_t>(plain.size());
+  }
   c->in_len += static_cast<size_t>(n);
   c->last_recv_ms = now();
   size_t pos = 0;

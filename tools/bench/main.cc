@@ -51,6 +51,8 @@ struct Options {
   std::string server = "127.0.0.1:7420";
   std::string bucket = "bench";
   std::string token;  // Access token (a server with --auth); also RUNNEL_TOKEN.
+  std::string tls_ca;  // Speak TLS trusting this CA (PEM).
+  bool tls = false;
   int producers = 1;
   int connections = 1;  // Producer clients; producer p appends through client p % connections.
   int consumers = 1;
@@ -187,6 +189,8 @@ bool Bench::set_up() {
   client_options_.port = static_cast<uint16_t>(std::stoi(o_.server.substr(colon + 1)));
   client_options_.client_name = "runnel-bench";
   client_options_.token = o_.token;
+  client_options_.tls = o_.tls || !o_.tls_ca.empty();
+  client_options_.tls_ca_file = o_.tls_ca;
   client_options_.request_timeout_ms = 10000;
   client_options_.connection_per_shard = !o_.one_connection;
   consumer_client_ = std::make_unique<Client>(loop_, client_options_);
@@ -652,6 +656,8 @@ int main(int argc, char** argv) {
   app.add_option("--server", o.server, "HOST:PORT of runneld's binary protocol")->capture_default_str();
   app.add_option("--bucket", o.bucket, "bucket the run's streams are made in")->capture_default_str();
   app.add_option("--token", o.token, "access token, for a server run with --auth")->envname("RUNNEL_TOKEN");
+  app.add_flag("--tls", o.tls, "speak TLS, trusting the system's CAs");
+  app.add_option("--tls-ca", o.tls_ca, "speak TLS, trusting this CA certificate (PEM)");
   app.add_option("--producers", o.producers, "producers (each with --window batches in flight)")
       ->capture_default_str()->check(CLI::Range(1, 100000));
   app.add_option("--connections", o.connections,

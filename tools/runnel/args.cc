@@ -184,6 +184,12 @@ std::variant<Invocation, int> parse_args(int argc, char** argv) {
       ->type_name("TOKEN")
       ->envname("RUNNEL_TOKEN")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app.add_flag("--tls", inv.tls, "Speak TLS, trusting the system's CAs (a server started with --tls-cert)")
+      ->envname("RUNNEL_TLS");
+  app.add_option("--tls-ca", inv.tls_ca, "Speak TLS, trusting this CA certificate (PEM)")
+      ->type_name("FILE")
+      ->envname("RUNNEL_TLS_CA")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_flag("--json", inv.json, "Print JSON objects, one per line");
   app.add_option("--timeout-ms", inv.timeout_ms, "Give up on a request (connecting included) after this long; 0: never")
       ->type_name("MS")
@@ -385,6 +391,7 @@ std::variant<Invocation, int> parse_args(int argc, char** argv) {
     }
     if (!found) throw Usage{"no command given (see runnel --help)"};
     parse_server(raw.server, &inv);
+    if (!inv.tls_ca.empty()) inv.tls = true;
     switch (inv.command) {
       case Command::kBucketCreate:
       case Command::kBucketGet:

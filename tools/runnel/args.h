@@ -57,6 +57,8 @@ struct Invocation {
   std::string host = "127.0.0.1";
   uint16_t port = 7420;
   std::string token{};
+  bool tls = false;      // --tls, or implied by --tls-ca.
+  std::string tls_ca{};  // --tls-ca FILE: trust this CA (default: the system's).
   bool json = false;
   uint32_t timeout_ms = 10000;
 

@@ -39,6 +39,8 @@ int run(const Invocation& inv) {
       .token = inv.token,
       .client_name = "runnel-cli",
       .request_timeout_ms = inv.timeout_ms,
+      .tls = inv.tls,
+      .tls_ca_file = inv.tls_ca,
   });
   switch (inv.command) {
     case Command::kAppend:

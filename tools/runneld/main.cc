@@ -34,6 +34,7 @@ int run(int argc, char** argv) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGHUP);  // Reloads the TLS certificate and key.
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -76,16 +77,29 @@ int run(int argc, char** argv) {
   std::fflush(stdout);
 
   pollfd fds[2] = {{signal_fd, POLLIN, 0}, {(*server)->exit_fd(), POLLIN, 0}};
-  while (::poll(fds, 2, -1) < 0 && errno == EINTR) {
-  }
   int exit_code = 0;
-  if (fds[0].revents & POLLIN) {
-    signalfd_siginfo info{};
-    [[maybe_unused]] ssize_t n = ::read(signal_fd, &info, sizeof(info));
-    log_info("received {}, stopping", info.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
-  } else {
-    log_error("a shard stopped unexpectedly; stopping the server");
-    exit_code = 1;
+  while (true) {
+    fds[0].revents = fds[1].revents = 0;
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      log_error("poll: {}", std::strerror(errno));
+      exit_code = 1;
+      break;
+    }
+    if (fds[0].revents & POLLIN) {
+      signalfd_siginfo info{};
+      [[maybe_unused]] ssize_t n = ::read(signal_fd, &info, sizeof(info));
+      if (info.ssi_signo == SIGHUP) {
+        // New connections get the new certificate; open ones keep theirs.
+        if (Status s = (*server)->reload_tls(); !s) log_error("SIGHUP: TLS not reloaded: {}", s.message());
+        continue;
+      }
+      log_info("received {}, stopping", info.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+    } else {
+      log_error("a shard stopped unexpectedly; stopping the server");
+      exit_code = 1;
+    }
+    break;
   }
   uint64_t started = Reactor::clock_us();
   (*server)->request_stop();

@@ -11,6 +11,7 @@ packages=(
   libxxhash-dev           # xxh3 checksums on record batches
   liblz4-dev              # optional per-stream batch compression
   libssl-dev              # TLS, hashes, Ed25519
+  openssl ca-certificates # test certificates (proto/tls/test_certs.sh); the system's trusted CAs
   libjemalloc-dev         # allocator of runneld
   libtomlplusplus-dev     # TOML config parsing
   libcli11-dev            # command-line flags

@@ -54,6 +54,15 @@ struct ClientOptions {
   // From the call to its answer, waiting for a connection and resends
   // included (a read's wait_ms is added). 0: no limit.
   uint32_t request_timeout_ms = 30000;
+  // TLS (a server started with a certificate): the server's certificate is
+  // checked against tls_ca_file (PEM; empty: the system's trusted CAs) and
+  // tls_server_name (empty: host). A client certificate (PEM) is presented
+  // when given.
+  bool tls = false;
+  std::string tls_ca_file{};
+  std::string tls_server_name{};
+  std::string tls_cert_file{};
+  std::string tls_key_file{};
 };
 
 inline constexpr uint32_t kIdempotentAppendsInFlight = 32;

@@ -1,4 +1,4 @@
-#include "net/tls/tls_session.h"
+#include "proto/tls/tls_session.h"
 
 #include <gtest/gtest.h>
 #include <openssl/ssl.h>
@@ -10,7 +10,7 @@
 namespace runnel {
 namespace {
 
-// A throwaway PKI (net/tls/test_certs.sh), made once for the suite.
+// A throwaway PKI (proto/tls/test_certs.sh), made once for the suite.
 class TlsSessionTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {

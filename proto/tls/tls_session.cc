@@ -1,4 +1,4 @@
-#include "net/tls/tls_session.h"
+#include "proto/tls/tls_session.h"
 
 #include <fmt/format.h>
 #include <openssl/bio.h>
@@ -6,6 +6,10 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include "core/assert.h"
 
@@ -27,6 +31,12 @@ std::string openssl_errors() {
 }
 
 Status bad_file(std::string_view what, const std::string& path) {
+  if (::access(path.c_str(), R_OK) != 0) {
+    const int err = errno;
+    ERR_clear_error();
+    return Status(ErrorCode::kInvalidArgument,
+                  fmt::format("TLS {} '{}': cannot read it: {}", what, path, std::strerror(err)));
+  }
   return Status(ErrorCode::kInvalidArgument, fmt::format("TLS {} '{}': {}", what, path, openssl_errors()));
 }
 

@@ -4,7 +4,7 @@
 # and a client certificate (CN=app-client) signed by ca. EC P-256, valid for
 # two days. Needs the openssl command.
 #
-#   net/tls/test_certs.sh DIR
+#   proto/tls/test_certs.sh DIR
 set -euo pipefail
 dir=$1
 mkdir -p "$dir"
