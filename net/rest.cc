@@ -8,6 +8,7 @@
 
 #include "core/shard_gather.h"
 #include "core/text.h"
+#include "net/auth/access.h"
 #include "net/json.h"
 #include "net/router.h"
 #include "net/subscriptions.h"
@@ -1119,6 +1120,7 @@ struct DetailsHop {
   uint32_t owner;
   StreamInfo info;
   StreamDetails details;
+  std::string stored_name;  // The stream's name as stored (with an auto-prefixing token's prefix).
 };
 
 void answer_stream_details(DetailsHop* hop) {
@@ -1156,27 +1158,31 @@ void get_stream(Exchange* ex) {
          StreamInfo info;
          if (!decode_answer(e, body, &info)) return;
          const auto shards = static_cast<uint32_t>(e->reactor.shard_count());
+         // The answer names the stream as the token sees it; the details are the stored stream's.
+         std::string stored = e->who && e->who->auto_prefix_streams ? e->who->streams.value + info.name : info.name;
+         const uint32_t owner = wire::owner_shard(info.bucket, stored, shards);
          auto* hop = new DetailsHop{e,
                                     e->streams.stores(),
                                     e->streams.subscriptions(),
                                     e->reactor.shard(),
-                                    wire::owner_shard(info.bucket, info.name, shards),
+                                    owner,
                                     std::move(info),
-                                    {}};
+                                    {},
+                                    std::move(stored)};
          e->reactor.hold();  // Shutdown waits for the answer.
          e->reactor.send(static_cast<int>(hop->owner), [hop] {
            Reactor& there = Reactor::current();
            StreamStore& store = hop->stores->local();
            StreamDetails& d = hop->details;
-           if (const StreamEntry* stream = store.catalog().find(hop->info.bucket, hop->info.name)) {
-             auto tail = store.tail(hop->info.bucket, hop->info.name);
+           if (const StreamEntry* stream = store.catalog().find(hop->info.bucket, hop->stored_name)) {
+             auto tail = store.tail(hop->info.bucket, hop->stored_name);
              d.found = tail.is_ok();
              if (d.found) {
                d.tail = tail->next_seq;
                d.last_timestamp = tail->last_timestamp;
              }
              d.stored_bytes = store.log().stored_bytes(stream->id);
-             d.subscriptions = hop->subscriptions->local().of_stream(hop->info.bucket, hop->info.name);
+             d.subscriptions = hop->subscriptions->local().of_stream(hop->info.bucket, hop->stored_name);
            }
            there.send(hop->origin, [hop] {
              answer_stream_details(hop);
@@ -1347,9 +1353,12 @@ void shards(Exchange* ex, const QueryParams& params) {
           for (const auto& counter : s.counters) shard[counter.first] = counter.second;
           Json tails = Json::array();
           for (const StreamTailRow& row : s.listed) {
+            // A token sees the rows of its own streams only (the totals are the node's).
+            if (ex->who && !auth::may_see_stream(*ex->who, row.bucket, row.name)) continue;
             Json t = Json::object();
             t["bucket"] = row.bucket;
-            t["name"] = row.name;
+            t["name"] = ex->who && ex->who->auto_prefix_streams ? row.name.substr(ex->who->streams.value.size())
+                                                                 : row.name;
             t["tail"] = row.tail;
             t["stored_bytes"] = row.stored_bytes;
             tails.push_back(std::move(t));

@@ -808,6 +808,7 @@ bool Router::handle_token(const TokenInfo* who, uint16_t opcode, uint32_t reques
         Status s = auth::authorize_token(*who, kOpIssueToken, wanted.id);
         if (s) s = auth::check_issue(*who, wanted);
         if (!s) {
+          denied_.inc();
           reply(error_frame(opcode, request_id, s));
           return true;
         }
@@ -823,7 +824,10 @@ bool Router::handle_token(const TokenInfo* who, uint16_t opcode, uint32_t reques
       wire::TokenId m;
       (void)wire::decode_body(body, &m);
       Status s = validate_token_id(m.id);
-      if (s && who != nullptr) s = auth::authorize_token(*who, kOpRevokeToken, m.id);
+      if (s && who != nullptr) {
+        s = auth::authorize_token(*who, kOpRevokeToken, m.id);
+        if (!s) denied_.inc();
+      }
       if (!s) {
         reply(error_frame(opcode, request_id, s));
         return true;

@@ -401,7 +401,8 @@ TEST_F(AuthTest, AutoPrefixingKeepsATokenInsideItsStreams) {
   t.streams = NameScope::parse("tenant-a/*");
   t.ops = kOpRead | kOpAppend | kOpCreateStream;
   t.auto_prefix_streams = true;
-  auto c = client_for(issue(t));
+  const std::string secret = issue(t);
+  auto c = client_for(secret);
   auto created = c->create_stream("apps", "orders");
   ASSERT_TRUE(created.ok()) << created.status().to_string();
   EXPECT_EQ(created->name, "orders");  // As the token sees it.
@@ -415,6 +416,20 @@ TEST_F(AuthTest, AutoPrefixingKeepsATokenInsideItsStreams) {
   auto first = sub->next(5s);
   ASSERT_TRUE(first.ok()) << first.status().to_string();
   EXPECT_EQ(first->body, "one");
+  // The admin port shows the same stream, with the details of the stored one.
+  Json got = Json::parse(http(secret, "GET", "/v1/buckets/apps/streams/orders").body);
+  EXPECT_EQ(got["name"], "orders") << got.dump();
+  EXPECT_EQ(got["tail"], 1) << got.dump();
+  // /v1/shards lists only its streams' rows, under the names it knows.
+  Json shards = Json::parse(http(secret, "GET", "/v1/shards").body);
+  size_t rows = 0;
+  for (const auto& shard : shards["shards"]) {
+    for (const auto& row : shard["stream_tails"]) {
+      EXPECT_EQ(row["name"], "orders") << shards.dump();
+      rows++;
+    }
+  }
+  EXPECT_EQ(rows, 1u) << shards.dump();
   // "other" is "tenant-a/other" to it: not the root's stream.
   EXPECT_EQ(c->read("apps", "other").status().code(), ErrorCode::kNotFound);
 }

@@ -195,13 +195,22 @@ bool Bench::set_up() {
   client_options_.connection_per_shard = !o_.one_connection;
   consumer_client_ = std::make_unique<Client>(loop_, client_options_);
   // Streams of their own for this run, in the bench bucket.
+  // Made only if missing: a token may use a bucket it may not create.
   bool answered = false;
   Status bucket_status;
-  consumer_client_->create_bucket(o_.bucket, BucketConfig{}, [&answered, &bucket_status](Result<BucketInfo> r) {
+  consumer_client_->get_bucket(o_.bucket, [&answered, &bucket_status](Result<BucketInfo> r) {
     answered = true;
     bucket_status = r.status();
   });
   while (!answered) uv_run(loop_, UV_RUN_ONCE);
+  if (bucket_status.code() == ErrorCode::kNotFound) {
+    answered = false;
+    consumer_client_->create_bucket(o_.bucket, BucketConfig{}, [&answered, &bucket_status](Result<BucketInfo> r) {
+      answered = true;
+      bucket_status = r.status();
+    });
+    while (!answered) uv_run(loop_, UV_RUN_ONCE);
+  }
   if (!bucket_status.ok() && bucket_status.code() != ErrorCode::kAlreadyExists) {
     fmt::print(stderr, "runnel-bench: cannot create bucket '{}': {}\n", o_.bucket, bucket_status.to_string());
     return false;
