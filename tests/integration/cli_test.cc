@@ -17,6 +17,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -728,6 +729,76 @@ TEST_F(CliTest, UnreachableServerFailsInTime) {
   EXPECT_EQ(r.exit_code, 5) << r.err;
   EXPECT_NE(r.err.find("timeout"), std::string::npos) << r.err;
   EXPECT_LT(Clock::now() - started, 10s);
+}
+
+// Access control through the CLI, as a new user meets it: runneld --auth,
+// the root token file, a read-only token for a bucket prefix, refusals with
+// their exit code, `read --follow` ended by a revocation.
+TEST(CliAuth, TokensAreIssuedListedRevokedAndEnforced) {
+  TempDir dir;
+  std::string error;
+  auto server = RunneldProcess::start({"--auth", "--data-dir", dir.path() + "/data", "--listen", "127.0.0.1:0",
+                                       "--admin-listen", "127.0.0.1:0", "--shards", "2"},
+                                      {}, &error);
+  ASSERT_NE(server, nullptr) << error;
+  std::string root;
+  {
+    std::ifstream in(dir.path() + "/data/root-token");
+    std::getline(in, root);
+  }
+  ASSERT_FALSE(root.empty());
+  const std::string address = "127.0.0.1:" + std::to_string(server->binary().port);
+  auto run = [&](const std::string& token, std::vector<std::string> args, const std::string& input = "") {
+    std::vector<std::string> full = {"--server", address};
+    if (!token.empty()) full.insert(full.end(), {"--token", token});
+    full.insert(full.end(), args.begin(), args.end());
+    const auto deadline = Clock::now() + 60s;
+    Cli cli(full);
+    cli.feed(input, deadline);
+    return cli.finish(deadline);
+  };
+  EXPECT_EQ(run("", {"bucket", "list"}).exit_code, 8);
+  ASSERT_EQ(run(root, {"bucket", "create", "logs-eu"}).exit_code, 0);
+  ASSERT_EQ(run(root, {"bucket", "create", "metrics"}).exit_code, 0);
+  ASSERT_EQ(run(root, {"stream", "create", "logs-eu/web"}).exit_code, 0);
+  ASSERT_EQ(run(root, {"append", "logs-eu/web"}, "one\ntwo\n").exit_code, 0);
+
+  CliResult issued = run(root, {"token", "issue", "--id", "reader", "--buckets", "logs-*", "--ops", "read"});
+  ASSERT_EQ(issued.exit_code, 0) << issued.err;
+  const std::string reader = lines_of(issued.out).at(0);  // Only the secret.
+  EXPECT_EQ(reader.rfind("reader.", 0), 0u);
+  CliResult as_json =
+      run(root, {"--json", "token", "issue", "--id", "writer", "--ops", "append,read", "--expires-in", "1h"});
+  ASSERT_EQ(as_json.exit_code, 0) << as_json.err;
+  nlohmann::json j = nlohmann::json::parse(as_json.out);
+  EXPECT_EQ(j["id"], "writer");
+  EXPECT_EQ(j["token"].get<std::string>().rfind("writer.", 0), 0u);
+  EXPECT_GT(j["info"]["expires_ms"].get<uint64_t>(), 0u);
+  CliResult listed = run(root, {"token", "list"});
+  EXPECT_EQ(listed.out, "reader\nroot\nwriter\n");
+
+  EXPECT_EQ(run(reader, {"read", "logs-eu/web"}).out, "one\ntwo\n");
+  EXPECT_EQ(run(reader, {"bucket", "list"}).out, "logs-eu\n");  // Only what it may see.
+  CliResult refused = run(reader, {"append", "logs-eu/web"}, "x\n");
+  EXPECT_EQ(refused.exit_code, 8);
+  EXPECT_NE(refused.err.find("permission_denied: token 'reader' may not append stream 'web' in bucket 'logs-eu'"),
+            std::string::npos)
+      << refused.err;
+  EXPECT_EQ(run(reader, {"bucket", "delete", "metrics"}).exit_code, 8);
+  EXPECT_EQ(run(reader, {"token", "issue", "--id", "reader-2"}).exit_code, 8);
+
+  // A follower stops within a second of the revocation, saying why.
+  Cli follower({"--server", address, "--token", reader, "read", "logs-eu/web", "--follow"});
+  ASSERT_TRUE(follower.wait_for_output([](const std::string& out) { return out == "one\ntwo\n"; }, Clock::now() + 10s));
+  CliResult revoked = run(root, {"token", "revoke", "reader"});
+  EXPECT_EQ(revoked.out, "revoked token reader\n");
+  const auto at = Clock::now();
+  CliResult ended = follower.finish(Clock::now() + 10s);
+  EXPECT_LT(Clock::now() - at, 1500ms);
+  EXPECT_EQ(ended.exit_code, 8);
+  EXPECT_NE(ended.err.find("unauthenticated: the access token was revoked"), std::string::npos) << ended.err;
+  EXPECT_EQ(run(reader, {"read", "logs-eu/web"}).exit_code, 8);
+  EXPECT_TRUE(server->stop(SIGTERM).has_value());
 }
 
 }  // namespace
