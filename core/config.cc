@@ -117,7 +117,8 @@ constexpr std::array kKeys = {
              "PEM certificate chain: both ports speak TLS (1.3, 1.2 at the least); empty: plaintext"),
     path_key("tls.key_file", "--tls-key", &Config::tls_key_file, "PEM private key of tls.cert_file"),
     path_key("tls.client_ca_file", "--tls-client-ca", &Config::tls_client_ca_file,
-             "PEM CA whose certificate every client must present (its CN names the client's token); empty: none"),
+             "PEM CA that must have signed every client's certificate (with auth, a binary-port client without a "
+             "token is signed in as the token its certificate's CN names); empty: none"),
     pow2_key("reactor.ring_entries", &Config::reactor_ring_entries, 8, 32768,
              "io_uring submission queue entries per shard"),
     pow2_key("reactor.message_queue_capacity", &Config::reactor_message_queue_capacity, 16, 1048576,

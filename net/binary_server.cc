@@ -231,12 +231,13 @@ void BinaryConnection::on_tls_recv(size_t len) {
   if (Status s = tls_->received(std::string_view(tls_in_.get(), len), &plain); !s) {
     server_.tls_failures_.inc();
     log_debug("binary connection: {}", s.message());
-    flush_output();  // The alert, if any.
-    begin_close();
+    drain();  // Read no more; the alert goes out, then the connection closes.
+    flush_output();
     return;
   }
   if (!was_done && tls_->handshake_done()) server_.tls_handshakes_.inc();
   if (!plain.empty()) keep_input(plain.data(), plain.size());
+  if (tls_->peer_closed()) drain();  // As at end of stream: answer what is in flight, then close.
   process_input();  // Flushes the handshake's records too, and receives again.
 }
 

@@ -179,11 +179,12 @@ void HttpConnection::on_recv(int res, uint32_t) {
     if (Status s = tls_->received(std::string_view(read_buffer_.get(), static_cast<size_t>(res)), &tls_plain_); !s) {
       server_.tls_failures_.inc();
       log_debug("admin connection: {}", s.message());
-      flush_output();  // The alert, if any.
-      begin_close();
+      close_after_send_ = true;  // The alert goes out, then the connection closes.
+      flush_output();
       return;
     }
     if (!was_done && tls_->handshake_done()) server_.tls_handshakes_.inc();
+    if (tls_->peer_closed()) peer_closed_ = true;
     read_len_ = tls_plain_.size();
   } else {
     read_len_ = static_cast<size_t>(res);

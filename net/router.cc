@@ -841,6 +841,7 @@ bool Router::handle_token(const TokenInfo* who, uint16_t opcode, uint32_t reques
       wire::ListRequest m;
       (void)wire::decode_body(body, &m);
       if (who != nullptr && (who->ops & kOpListTokens) == 0) {
+        denied_.inc();
         reply(
             error_frame(opcode, request_id,
                         Status(ErrorCode::kPermissionDenied, fmt::format("token '{}' may not list-tokens", who->id))));

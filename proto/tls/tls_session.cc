@@ -176,6 +176,10 @@ Status TlsSession::received(std::string_view cipher, std::string* plain) {
     }
     const int code = SSL_get_error(ssl_, ret);
     if (code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE) return Status::ok();
+    if (code == SSL_ERROR_ZERO_RETURN) {
+      peer_closed_ = true;  // Not a failure: the caller treats it as end of stream.
+      return Status::ok();
+    }
     return error(ret, "read");
   }
 }

@@ -68,6 +68,8 @@ class TlsSession {
   bool has_output() const;
 
   bool handshake_done() const { return handshake_done_; }
+  // The peer ended the session in order (close_notify): like end of stream.
+  bool peer_closed() const { return peer_closed_; }
   // The peer certificate's subject common name ("" if none was presented).
   std::string peer_common_name() const;
   // "TLSv1.3" and the like, once the handshake is done.
@@ -84,6 +86,7 @@ class TlsSession {
   std::string pending_plain_;  // Sent before the handshake finished.
   bool handshake_done_ = false;
   bool failed_ = false;
+  bool peer_closed_ = false;
 };
 
 }  // namespace runnel

@@ -122,6 +122,16 @@ TEST_F(TlsTest, CurlAndOpensslReachBothPortsAndAnotherCaIsRefused) {
     EXPECT_NE(s_out.find("Protocol version: TLSv1.3"), std::string::npos) << s_out;
     EXPECT_NE(s_out.find("CONNECTION ESTABLISHED"), std::string::npos) << s_out;
   }
+  // The CLI: a round trip, and a clear reason (exit 8) with the wrong CA.
+  const std::string cli =
+      fmt::format("{} --server localhost:{} --tls-ca {}/", RUNNEL_CLI_PATH, server_->binary().port, certs());
+  auto [made_rc, made] = shell(cli + "ca.pem bucket create from-cli");
+  EXPECT_EQ(made_rc, 0) << made;
+  auto [list_rc, list] = shell(cli + "ca.pem bucket list");
+  EXPECT_EQ(list, "from-cli\n");
+  auto [cli_bad_rc, cli_bad] = shell(cli + "other-ca.pem bucket list");
+  EXPECT_EQ(cli_bad_rc, 8) << cli_bad;
+  EXPECT_NE(cli_bad.find("certificate verify failed"), std::string::npos) << cli_bad;
   auto wrong = client("other-ca.pem")->list_buckets();
   EXPECT_EQ(wrong.status().code(), ErrorCode::kUnauthenticated);
   EXPECT_NE(wrong.status().message().find("certificate verify failed"), std::string::npos)
@@ -136,8 +146,17 @@ TEST_F(TlsTest, AClientCertificateNamesItsToken) {
     std::getline(in, s);
     return s;
   }();
-  // Without a client certificate the handshake fails, token or not.
-  EXPECT_FALSE(client("ca.pem", root)->list_buckets().ok());
+  // Without a client certificate the handshake fails, token or not, and
+  // the client hears why (the server's alert) rather than timing out.
+  auto no_cert = client("ca.pem", root)->list_buckets();
+  EXPECT_EQ(no_cert.status().code(), ErrorCode::kUnauthenticated) << no_cert.status().to_string();
+  EXPECT_NE(no_cert.status().message().find("TLS"), std::string::npos) << no_cert.status().to_string();
+  // The CLI presents one with --tls-cert/--tls-key.
+  auto [cli_rc, cli_out] =
+      shell(fmt::format("{0} --server localhost:{1} --tls-ca {2}/ca.pem --tls-cert {2}/client.pem "
+                        "--tls-key {2}/client.key --token {3} bucket list",
+                        RUNNEL_CLI_PATH, server_->binary().port, certs(), root));
+  EXPECT_EQ(cli_rc, 0) << cli_out;
   // With one: the token and its secret still work...
   auto admin = client("ca.pem", root, "client");
   ASSERT_TRUE(admin->create_bucket("certs").ok());

@@ -52,6 +52,7 @@ struct Options {
   std::string bucket = "bench";
   std::string token;  // Access token (a server with --auth); also RUNNEL_TOKEN.
   std::string tls_ca;  // Speak TLS trusting this CA (PEM).
+  std::string tls_cert, tls_key;  // A client certificate to present.
   bool tls = false;
   int producers = 1;
   int connections = 1;  // Producer clients; producer p appends through client p % connections.
@@ -191,6 +192,9 @@ bool Bench::set_up() {
   client_options_.token = o_.token;
   client_options_.tls = o_.tls || !o_.tls_ca.empty();
   client_options_.tls_ca_file = o_.tls_ca;
+  client_options_.tls_cert_file = o_.tls_cert;
+  client_options_.tls_key_file = o_.tls_key;
+  client_options_.tls |= !o_.tls_cert.empty();
   client_options_.request_timeout_ms = 10000;
   client_options_.connection_per_shard = !o_.one_connection;
   consumer_client_ = std::make_unique<Client>(loop_, client_options_);
@@ -667,6 +671,8 @@ int main(int argc, char** argv) {
   app.add_option("--token", o.token, "access token, for a server run with --auth")->envname("RUNNEL_TOKEN");
   app.add_flag("--tls", o.tls, "speak TLS, trusting the system's CAs");
   app.add_option("--tls-ca", o.tls_ca, "speak TLS, trusting this CA certificate (PEM)");
+  app.add_option("--tls-cert", o.tls_cert, "with TLS: present this client certificate (PEM)");
+  app.add_option("--tls-key", o.tls_key, "the client certificate's private key (PEM)");
   app.add_option("--producers", o.producers, "producers (each with --window batches in flight)")
       ->capture_default_str()->check(CLI::Range(1, 100000));
   app.add_option("--connections", o.connections,

@@ -190,6 +190,12 @@ std::variant<Invocation, int> parse_args(int argc, char** argv) {
       ->type_name("FILE")
       ->envname("RUNNEL_TLS_CA")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app.add_option("--tls-cert", inv.tls_cert, "With TLS: present this client certificate (PEM); needs --tls-key")
+      ->type_name("FILE")
+      ->envname("RUNNEL_TLS_CERT");
+  app.add_option("--tls-key", inv.tls_key, "The client certificate's private key (PEM)")
+      ->type_name("FILE")
+      ->envname("RUNNEL_TLS_KEY");
   app.add_flag("--json", inv.json, "Print JSON objects, one per line");
   app.add_option("--timeout-ms", inv.timeout_ms, "Give up on a request (connecting included) after this long; 0: never")
       ->type_name("MS")
@@ -391,7 +397,8 @@ std::variant<Invocation, int> parse_args(int argc, char** argv) {
     }
     if (!found) throw Usage{"no command given (see runnel --help)"};
     parse_server(raw.server, &inv);
-    if (!inv.tls_ca.empty()) inv.tls = true;
+    if (!inv.tls_ca.empty() || !inv.tls_cert.empty()) inv.tls = true;
+    if (inv.tls_cert.empty() != inv.tls_key.empty()) throw Usage{"--tls-cert and --tls-key go together"};
     switch (inv.command) {
       case Command::kBucketCreate:
       case Command::kBucketGet:

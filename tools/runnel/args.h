@@ -59,6 +59,8 @@ struct Invocation {
   std::string token{};
   bool tls = false;      // --tls, or implied by --tls-ca.
   std::string tls_ca{};  // --tls-ca FILE: trust this CA (default: the system's).
+  std::string tls_cert{};  // --tls-cert FILE / --tls-key FILE: a client certificate to present.
+  std::string tls_key{};
   bool json = false;
   uint32_t timeout_ms = 10000;
 

@@ -41,6 +41,8 @@ int run(const Invocation& inv) {
       .request_timeout_ms = inv.timeout_ms,
       .tls = inv.tls,
       .tls_ca_file = inv.tls_ca,
+      .tls_cert_file = inv.tls_cert,
+      .tls_key_file = inv.tls_key,
   });
   switch (inv.command) {
     case Command::kAppend:
