@@ -171,6 +171,17 @@ inline const char* token_op_name(uint32_t op) {
   }
 }
 
+// The operations in `ops`, by name, comma-separated ("read,append").
+inline std::string token_ops_text(uint32_t ops) {
+  std::string out;
+  for (uint32_t op = 1; op != 0 && op <= kOpListTokens; op <<= 1) {
+    if ((ops & op) == 0) continue;
+    if (!out.empty()) out += ",";
+    out += token_op_name(op);
+  }
+  return out;
+}
+
 // A name or a group name ("manage-streams", "manage-buckets",
 // "manage-tokens", "all") to its bits; 0 if unknown.
 inline uint32_t parse_token_op(std::string_view name) {

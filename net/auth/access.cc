@@ -41,16 +41,6 @@ Status denied(const TokenInfo& token, uint32_t op, std::string_view what) {
                 fmt::format("token '{}' may not {} {}", token.id, token_op_name(op), what));
 }
 
-std::string ops_text(uint32_t ops) {
-  std::string out;
-  for (uint32_t op = 1; op != 0 && op <= kOpListTokens; op <<= 1) {
-    if ((ops & op) == 0) continue;
-    if (!out.empty()) out += ",";
-    out += token_op_name(op);
-  }
-  return out;
-}
-
 }  // namespace
 
 NewSecret make_secret(std::string_view id) {
@@ -261,7 +251,7 @@ Status check_issue(const TokenInfo& issuer, const TokenInfo& wanted) {
         fmt::format("token scope '{}' is wider than its own '{}'", wanted.tokens.text(), issuer.tokens.text()));
   }
   if ((wanted.ops & ~issuer.ops) != 0) {
-    return refuse(fmt::format("it lacks the operations {}", ops_text(wanted.ops & ~issuer.ops)));
+    return refuse(fmt::format("it lacks the operations {}", token_ops_text(wanted.ops & ~issuer.ops)));
   }
   if (issuer.expires_ms != 0 && (wanted.expires_ms == 0 || wanted.expires_ms > issuer.expires_ms)) {
     return refuse("it would outlive its issuer");

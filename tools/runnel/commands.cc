@@ -282,7 +282,7 @@ int token_command(BlockingClient& client, const Invocation& inv) {
               Out::json(to_json(t));
             } else if (inv.long_format) {
               Out::line(fmt::format("{}\t{}\t{}\t{}\t{}\t{}\t{}", printable(t.id), printable(t.buckets.text()),
-                                    printable(t.streams.text()), printable(t.tokens.text()), ops_text(t.ops),
+                                    printable(t.streams.text()), printable(t.tokens.text()), token_ops_text(t.ops),
                                     t.expires_ms, t.issued_by.empty() ? "-" : printable(t.issued_by)));
             } else {
               Out::line(printable(t.id));

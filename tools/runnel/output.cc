@@ -150,16 +150,6 @@ ordered_json to_json(const client::BucketInfo& b) {
   return j;
 }
 
-std::string ops_text(uint32_t ops) {
-  std::string out;
-  for (uint32_t op = 1; op != 0 && op <= kOpListTokens; op <<= 1) {
-    if ((ops & op) == 0) continue;
-    if (!out.empty()) out += ",";
-    out += token_op_name(op);
-  }
-  return out;
-}
-
 ordered_json to_json(const client::TokenInfo& t) {
   ordered_json ops = ordered_json::array();
   for (uint32_t op = 1; op != 0 && op <= kOpListTokens; op <<= 1) {
@@ -235,16 +225,6 @@ std::string describe(const client::StreamInfo& s) {
                      static_cast<double>(s.appended_records_last_minute) / 60.0,
                      static_cast<double>(s.appended_bytes_last_minute) / 60.0);
   return out;
-}
-
-std::string describe(const client::TokenInfo& t) {
-  return fmt::format(
-      "id: {}\nbuckets: {}\nstreams: {}\ntokens: {}\nops: {}\nexpires_ms: {}\nauto_prefix_streams: {}\n"
-      "limits: append {} B/s {} rec/s, read {} B/s {} rec/s, {} connections (0: none)\ncreated_ms: {}\nissued_by: {}",
-      printable(t.id), printable(t.buckets.text()), printable(t.streams.text()), printable(t.tokens.text()),
-      ops_text(t.ops), t.expires_ms, t.auto_prefix_streams, t.limits.append_bytes_per_s, t.limits.append_records_per_s,
-      t.limits.read_bytes_per_s, t.limits.read_records_per_s, t.limits.connections_max, t.created_ms,
-      t.issued_by.empty() ? "-" : printable(t.issued_by));
 }
 
 std::string describe(const client::BucketInfo& b) {

@@ -52,8 +52,6 @@ nlohmann::ordered_json to_json(const client::StreamInfo& s);
 nlohmann::ordered_json to_json(const client::BucketInfo& b);
 // The same shape as the admin API's GET /v1/tokens items.
 nlohmann::ordered_json to_json(const client::TokenInfo& t);
-// Operation names, comma-separated ("read,append").
-std::string ops_text(uint32_t ops);
 // {"seq_num","timestamp","headers":[[name,value],…],"body"}; "body_base64"
 // where the body is not UTF-8, "headers_base64" (both halves encoded) where
 // any header name or value is not.
@@ -62,6 +60,5 @@ nlohmann::ordered_json to_json(const client::Record& r);
 // "key: value" lines for people.
 std::string describe(const client::StreamInfo& s);
 std::string describe(const client::BucketInfo& b);
-std::string describe(const client::TokenInfo& t);
 
 }  // namespace runnel::cli
